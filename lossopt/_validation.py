@@ -1,0 +1,155 @@
+"""Eager (trace-time) input validation shared by losses, regularizers and solvers.
+
+Every check raises an error that names the argument, says what was expected and what was
+received. Checks on *values* of hyperparameters run only when the value is concrete (a Python
+number or a concrete array); a traced hyperparameter (under ``jax.vmap`` over a sweep, or a
+learned parameter such as Barron's ``alpha``) is passed through unchecked, because its value is
+not known at trace time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "as_integer_labels",
+    "check_in_interval",
+    "check_positive",
+    "check_nonnegative",
+    "check_same_shape",
+    "check_choice",
+    "concrete_value",
+    "describe",
+]
+
+
+def describe(x: Any) -> str:
+    """A short description of ``x`` for error messages: type, shape and dtype."""
+    if isinstance(x, (jax.Array, np.ndarray)) or hasattr(x, "shape") and hasattr(x, "dtype"):
+        return f"array of shape {tuple(x.shape)} and dtype {x.dtype}"
+    return f"{type(x).__name__} {x!r}"
+
+
+def _is_numeric_dtype(dtype: Any) -> bool:
+    return jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)
+
+
+def as_float_array(x: Any, name: str, *, like: jax.Array | None = None) -> jax.Array:
+    """Convert ``x`` to a floating JAX array.
+
+    Integer and boolean inputs are promoted to ``like``'s dtype when given (targets follow the
+    predictions' precision) or to JAX's default float dtype otherwise.
+
+    Raises:
+        TypeError: if ``x`` is not numeric (strings, objects, complex numbers).
+    """
+    try:
+        arr = jnp.asarray(x)
+    except TypeError as err:
+        raise TypeError(f"`{name}` must be a numeric array; got {describe(x)}") from err
+    if not _is_numeric_dtype(arr.dtype) or jnp.issubdtype(arr.dtype, jnp.complexfloating):
+        raise TypeError(f"`{name}` must be a real numeric array; got {describe(x)}")
+    if like is not None:
+        target = like.dtype
+    elif jnp.issubdtype(arr.dtype, jnp.floating):
+        return arr
+    else:
+        target = jnp.result_type(float)
+    return arr.astype(target)
+
+
+def as_integer_labels(x: Any, name: str) -> jax.Array:
+    """Return ``x`` as an integer JAX array of class ids.
+
+    Raises:
+        TypeError: if ``x`` has a floating (or other non-integer) dtype. Class ids must be
+            integers; pass one-hot or soft labels through the arguments that accept them.
+    """
+    arr = jnp.asarray(x)
+    if not jnp.issubdtype(arr.dtype, jnp.integer):
+        raise TypeError(
+            f"`{name}` must hold integer class ids; got {describe(x)}. "
+            "Cast with .astype(int), or pass one-hot/probability labels where supported."
+        )
+    return arr
+
+
+def check_same_shape(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> None:
+    """Raise ValueError unless ``a`` and ``b`` have the same shape (no silent broadcasting)."""
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(
+            f"`{name_a}` and `{name_b}` must have the same shape; got {name_a}.shape="
+            f"{tuple(a.shape)} and {name_b}.shape={tuple(b.shape)}. lossopt never broadcasts "
+            "predictions against targets: reshape one of them explicitly."
+        )
+
+
+def concrete_value(x: Any) -> np.ndarray | None:
+    """Return ``x`` as a numpy array if it is concrete, or None if it is a tracer."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(x)
+    except Exception:  # noqa: BLE001 - anything that cannot be made concrete is skipped
+        return None
+
+
+def _check_values(x: Any, name: str, ok, expected: str) -> None:
+    value = concrete_value(x)
+    if value is None:
+        return
+    if value.dtype.kind not in "biuf":
+        raise TypeError(f"`{name}` must be a real number; got {describe(x)}")
+    if not np.all(ok(value.astype(np.float64))):
+        shown = value.item() if value.size == 1 else value
+        raise ValueError(f"`{name}` must be {expected}; got {shown!r}")
+
+
+def check_positive(x: Any, name: str) -> None:
+    """Raise ValueError unless every (concrete) value of ``x`` is finite and > 0."""
+    _check_values(x, name, lambda v: np.isfinite(v) & (v > 0), "a finite number > 0")
+
+
+def check_nonnegative(x: Any, name: str) -> None:
+    """Raise ValueError unless every (concrete) value of ``x`` is finite and >= 0."""
+    _check_values(x, name, lambda v: np.isfinite(v) & (v >= 0), "a finite number >= 0")
+
+
+def check_in_interval(
+    x: Any,
+    name: str,
+    low: float,
+    high: float,
+    *,
+    closed_low: bool = False,
+    closed_high: bool = False,
+) -> None:
+    """Raise ValueError unless every (concrete) value of ``x`` lies in the given interval."""
+    lo_ok = np.greater_equal if closed_low else np.greater
+    hi_ok = np.less_equal if closed_high else np.less
+    interval = f"{'[' if closed_low else '('}{low}, {high}{']' if closed_high else ')'}"
+    _check_values(x, name, lambda v: lo_ok(v, low) & hi_ok(v, high), f"in {interval}")
+
+
+def check_choice(value: Any, name: str, choices: Sequence[Any]) -> None:
+    """Raise ValueError unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {list(choices)!r}; got {value!r}")
+
+
+def check_finite_scalar(value: Any, name: str) -> float:
+    """Return ``value`` as a Python float, raising unless it is a finite real number."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`{name}` must be a real number; got {describe(value)}") from err
+    if not math.isfinite(out):
+        raise ValueError(f"`{name}` must be finite; got {out!r}")
+    return out

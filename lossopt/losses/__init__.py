@@ -1,0 +1,29 @@
+"""Loss functions: pure JAX, safe to differentiate twice, registered by name.
+
+Every loss has the signature ``loss(predictions, targets, *, <hyperparameters>, weights=None,
+reduction="mean")`` (classification losses name the arguments ``(logits, labels)`` or
+``(probs, labels)``). See :func:`catalog` for the list with properties and :func:`get` to look a
+loss up by name with hyperparameters bound.
+"""
+
+from lossopt.losses._classification import *  # noqa: F403
+from lossopt.losses._classification import __all__ as _classification_all
+from lossopt.losses._probabilistic import *  # noqa: F403
+from lossopt.losses._probabilistic import __all__ as _probabilistic_all
+from lossopt.losses._reduce import REDUCTIONS, reduce_loss
+from lossopt.losses._registry import LossInfo, catalog, get, info, names
+from lossopt.losses._regression import *  # noqa: F403
+from lossopt.losses._regression import __all__ as _regression_all
+
+__all__ = [
+    "REDUCTIONS",
+    "LossInfo",
+    "catalog",
+    "get",
+    "info",
+    "names",
+    "reduce_loss",
+    *_regression_all,
+    *_classification_all,
+    *_probabilistic_all,
+]

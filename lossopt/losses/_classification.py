@@ -1,0 +1,3 @@
+"""Placeholder: filled in by the loss catalogue work."""
+
+__all__: list[str] = []

@@ -1,0 +1,110 @@
+"""The one reduction and weighting helper every loss goes through.
+
+Contract (see DESIGN.md):
+
+* ``reduction="none"`` returns the per-example values (times ``weights`` when given);
+* ``reduction="sum"`` returns ``sum(w * l)``;
+* ``reduction="mean"`` returns ``sum(w * l) / sum(w)`` (plain mean without weights); all-zero
+  weights give exactly 0, never NaN, and the gradient stays finite.
+
+``weights`` must broadcast to the per-example shape *without* rank promotion surprises: a
+lower-rank weight array is aligned with the leading axes of the per-example values (one weight
+per example for an ``(n, d)`` regression output given ``weights`` of shape ``(n,)``), which is
+what users mean and what PyTorch's ``reduction='none'`` + multiply would need explicit reshapes
+for.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+
+from lossopt._validation import as_float_array, check_choice, describe
+
+__all__ = ["REDUCTIONS", "Reduction", "broadcast_weights", "reduce_loss"]
+
+Reduction = Literal["mean", "sum", "none"]
+REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: Any) -> None:
+    """Raise ValueError unless ``reduction`` is "mean", "sum" or "none"."""
+    check_choice(reduction, "reduction", REDUCTIONS)
+
+
+def broadcast_weights(weights: Any, shape: tuple[int, ...], dtype: Any, name: str = "weights"):
+    """Broadcast ``weights`` to ``shape``, aligning a lower-rank array with the leading axes.
+
+    Raises:
+        ValueError: if the shapes are incompatible, naming ``name`` and both shapes.
+    """
+    w = as_float_array(weights, name).astype(dtype)
+    if w.ndim > len(shape):
+        raise ValueError(
+            f"`{name}` must broadcast to the per-example loss shape {tuple(shape)}; got "
+            f"{describe(w)}"
+        )
+    # Align leading axes: (n,) against (n, d) means one weight per row.
+    w = w.reshape(w.shape + (1,) * (len(shape) - w.ndim))
+    try:
+        return jnp.broadcast_to(w, shape)
+    except ValueError as err:
+        raise ValueError(
+            f"`{name}` must broadcast to the per-example loss shape {tuple(shape)} (aligned on "
+            f"the leading axes); got {name}.shape={tuple(jnp.shape(weights))}"
+        ) from err
+
+
+def reduce_loss(
+    values: jax.Array,
+    weights: Any = None,
+    reduction: str = "mean",
+    *,
+    mask: jax.Array | None = None,
+) -> jax.Array:
+    """Reduce per-example loss ``values`` with optional ``weights`` and boolean ``mask``.
+
+    Args:
+        values: per-example losses.
+        weights: optional non-negative weights, broadcast to ``values.shape`` (leading-axis
+            aligned). With ``reduction="mean"`` the result is ``sum(w*l)/sum(w)``.
+        reduction: "mean", "sum" or "none".
+        mask: optional boolean array of ``values.shape``; masked-out entries (False) count with
+            weight 0 and are returned as 0 by ``reduction="none"`` (used by ``ignore_index``).
+
+    Returns:
+        A scalar for "mean"/"sum", an array of ``values.shape`` for "none".
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from lossopt.losses._reduce import reduce_loss
+        >>> float(reduce_loss(jnp.array([1.0, 2.0, 3.0]), jnp.array([1.0, 0.0, 1.0])))
+        2.0
+    """
+    check_reduction(reduction)
+    has_weights = weights is not None or mask is not None
+    w = None
+    if weights is not None:
+        w = broadcast_weights(weights, values.shape, values.dtype)
+    if mask is not None:
+        m = mask.astype(values.dtype)
+        w = m if w is None else w * m
+    if w is not None:
+        # Double where: masked or zero-weight entries may hold inf/NaN (an ignored class id);
+        # they must contribute exactly 0 to the value and to the gradient.
+        keep = w != 0
+        weighted = jnp.where(keep, w * jnp.where(keep, values, 0), 0)
+    else:
+        weighted = values
+    if reduction == "none":
+        return weighted
+    total = jnp.sum(weighted)
+    if reduction == "sum":
+        return total
+    if not has_weights:
+        return jnp.mean(values)
+    denom = jnp.sum(w)
+    nonzero = denom != 0
+    return jnp.where(nonzero, total / jnp.where(nonzero, denom, 1), jnp.zeros_like(total))
