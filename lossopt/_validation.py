@@ -20,11 +20,11 @@ import numpy as np
 __all__ = [
     "as_float_array",
     "as_integer_labels",
-    "check_in_interval",
-    "check_positive",
-    "check_nonnegative",
-    "check_same_shape",
     "check_choice",
+    "check_in_interval",
+    "check_nonnegative",
+    "check_positive",
+    "check_same_shape",
     "concrete_value",
     "describe",
 ]
@@ -32,7 +32,7 @@ __all__ = [
 
 def describe(x: Any) -> str:
     """A short description of ``x`` for error messages: type, shape and dtype."""
-    if isinstance(x, (jax.Array, np.ndarray)) or hasattr(x, "shape") and hasattr(x, "dtype"):
+    if isinstance(x, (jax.Array, np.ndarray)) or (hasattr(x, "shape") and hasattr(x, "dtype")):
         return f"array of shape {tuple(x.shape)} and dtype {x.dtype}"
     return f"{type(x).__name__} {x!r}"
 
@@ -97,7 +97,7 @@ def concrete_value(x: Any) -> np.ndarray | None:
         return None
     try:
         return np.asarray(x)
-    except Exception:  # noqa: BLE001 - anything that cannot be made concrete is skipped
+    except Exception:
         return None
 
 

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 __all__ = ["grad", "hessian", "hessian_matrix", "hvp"]

@@ -44,7 +44,7 @@ def test_reduce_loss_none_returns_weighted_values():
 
 
 def test_get_unknown_name_lists_known_losses():
-    with pytest.raises(KeyError, match="unknown loss 'msee'.*mse"):
+    with pytest.raises(KeyError, match=r"unknown loss 'msee'.*mse"):
         losses.get("msee")
 
 

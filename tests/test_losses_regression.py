@@ -103,7 +103,7 @@ def test_gradient_and_hessian_match_finite_differences(name):
     p, t = _data(name, seed=1, shape=(5,))
     loss = losses.get(name, **hyper)
     value_fn = jax.jit(loss)
-    f = lambda x: float(value_fn(jnp.asarray(x), jnp.asarray(t)))  # noqa: E731
+    f = lambda x: float(value_fn(jnp.asarray(x), jnp.asarray(t)))
     g = jax.grad(loss)(jnp.asarray(p), jnp.asarray(t))
     # Random points are far (> 1e-3) from every kink, so the central difference with h = 1e-6
     # has truncation error ~h^2 * f''' and round-off ~eps * f / h ~ 1e-10.

@@ -57,7 +57,13 @@ def _abs(r: jax.Array) -> jax.Array:
 _REG = dict(task="regression", input_kind="values", probabilistic=False)
 
 
-@register(**_REG, convex=True, smooth=True, robust=False, reference="Gauss (1809); torch.nn.MSELoss")
+@register(
+    **_REG,
+    convex=True,
+    smooth=True,
+    robust=False,
+    reference="Gauss (1809); torch.nn.MSELoss",
+)
 def mse(predictions, targets, *, weights=None, reduction="mean"):
     """Mean squared error: ``l = r**2`` with ``r = predictions - targets``.
 
@@ -89,7 +95,13 @@ def mse(predictions, targets, *, weights=None, reduction="mean"):
     return reduce_loss(r * r, weights, reduction)
 
 
-@register(**_REG, convex=True, smooth=False, robust=True, reference="Laplace (1774); torch.nn.L1Loss")
+@register(
+    **_REG,
+    convex=True,
+    smooth=False,
+    robust=True,
+    reference="Laplace (1774); torch.nn.L1Loss",
+)
 def mae(predictions, targets, *, weights=None, reduction="mean"):
     """Mean absolute error: ``l = |r|``.
 
@@ -105,7 +117,13 @@ def mae(predictions, targets, *, weights=None, reduction="mean"):
     return reduce_loss(_abs(p - t), weights, reduction)
 
 
-@register(**_REG, convex=True, smooth=False, robust=True, reference="Huber (1964), Ann. Math. Stat. 35(1); torch.nn.HuberLoss")
+@register(
+    **_REG,
+    convex=True,
+    smooth=False,
+    robust=True,
+    reference="Huber (1964), Ann. Math. Stat. 35(1); torch.nn.HuberLoss",
+)
 def huber(predictions, targets, *, delta=1.0, weights=None, reduction="mean"):
     """Huber loss: ``0.5 r**2`` for ``|r| <= delta``, else ``delta (|r| - 0.5 delta)``.
 
@@ -133,7 +151,13 @@ def huber(predictions, targets, *, delta=1.0, weights=None, reduction="mean"):
     return reduce_loss(jnp.where(small, quad, lin), weights, reduction)
 
 
-@register(**_REG, convex=True, smooth=False, robust=True, reference="Girshick (2015), Fast R-CNN; torch.nn.SmoothL1Loss")
+@register(
+    **_REG,
+    convex=True,
+    smooth=False,
+    robust=True,
+    reference="Girshick (2015), Fast R-CNN; torch.nn.SmoothL1Loss",
+)
 def smooth_l1(predictions, targets, *, beta=1.0, weights=None, reduction="mean"):
     """Smooth L1: ``0.5 r**2 / beta`` for ``|r| < beta``, else ``|r| - 0.5 beta``.
 
@@ -159,7 +183,13 @@ def smooth_l1(predictions, targets, *, beta=1.0, weights=None, reduction="mean")
     return reduce_loss(jnp.where(small, quad, lin), weights, reduction)
 
 
-@register(**_REG, convex=True, smooth=False, robust=True, reference="Koenker & Bassett (1978), Econometrica 46(1)")
+@register(
+    **_REG,
+    convex=True,
+    smooth=False,
+    robust=True,
+    reference="Koenker & Bassett (1978), Econometrica 46(1)",
+)
 def quantile(predictions, targets, *, tau=0.5, weights=None, reduction="mean"):
     """Quantile (pinball) loss: ``max(tau u, (tau - 1) u)`` with ``u = targets - predictions``.
 
@@ -197,7 +227,13 @@ def _log_cosh_jvp(primals, tangents):
     return _log_cosh(r), jnp.tanh(r) * dr
 
 
-@register(**_REG, convex=True, smooth=True, robust=True, reference="Keras LogCosh; Saleh & Saleh (2022), arXiv:2208.04564")
+@register(
+    **_REG,
+    convex=True,
+    smooth=True,
+    robust=True,
+    reference="Keras LogCosh; Saleh & Saleh (2022), arXiv:2208.04564",
+)
 def log_cosh(predictions, targets, *, weights=None, reduction="mean"):
     """Log-cosh loss: ``log(cosh(r))``.
 
@@ -215,7 +251,13 @@ def log_cosh(predictions, targets, *, weights=None, reduction="mean"):
     return reduce_loss(_log_cosh(p - t), weights, reduction)
 
 
-@register(**_REG, convex=True, smooth=False, robust=True, reference="Vapnik (1995), The Nature of Statistical Learning Theory")
+@register(
+    **_REG,
+    convex=True,
+    smooth=False,
+    robust=True,
+    reference="Vapnik (1995), The Nature of Statistical Learning Theory",
+)
 def epsilon_insensitive(predictions, targets, *, epsilon=0.1, weights=None, reduction="mean"):
     """Epsilon-insensitive loss (support vector regression): ``max(0, |r| - epsilon)``.
 
@@ -237,7 +279,13 @@ def epsilon_insensitive(predictions, targets, *, epsilon=0.1, weights=None, redu
     return reduce_loss(jnp.where(excess > 0, excess, 0.0), weights, reduction)
 
 
-@register(**_REG, convex=False, smooth=True, robust=False, reference="Keras MeanSquaredLogarithmicError")
+@register(
+    **_REG,
+    convex=False,
+    smooth=True,
+    robust=False,
+    reference="Keras MeanSquaredLogarithmicError",
+)
 def msle(predictions, targets, *, weights=None, reduction="mean"):
     """Mean squared logarithmic error: ``(log1p(predictions) - log1p(targets))**2``.
 
@@ -256,7 +304,13 @@ def msle(predictions, targets, *, weights=None, reduction="mean"):
     return reduce_loss(d * d, weights, reduction)
 
 
-@register(**_REG, convex=True, smooth=False, robust=True, reference="Keras MeanAbsolutePercentageError")
+@register(
+    **_REG,
+    convex=True,
+    smooth=False,
+    robust=True,
+    reference="Keras MeanAbsolutePercentageError",
+)
 def mape(predictions, targets, *, eps=1e-7, weights=None, reduction="mean"):
     """Mean absolute percentage error, in percent: ``100 |r| / max(|targets|, eps)``.
 
