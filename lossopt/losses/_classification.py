@@ -1,3 +1,890 @@
-"""Placeholder: filled in by the loss catalogue work."""
+"""Classification losses ``loss(logits | probs | scores, labels, *, ..., weights, reduction)``.
 
-__all__: list[str] = []
+Conventions shared by every loss in this module:
+
+* Predictions come first, labels second (optax and PyTorch order; Keras takes ``(y_true,
+  y_pred)``). ``reduction="none"`` returns one value per example: elementwise for the binary
+  losses, with the class axis removed for the multiclass ones (optax returns these per-example
+  values without reducing; PyTorch and Keras average by default, as ``"mean"`` does here).
+* The class axis is the last one (``axis=-1``) where a loss takes ``axis``; PyTorch puts it at
+  dim 1, so pass ``axis=1`` for a ``(N, C, ...)`` PyTorch layout.
+* Multiclass labels are either integer class ids, of the logits' shape with the class axis
+  removed, or one-hot/soft labels: a float (or bool) array of the logits' shape. Anything else
+  raises. Concrete class ids outside ``[0, K)`` (other than ``ignore_index``) raise ValueError;
+  under ``jit`` the ids cannot be inspected and such an entry yields NaN instead, so that the
+  mistake is visible rather than silently scored as 0.
+* Probability inputs go through a clamped log ``log(max(p, eps))`` (``eps`` defaults to the
+  machine epsilon of the dtype: about 1.2e-7 in float32, 2.2e-16 in float64) whose derivative
+  is ``1 / max(p, eps)``: finite at ``p = 0`` but not zero there, so a solver started at a
+  saturated wrong prediction still moves (a plain ``clip`` has zero gradient below ``eps``).
+* Nonsmooth losses (the hinges) return the minimum-norm subgradient at their kinks: 0 at the
+  margin, and an equal split between tied runner-up classes in ``multiclass_hinge``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lossopt._validation import (
+    as_float_array,
+    check_in_interval,
+    check_nonnegative,
+    check_same_shape,
+    concrete_value,
+    describe,
+)
+from lossopt.losses._reduce import check_reduction, reduce_loss
+from lossopt.losses._registry import register
+
+__all__ = [
+    "binary_cross_entropy",
+    "categorical_cross_entropy",
+    "hinge",
+    "kl_divergence",
+    "kl_divergence_with_logits",
+    "multiclass_hinge",
+    "sigmoid_binary_cross_entropy",
+    "sigmoid_focal",
+    "softmax_cross_entropy",
+    "softmax_focal",
+    "squared_hinge",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Numerical building blocks
+# --------------------------------------------------------------------------------------------
+
+
+@jax.custom_jvp
+def clamped_log(p: jax.Array, eps: jax.Array) -> jax.Array:
+    """``log(max(p, eps))`` whose derivative is ``1 / max(p, eps)`` (never 0, never inf).
+
+    A custom JVP (rather than VJP) so that ``jax.hessian`` differentiates it twice: the second
+    derivative is ``-1 / p**2`` above ``eps`` and 0 below it. ``eps`` is treated as a constant.
+    """
+    return jnp.log(jnp.maximum(p, eps))
+
+
+@clamped_log.defjvp
+def _clamped_log_jvp(primals, tangents):
+    p, eps = primals
+    dp, _ = tangents
+    floor = jnp.maximum(p, eps)
+    return jnp.log(floor), dp / floor
+
+
+def xlogx(t: jax.Array) -> jax.Array:
+    """``t * log(t)`` with ``0 log 0 = 0``; double ``where`` keeps the gradient finite at 0."""
+    positive = t > 0
+    safe = jnp.where(positive, t, 1.0)
+    return jnp.where(positive, safe * jnp.log(safe), 0.0)
+
+
+def _default_eps(eps: Any, dtype: Any) -> Any:
+    if eps is None:
+        return float(jnp.finfo(dtype).eps)
+    check_in_interval(eps, "eps", 0.0, 1.0)
+    return eps
+
+
+def _hinge_part(m: jax.Array) -> jax.Array:
+    """``max(m, 0)`` with derivative 0 at ``m = 0`` (``jnp.maximum`` splits a tie: 0.5)."""
+    return jnp.where(m > 0, m, 0.0)
+
+
+def _log1m_softmax(x: jax.Array) -> jax.Array:
+    """``log(1 - softmax(x))`` along the last axis, exact even when one class saturates.
+
+    For the arg-max class ``log(1 - p) = logsumexp(x_{j != c}) - logsumexp(x)`` (finite when
+    ``K >= 2``, and not ``log(0)`` when ``p`` rounds to 1); every other class has ``p <= 1/2``,
+    where ``log1p(-p)`` is accurate. Both branches are the same function, so the switch is
+    smooth.
+    """
+    k = x.shape[-1]
+    lse = jax.nn.logsumexp(x, axis=-1, keepdims=True)
+    top = jax.nn.one_hot(jnp.argmax(x, axis=-1), k, dtype=jnp.bool_)
+    rest = jax.nn.logsumexp(jnp.where(top, -jnp.inf, x), axis=-1, keepdims=True) - lse
+    small = jnp.where(top, -1.0, x - lse)  # double where: the top branch never sees log1p(-1)
+    return jnp.where(top, rest, jnp.log1p(-jnp.exp(small)))
+
+
+def _log_one_minus_pt(x: jax.Array, y: jax.Array) -> jax.Array:
+    """``log(1 - p_t)`` for ``p_t = y sigmoid(x) + (1 - y) sigmoid(-x)``, in log space.
+
+    Hard labels take the exact ``log_sigmoid`` branch; soft labels in (0, 1) use
+    ``logaddexp(log y + log sigmoid(-x), log(1 - y) + log sigmoid(x))``, finite there.
+    """
+    log_q = jax.nn.log_sigmoid(-x)
+    log_p = jax.nn.log_sigmoid(x)
+    interior = (y > 0) & (y < 1)
+    ys = jnp.where(interior, y, 0.5)
+    mixed = jnp.logaddexp(jnp.log(ys) + log_q, jnp.log1p(-ys) + log_p)
+    return jnp.where(y >= 1, log_q, jnp.where(y <= 0, log_p, mixed))
+
+
+# --------------------------------------------------------------------------------------------
+# Input handling
+# --------------------------------------------------------------------------------------------
+
+
+def _check_label_values(labels: jax.Array, name: str, ok, expected: str) -> None:
+    """Raise ValueError if concrete ``labels`` hold a value outside ``expected`` (skip tracers)."""
+    value = concrete_value(labels)
+    if value is None:
+        return
+    bad = ~ok(value)
+    if np.any(bad):
+        offending = np.unique(value[bad])[:5].tolist()
+        raise ValueError(f"`{name}` must hold {expected}; got value(s) {offending}")
+
+
+def _binary_inputs(preds: Any, labels: Any, pred_name: str, reduction: str):
+    check_reduction(reduction)
+    x = as_float_array(preds, pred_name)
+    y = as_float_array(labels, "labels", like=x)
+    check_same_shape(x, y, pred_name, "labels")
+    _check_label_values(y, "labels", lambda v: (v >= 0) & (v <= 1), "values in [0, 1]")
+    return x, y
+
+
+def _class_axis(x: jax.Array, axis: Any, name: str) -> jax.Array:
+    """Move the class axis of ``x`` to the end, validating ``axis``."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"`axis` must be an int; got {describe(axis)}")
+    if x.ndim == 0 or not -x.ndim <= axis < x.ndim:
+        raise ValueError(
+            f"`axis` must index a dimension of `{name}` (ndim {x.ndim}); got axis={axis}"
+        )
+    return jnp.moveaxis(x, int(axis), -1)
+
+
+def _along_last(v: jax.Array, ndim: int) -> jax.Array:
+    """Reshape a per-class vector ``(K,)`` to ``(1, ..., 1, K)`` (explicit, no rank promotion)."""
+    return v.reshape((1,) * (ndim - 1) + v.shape)
+
+
+def _per_class(value: Any, name: str, k: int, dtype: Any, *, allow_scalar: bool) -> jax.Array:
+    """Validate a per-class vector (``class_weights``, ``alpha``) of length ``k``."""
+    v = as_float_array(value, name).astype(dtype)
+    if not ((v.ndim == 1 and v.shape[0] == k) or (allow_scalar and v.ndim == 0)):
+        expected = f"a scalar or shape ({k},)" if allow_scalar else f"shape ({k},)"
+        raise ValueError(
+            f"`{name}` must have {expected} (one value per class); got {describe(value)}"
+        )
+    check_nonnegative(v, name)
+    return v
+
+
+def _class_targets(x: jax.Array, labels: Any, axis: int, name: str):
+    """Interpret ``labels`` against logits ``x`` whose class axis was moved last.
+
+    Returns ``("ids", int_array)`` for integer class ids of the logits' shape without the class
+    axis, or ``("soft", float_array)`` (class axis moved last) for float/bool labels of the
+    logits' shape.
+    """
+    lab = jnp.asarray(labels)
+    logits_shape = tuple(np.moveaxis(np.empty(x.shape, dtype=np.int8), -1, axis).shape)
+    id_shape = tuple(x.shape[:-1])
+    if jnp.issubdtype(lab.dtype, jnp.integer):
+        if tuple(lab.shape) == id_shape:
+            return "ids", lab
+        if tuple(lab.shape) == logits_shape:
+            raise ValueError(
+                f"integer `labels` must be class ids of shape {id_shape} ({name}.shape without "
+                f"the class axis); got an integer array of {name}'s shape {logits_shape}. For "
+                "one-hot labels pass a float array (labels.astype(float))."
+            )
+        raise ValueError(
+            f"`labels` must be integer class ids of shape {id_shape} or float one-hot/soft "
+            f"labels of shape {logits_shape}; got {describe(labels)}"
+        )
+    if jnp.issubdtype(lab.dtype, jnp.floating) or jnp.issubdtype(lab.dtype, jnp.bool_):
+        if tuple(lab.shape) == logits_shape:
+            return "soft", jnp.moveaxis(lab.astype(x.dtype), axis, -1)
+        if tuple(lab.shape) == id_shape:
+            raise TypeError(
+                f"`labels` of shape {id_shape} must hold integer class ids; got {describe(labels)}."
+                " Cast with .astype(int), or pass one-hot/soft labels of shape "
+                f"{logits_shape}."
+            )
+        raise ValueError(
+            f"`labels` must be integer class ids of shape {id_shape} or float one-hot/soft "
+            f"labels of shape {logits_shape}; got {describe(labels)}"
+        )
+    raise TypeError(f"`labels` must be integer class ids or a float array; got {describe(labels)}")
+
+
+def _check_ignore_index(ignore_index: Any) -> None:
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
+    ):
+        raise TypeError(f"`ignore_index` must be None or an int; got {describe(ignore_index)}")
+
+
+def _class_ids(labels: jax.Array, k: int, ignore_index: Any):
+    """Return ``(safe_ids, keep, invalid)`` for class ids against ``k`` classes.
+
+    ``keep`` is False where ``labels == ignore_index`` (None when nothing is ignored);
+    ``invalid`` marks ids outside ``[0, k)`` that are not ignored (concrete ones raise here).
+    """
+    in_range = (labels >= 0) & (labels < k)
+    ignored = None if ignore_index is None else labels == ignore_index
+    if ignore_index is None:
+        _check_label_values(
+            labels, "labels", lambda v: (v >= 0) & (v < k), f"class ids in [0, {k})"
+        )
+    else:
+        _check_label_values(
+            labels,
+            "labels",
+            lambda v: ((v >= 0) & (v < k)) | (v == ignore_index),
+            f"class ids in [0, {k}) or ignore_index={ignore_index}",
+        )
+    invalid = ~in_range if ignored is None else ~in_range & ~ignored
+    keep = None if ignored is None else ~ignored
+    safe = jnp.where(in_range, labels, 0)
+    return safe, keep, invalid
+
+
+def _reduce_normalised(values, normaliser, weights, reduction, mask):
+    """Reduce with PyTorch's class-weighted mean ``sum(values) / sum(normaliser)``.
+
+    ``values`` already carry the class weights; ``normaliser`` is each example's weight mass
+    (``class_weights[y]`` for ids). Without a normaliser this is plain :func:`reduce_loss`.
+    Both sums go through :func:`reduce_loss`, so ``weights`` and the ``ignore_index`` mask act
+    identically on numerator and denominator; an all-zero denominator gives 0, not NaN.
+    """
+    if normaliser is None or reduction != "mean":
+        return reduce_loss(values, weights, reduction, mask=mask)
+    num = reduce_loss(values, weights, "sum", mask=mask)
+    den = reduce_loss(normaliser, weights, "sum", mask=mask)
+    nonzero = den != 0
+    return jnp.where(nonzero, num / jnp.where(nonzero, den, 1.0), jnp.zeros_like(num))
+
+
+def _cross_entropy(
+    log_probs_fn,
+    x: jax.Array,
+    labels: Any,
+    *,
+    name: str,
+    axis: int,
+    label_smoothing: Any,
+    class_weights: Any,
+    ignore_index: Any,
+    weights: Any,
+    reduction: str,
+):
+    """Shared body of the softmax/categorical cross-entropies (``x``'s class axis moved last)."""
+    check_in_interval(
+        label_smoothing, "label_smoothing", 0.0, 1.0, closed_low=True, closed_high=True
+    )
+    _check_ignore_index(ignore_index)
+    kind, lab = _class_targets(x, labels, axis, name)
+    k = x.shape[-1]
+    cw = None
+    if class_weights is not None:
+        cw = _along_last(
+            _per_class(class_weights, "class_weights", k, x.dtype, allow_scalar=False), x.ndim
+        )
+    invalid = mask = None
+    if kind == "ids":
+        safe, mask, invalid = _class_ids(lab, k, ignore_index)
+        target = jax.nn.one_hot(safe, k, dtype=x.dtype)
+    else:
+        if ignore_index is not None:
+            raise ValueError(
+                "`ignore_index` applies to integer class ids only; got one-hot/soft `labels` "
+                f"({describe(labels)}) with ignore_index={ignore_index}. Mask soft labels with "
+                "`weights` instead."
+            )
+        target = lab
+    smoothed = (1.0 - label_smoothing) * target + label_smoothing / k
+    coeff = smoothed if cw is None else cw * smoothed
+    values = -jnp.sum(coeff * log_probs_fn(x), axis=-1)
+    normaliser = None if cw is None else jnp.sum(cw * target, axis=-1)
+    if invalid is not None:
+        values = jnp.where(invalid, jnp.nan, values)
+    return _reduce_normalised(values, normaliser, weights, reduction, mask)
+
+
+_CLS = dict(task="classification")
+
+# --------------------------------------------------------------------------------------------
+# Binary cross-entropy
+# --------------------------------------------------------------------------------------------
+
+
+@register(
+    **_CLS,
+    input_kind="probabilities",
+    convex=True,
+    smooth=True,
+    robust=False,
+    probabilistic=True,
+    reference="torch.nn.BCELoss; Keras BinaryCrossentropy",
+)
+def binary_cross_entropy(probs, labels, *, eps=None, weights=None, reduction="mean"):
+    """Binary cross-entropy on probabilities: ``l = -(y log p + (1 - y) log(1 - p))``.
+
+    Both logs are clamped, ``log(max(p, eps))`` and ``log(max(1 - p, eps))``, with derivative
+    ``1 / max(., eps)``: value and gradient stay finite at ``p`` exactly 0 or 1 and the gradient
+    does not vanish there. Convex and C2 in ``p`` on ``(0, 1)``; its gradient
+    ``(p - y) / (p (1 - p))`` is unbounded (prefer ``sigmoid_binary_cross_entropy`` on logits).
+    Labels may be soft, in ``[0, 1]``. Matches ``torch.nn.BCELoss`` (which clamps the log at
+    -100) up to the clamp; Keras' ``BinaryCrossentropy`` takes ``(y_true, y_pred)`` and clips
+    ``p`` to ``[1e-7, 1 - 1e-7]`` (zero gradient outside).
+
+    Args:
+        probs: predicted probabilities of the positive class.
+        labels: array of ``probs``' shape with values in ``[0, 1]`` (ints and bools promoted).
+        eps: clamp for the logs; default the dtype's machine epsilon. Must lie in (0, 1).
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none" (elementwise values).
+
+    Raises:
+        ValueError: mismatched shapes, concrete labels outside [0, 1], ``eps`` outside (0, 1),
+            unknown reduction.
+
+    Example (the seed document's example):
+        >>> import jax.numpy as jnp
+        >>> y_true = jnp.array([1, 0, 1, 1])
+        >>> y_pred = jnp.array([0.9, 0.1, 0.8, 0.4])
+        >>> round(float(binary_cross_entropy(y_pred, y_true)), 4)
+        0.3375
+    """
+    p, y = _binary_inputs(probs, labels, "probs", reduction)
+    eps = _default_eps(eps, p.dtype)
+    values = -(y * clamped_log(p, eps) + (1.0 - y) * clamped_log(1.0 - p, eps))
+    return reduce_loss(values, weights, reduction)
+
+
+def _pos_weight(pos_weight: Any, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+    """``pos_weight`` aligned on the trailing axes of ``shape`` (as PyTorch broadcasts it)."""
+    pw = as_float_array(pos_weight, "pos_weight").astype(dtype)
+    n = len(shape)
+    fits = pw.ndim <= n and all(
+        a in (1, b) for a, b in zip(pw.shape, shape[n - pw.ndim :], strict=True)
+    )
+    if not fits:
+        raise ValueError(
+            f"`pos_weight` must broadcast against the trailing axes of the logits shape "
+            f"{tuple(shape)} (e.g. one weight per class, shape ({shape[-1] if shape else 1},)); "
+            f"got {describe(pos_weight)}"
+        )
+    check_nonnegative(pw, "pos_weight")
+    return jnp.broadcast_to(pw.reshape((1,) * (n - pw.ndim) + pw.shape), shape)
+
+
+@register(
+    **_CLS,
+    input_kind="logits",
+    convex=True,
+    smooth=True,
+    robust=True,
+    probabilistic=True,
+    reference="torch.nn.BCEWithLogitsLoss; optax.sigmoid_binary_cross_entropy",
+)
+def sigmoid_binary_cross_entropy(
+    logits, labels, *, pos_weight=None, label_smoothing=0.0, weights=None, reduction="mean"
+):
+    """Binary cross-entropy on logits: ``l = -(pw y log s(x) + (1 - y) log s(-x))``.
+
+    ``s`` is the sigmoid, computed as ``log_sigmoid`` (finite value, gradient and Hessian at
+    ``x = +-1e4``). Gradient ``(1 - y + pw y) s(x) - pw y`` is bounded; Hessian
+    ``(1 - y + pw y) s(x) s(-x)``. Label smoothing first replaces ``y`` by
+    ``(1 - ls) y + ls / 2`` (PyTorch's ``(1 - ls) onehot + ls / K`` with K = 2, and Keras'
+    rule); ``pos_weight`` then scales the positive term as in ``torch.nn.BCEWithLogitsLoss``,
+    aligned on the trailing axes (one weight per class of a multi-label ``(N, C)`` output).
+    Per element it matches ``optax.sigmoid_binary_cross_entropy`` (which does not reduce).
+
+    Args:
+        logits: real-valued scores.
+        labels: array of ``logits``' shape with values in ``[0, 1]``.
+        pos_weight: optional non-negative weight of the positive term, a scalar or an array
+            broadcasting against the trailing axes of ``logits``.
+        label_smoothing: in ``[0, 1]``.
+        weights: optional per-example weights; reduction: "mean", "sum" or "none".
+
+    Raises:
+        ValueError: mismatched shapes, labels outside [0, 1], negative or misshaped
+            ``pos_weight``, ``label_smoothing`` outside [0, 1], unknown reduction.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> sigmoid_binary_cross_entropy(jnp.array([0.0, 1e4, -1e4]), jnp.array([1.0, 1.0, 1.0]),
+        ...                              reduction="none")
+        Array([6.931...e-01, 0.0...e+00, 1.0...e+04], dtype=float...)
+    """
+    check_in_interval(
+        label_smoothing, "label_smoothing", 0.0, 1.0, closed_low=True, closed_high=True
+    )
+    x, y = _binary_inputs(logits, labels, "logits", reduction)
+    y = (1.0 - label_smoothing) * y + 0.5 * label_smoothing
+    pos = y if pos_weight is None else _pos_weight(pos_weight, x.shape, x.dtype) * y
+    values = -(pos * jax.nn.log_sigmoid(x) + (1.0 - y) * jax.nn.log_sigmoid(-x))
+    return reduce_loss(values, weights, reduction)
+
+
+# --------------------------------------------------------------------------------------------
+# Multiclass cross-entropy
+# --------------------------------------------------------------------------------------------
+
+_CE_DOC_OPTIONS = """
+    Options (shared by ``softmax_cross_entropy`` and ``categorical_cross_entropy``):
+
+    * ``labels``: integer class ids of the input's shape without the class axis, or a float
+      (or bool) one-hot/soft label array of the input's shape.
+    * ``label_smoothing``: the target becomes ``(1 - ls) t + ls / K``, exactly PyTorch's rule
+      (and ``optax.smooth_labels``).
+    * ``class_weights`` (shape ``(K,)``, non-negative) and ``ignore_index`` follow PyTorch's
+      weighted mean: with class ids, ``l_i = -sum_c w_c t_c log p_c`` (``w_y (-log p_y)``
+      without smoothing) and ``"mean"`` is ``sum_i l_i / sum_i w[y_i]`` over non-ignored
+      examples. For soft labels the values are the same ``-sum_c w_c t_c log p_c`` and the mean
+      divides by ``sum_i sum_c w_c t_ic`` (the un-smoothed labels' weight mass), so one-hot
+      float labels give exactly the class-id result; PyTorch instead divides soft-label losses
+      by the number of examples. ``ignore_index`` applies to class ids only (soft labels raise:
+      mask them with ``weights``); ignored entries are 0 in ``"none"`` and left out of both
+      sums. ``weights`` (per example) multiply numerator and denominator alike.
+    * ``axis``: the class axis (default last; PyTorch's layout is ``axis=1``).
+"""
+
+
+@register(
+    **_CLS,
+    input_kind="logits",
+    convex=True,
+    smooth=True,
+    robust=True,
+    probabilistic=True,
+    reference="torch.nn.CrossEntropyLoss; optax.softmax_cross_entropy",
+)
+def softmax_cross_entropy(
+    logits,
+    labels,
+    *,
+    label_smoothing=0.0,
+    class_weights=None,
+    ignore_index=None,
+    axis=-1,
+    weights=None,
+    reduction="mean",
+):
+    """Softmax cross-entropy: ``l = -sum_c t_c log_softmax(x)_c`` (``-log p_y`` for class ids).
+
+    Computed with ``log_softmax`` (finite value, gradient ``softmax(x) - t`` and Hessian
+    ``diag(p) - p p^T`` at logits of +-1e4). Convex in the logits, gradient bounded.
+    Per example it matches ``optax.softmax_cross_entropy`` (soft labels) and
+    ``optax.softmax_cross_entropy_with_integer_labels`` (ids); ``torch.nn.CrossEntropyLoss``
+    takes the class axis at dim 1 (use ``axis=1``); Keras splits it into
+    ``CategoricalCrossentropy(from_logits=True)`` and ``SparseCategoricalCrossentropy``, with
+    ``(y_true, y_pred)`` order.
+    {options}
+    Raises:
+        TypeError: float labels of the class-id shape; non-integer ``axis``/``ignore_index``.
+        ValueError: labels of any other shape, integer labels of the logits' shape, concrete
+            class ids outside ``[0, K)``, ``label_smoothing`` outside [0, 1], ``class_weights``
+            not of shape ``(K,)`` or negative, ``ignore_index`` with soft labels, bad ``axis``,
+            unknown reduction.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+        >>> round(float(softmax_cross_entropy(logits, jnp.array([0, 2]))), 4)
+        0.6691
+        >>> round(float(softmax_cross_entropy(logits, jnp.array([0, -100]), ignore_index=-100)), 4)
+        0.2395
+    """
+    check_reduction(reduction)
+    x = _class_axis(as_float_array(logits, "logits"), axis, "logits")
+    return _cross_entropy(
+        lambda z: jax.nn.log_softmax(z, axis=-1),
+        x,
+        labels,
+        name="logits",
+        axis=axis,
+        label_smoothing=label_smoothing,
+        class_weights=class_weights,
+        ignore_index=ignore_index,
+        weights=weights,
+        reduction=reduction,
+    )
+
+
+@register(
+    **_CLS,
+    input_kind="probabilities",
+    convex=True,
+    smooth=True,
+    robust=False,
+    probabilistic=True,
+    reference="Keras CategoricalCrossentropy; torch.nn.NLLLoss on log(probs)",
+)
+def categorical_cross_entropy(
+    probs,
+    labels,
+    *,
+    label_smoothing=0.0,
+    class_weights=None,
+    ignore_index=None,
+    axis=-1,
+    eps=None,
+    weights=None,
+    reduction="mean",
+):
+    """Categorical cross-entropy on probabilities: ``l = -sum_c t_c log p_c``.
+
+    ``log p`` is the clamped ``log(max(p, eps))`` with derivative ``1 / max(p, eps)`` (finite at
+    ``p = 0``, never stalled there). Probabilities are used as given (Keras renormalises them to
+    sum to 1 and clips at 1e-7; the seed document clips at 1e-15 and divides the sum by ``n``,
+    which is this ``"mean"``). Convex and C2 in ``p`` on ``(0, 1]``, gradient ``-t / p``
+    unbounded: prefer ``softmax_cross_entropy`` on logits.
+    {options}
+    * ``eps``: clamp for the log; default the dtype's machine epsilon. Must lie in (0, 1).
+
+    Raises:
+        TypeError, ValueError: as ``softmax_cross_entropy``; ``eps`` outside (0, 1).
+
+    Example (the seed document's example):
+        >>> import jax.numpy as jnp
+        >>> y_true = jnp.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        >>> y_pred = jnp.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.3, 0.5]])
+        >>> round(float(categorical_cross_entropy(y_pred, y_true)), 4)
+        0.4243
+        >>> round(float(categorical_cross_entropy(y_pred, jnp.array([0, 1, 2]))), 4)
+        0.4243
+    """
+    check_reduction(reduction)
+    p = _class_axis(as_float_array(probs, "probs"), axis, "probs")
+    eps = _default_eps(eps, p.dtype)
+    return _cross_entropy(
+        lambda z: clamped_log(z, eps),
+        p,
+        labels,
+        name="probs",
+        axis=axis,
+        label_smoothing=label_smoothing,
+        class_weights=class_weights,
+        ignore_index=ignore_index,
+        weights=weights,
+        reduction=reduction,
+    )
+
+
+softmax_cross_entropy.__doc__ = softmax_cross_entropy.__doc__.format(options=_CE_DOC_OPTIONS)
+categorical_cross_entropy.__doc__ = categorical_cross_entropy.__doc__.format(
+    options=_CE_DOC_OPTIONS
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Margin losses
+# --------------------------------------------------------------------------------------------
+
+
+def _signed_labels(scores: Any, labels: Any, reduction: str):
+    check_reduction(reduction)
+    s = as_float_array(scores, "scores")
+    y = as_float_array(labels, "labels", like=s)
+    check_same_shape(s, y, "scores", "labels")
+    _check_label_values(
+        y, "labels", lambda v: (v == 1) | (v == -1), "labels in {-1, +1} (map 0/1 labels by 2y - 1)"
+    )
+    return s, y
+
+
+@register(
+    **_CLS,
+    input_kind="scores",
+    convex=True,
+    smooth=False,
+    robust=True,
+    probabilistic=False,
+    reference="Cortes & Vapnik (1995), Machine Learning 20(3); optax.hinge_loss",
+)
+def hinge(scores, labels, *, weights=None, reduction="mean"):
+    """Hinge loss: ``l = max(0, 1 - y s)`` with labels ``y`` in ``{-1, +1}``.
+
+    Gradient ``-y`` where the margin is violated (``y s < 1``), 0 beyond it, and the
+    minimum-norm subgradient 0 exactly at the margin ``y s = 1``. Matches ``optax.hinge_loss``
+    per element and ``sklearn.metrics.hinge_loss``; Keras' ``Hinge`` takes ``(y_true, y_pred)``
+    and silently maps 0/1 labels to -1/+1, whereas here concrete labels other than -1/+1 raise.
+
+    Raises:
+        ValueError: mismatched shapes, labels not in {-1, +1}, unknown reduction.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> hinge(jnp.array([2.0, 0.5, -1.0]), jnp.array([1, 1, 1]), reduction="none")
+        Array([0. , 0.5, 2. ], dtype=float...)
+    """
+    s, y = _signed_labels(scores, labels, reduction)
+    return reduce_loss(_hinge_part(1.0 - y * s), weights, reduction)
+
+
+@register(
+    **_CLS,
+    input_kind="scores",
+    convex=True,
+    smooth=False,
+    robust=False,
+    probabilistic=False,
+    reference="Keras SquaredHinge; Rennie & Srebro (2005), IJCAI workshop",
+)
+def squared_hinge(scores, labels, *, weights=None, reduction="mean"):
+    """Squared hinge loss: ``l = max(0, 1 - y s)**2`` with labels in ``{-1, +1}``.
+
+    C1 with gradient ``-2 y max(0, 1 - y s)`` (0 at the margin); the second derivative jumps
+    from 2 to 0 at the margin, so not C2 (the Hessian returned at the margin itself is 0).
+    Keras' ``SquaredHinge`` takes ``(y_true, y_pred)`` and maps 0/1 labels to -1/+1.
+
+    Raises:
+        ValueError: mismatched shapes, labels not in {-1, +1}, unknown reduction.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> squared_hinge(jnp.array([2.0, 0.5, -1.0]), jnp.array([1, 1, 1]), reduction="none")
+        Array([0.  , 0.25, 4.  ], dtype=float...)
+    """
+    s, y = _signed_labels(scores, labels, reduction)
+    m = _hinge_part(1.0 - y * s)
+    return reduce_loss(m * m, weights, reduction)
+
+
+@register(
+    **_CLS,
+    input_kind="scores",
+    convex=True,
+    smooth=False,
+    robust=True,
+    probabilistic=False,
+    reference="Crammer & Singer (2001), JMLR 2; optax.multiclass_hinge_loss",
+)
+def multiclass_hinge(scores, labels, *, weights=None, reduction="mean"):
+    """Crammer-Singer multiclass hinge: ``l = max(0, 1 + max_{j != y} s_j - s_y)``.
+
+    Scores ``(..., K)`` with ``K >= 2`` classes on the last axis and integer class ids ``y`` of
+    shape ``(...)``. Subgradient: ``e_j* - e_y`` while the margin is violated, 0 beyond and
+    exactly at the margin (minimum norm); tied runner-up classes share the ``+1`` equally, the
+    minimum-norm element of that face. Matches ``optax.multiclass_hinge_loss`` per example and
+    ``sklearn.metrics.hinge_loss`` for multiclass input.
+
+    Raises:
+        TypeError: float labels.
+        ValueError: labels not of shape ``scores.shape[:-1]``, concrete ids outside ``[0, K)``,
+            ``K < 2``, unknown reduction.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> s = jnp.array([[3.0, 1.0, 0.0], [0.5, 1.0, 0.0]])
+        >>> multiclass_hinge(s, jnp.array([0, 0]), reduction="none")
+        Array([0. , 1.5], dtype=float...)
+    """
+    check_reduction(reduction)
+    s = as_float_array(scores, "scores")
+    if s.ndim == 0 or s.shape[-1] < 2:
+        raise ValueError(
+            f"`scores` must have K >= 2 classes on the last axis; got {describe(scores)}"
+        )
+    kind, lab = _class_targets(s, labels, -1, "scores")
+    if kind != "ids":
+        raise TypeError(f"`labels` must be integer class ids; got {describe(labels)}")
+    safe, _, invalid = _class_ids(lab, s.shape[-1], None)
+    onehot = jax.nn.one_hot(safe, s.shape[-1], dtype=jnp.bool_)
+    s_y = jnp.sum(jnp.where(onehot, s, 0.0), axis=-1)
+    runner_up = jnp.max(jnp.where(onehot, -jnp.inf, s), axis=-1)
+    values = jnp.where(invalid, jnp.nan, _hinge_part(1.0 + runner_up - s_y))
+    return reduce_loss(values, weights, reduction)
+
+
+# --------------------------------------------------------------------------------------------
+# Focal losses
+# --------------------------------------------------------------------------------------------
+
+
+@register(
+    **_CLS,
+    input_kind="logits",
+    convex=False,
+    smooth=True,
+    robust=True,
+    probabilistic=False,
+    reference="Lin et al. (2017), Focal Loss for Dense Object Detection, arXiv:1708.02002; "
+    "torchvision.ops.sigmoid_focal_loss",
+)
+def sigmoid_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduction="mean"):
+    """Sigmoid focal loss: ``l = alpha_t (1 - p_t)**gamma * BCE(x, y)``.
+
+    ``p = sigmoid(x)``, ``p_t = y p + (1 - y)(1 - p)``, ``BCE`` the ``sigmoid_binary_cross_
+    entropy`` value and ``alpha_t = alpha y + (1 - alpha)(1 - y)`` (``alpha=None``: no
+    weighting, ``alpha_t = 1``), as ``torchvision.ops.sigmoid_focal_loss`` and
+    ``optax.sigmoid_focal_loss`` (per element). The factor ``(1 - p_t)**gamma`` is
+    ``exp(gamma log(1 - p_t))`` with ``log(1 - p_t)`` in log space, so value, gradient and
+    Hessian stay finite at +-1e4 logits for every ``gamma >= 0`` (including ``gamma < 1``).
+    Not convex for ``gamma > 0`` (e.g. ``y = 1``, ``x`` near -4); ``gamma = 0`` gives
+    ``alpha_t``-weighted BCE.
+
+    Raises:
+        ValueError: mismatched shapes, labels outside [0, 1], ``gamma < 0``, ``alpha``
+            outside [0, 1], unknown reduction.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> sigmoid_focal(jnp.array([0.0, 2.0]), jnp.array([1.0, 0.0]), alpha=0.25,
+        ...               reduction="none")
+        Array([0.0433..., 1.2375...], dtype=float...)
+    """
+    check_nonnegative(gamma, "gamma")
+    if alpha is not None:
+        check_in_interval(alpha, "alpha", 0.0, 1.0, closed_low=True, closed_high=True)
+    x, y = _binary_inputs(logits, labels, "logits", reduction)
+    ce = -(y * jax.nn.log_sigmoid(x) + (1.0 - y) * jax.nn.log_sigmoid(-x))
+    values = jnp.exp(gamma * _log_one_minus_pt(x, y)) * ce
+    if alpha is not None:
+        values = (alpha * y + (1.0 - alpha) * (1.0 - y)) * values
+    return reduce_loss(values, weights, reduction)
+
+
+@register(
+    **_CLS,
+    input_kind="logits",
+    convex=False,
+    smooth=True,
+    robust=True,
+    probabilistic=False,
+    reference="Lin et al. (2017), Focal Loss for Dense Object Detection, arXiv:1708.02002",
+)
+def softmax_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduction="mean"):
+    """Softmax (multiclass) focal loss: ``l = -alpha_y (1 - p_y)**gamma log p_y``.
+
+    ``p = softmax(x)`` over the last axis (``K >= 2``). ``labels``: class ids (shape
+    ``logits.shape[:-1]``) or one-hot/soft labels of the logits' shape, for which
+    ``l = -sum_c alpha_c t_c (1 - p_c)**gamma log p_c``. ``alpha``: None (no weighting), a
+    scalar, or one non-negative weight per class ``(K,)``; it multiplies the loss and ``"mean"``
+    stays the plain mean over examples (unlike ``class_weights`` in the cross-entropy, which
+    renormalises). ``log(1 - p_c)`` is computed without cancellation even when ``p_c`` rounds
+    to 1, so the loss is finite to second order at +-1e4 logits. ``gamma = 0`` with
+    ``alpha=None`` is ``softmax_cross_entropy``. Not convex for ``gamma > 0``.
+
+    Raises:
+        TypeError: float labels of the class-id shape.
+        ValueError: bad labels shape, concrete ids outside ``[0, K)``, ``K < 2``, ``gamma < 0``,
+            negative or misshaped ``alpha``, unknown reduction.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+        >>> softmax_focal(logits, jnp.array([0, 2]), reduction="none")
+        Array([0.0108..., 0.4882...], dtype=float...)
+    """
+    check_reduction(reduction)
+    check_nonnegative(gamma, "gamma")
+    x = as_float_array(logits, "logits")
+    if x.ndim == 0 or x.shape[-1] < 2:
+        raise ValueError(
+            f"`logits` must have K >= 2 classes on the last axis; got {describe(logits)}"
+        )
+    k = x.shape[-1]
+    kind, lab = _class_targets(x, labels, -1, "logits")
+    invalid = None
+    if kind == "ids":
+        safe, _, invalid = _class_ids(lab, k, None)
+        target = jax.nn.one_hot(safe, k, dtype=x.dtype)
+    else:
+        target = lab
+    if alpha is not None:
+        a = _per_class(alpha, "alpha", k, x.dtype, allow_scalar=True)
+        target = target * (a if a.ndim == 0 else _along_last(a, x.ndim))
+    factor = jnp.exp(gamma * _log1m_softmax(x))
+    values = -jnp.sum(target * factor * jax.nn.log_softmax(x, axis=-1), axis=-1)
+    if invalid is not None:
+        values = jnp.where(invalid, jnp.nan, values)
+    return reduce_loss(values, weights, reduction)
+
+
+# --------------------------------------------------------------------------------------------
+# Divergences
+# --------------------------------------------------------------------------------------------
+
+
+def _distribution_pair(preds: Any, targets: Any, pred_name: str, reduction: str):
+    check_reduction(reduction)
+    x = as_float_array(preds, pred_name)
+    t = as_float_array(targets, "targets", like=x)
+    check_same_shape(x, t, pred_name, "targets")
+    if x.ndim == 0:
+        raise ValueError(
+            f"`{pred_name}` must have a distribution axis (the last one); got {describe(preds)}"
+        )
+    return x, t
+
+
+@register(
+    **_CLS,
+    input_kind="probabilities",
+    convex=True,
+    smooth=True,
+    robust=False,
+    probabilistic=True,
+    reference="Kullback & Leibler (1951), Ann. Math. Stat. 22(1); Keras KLDivergence",
+)
+def kl_divergence(predictions, targets, *, eps=None, weights=None, reduction="mean"):
+    """KL divergence ``KL(t || p) = sum_c t_c (log t_c - log p_c)`` over the last axis.
+
+    Both arguments are probabilities. ``t log t`` is 0 at ``t = 0`` (safe double ``where``:
+    finite gradient there); ``log p`` is the clamped ``log(max(p, eps))`` with derivative
+    ``1 / max(p, eps)``. Convex and C2 in ``p`` on ``(0, 1]``. Conventions elsewhere:
+    ``optax.kl_divergence(log_predictions, targets)`` and ``torch.nn.KLDivLoss(input, target)``
+    take *log*-predictions (torch averages elementwise unless ``reduction='batchmean'``; our
+    ``"mean"`` is the batch mean); Keras' ``KLDivergence(y_true, y_pred)`` reverses the order
+    and clips both to ``[1e-7, 1]``.
+
+    Raises:
+        ValueError: mismatched shapes, 0-d inputs, ``eps`` outside (0, 1), unknown reduction.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> p = jnp.array([[0.5, 0.5], [0.9, 0.1]])
+        >>> t = jnp.array([[1.0, 0.0], [0.9, 0.1]])
+        >>> kl_divergence(p, t, reduction="none")
+        Array([0.6931..., 0. ...], dtype=float...)
+    """
+    p, t = _distribution_pair(predictions, targets, "predictions", reduction)
+    eps = _default_eps(eps, p.dtype)
+    values = jnp.sum(xlogx(t) - t * clamped_log(p, eps), axis=-1)
+    return reduce_loss(values, weights, reduction)
+
+
+@register(
+    **_CLS,
+    input_kind="logits",
+    convex=True,
+    smooth=True,
+    robust=True,
+    probabilistic=True,
+    reference="Kullback & Leibler (1951); optax.kl_divergence with log_softmax inputs",
+)
+def kl_divergence_with_logits(logits, targets, *, weights=None, reduction="mean"):
+    """KL divergence from logits: ``sum_c t_c (log t_c - log_softmax(x)_c)`` over the last axis.
+
+    Equals ``softmax_cross_entropy(x, t, reduction="none") - entropy(t)``: same gradient
+    ``softmax(x) - t`` (for ``t`` summing to 1) and Hessian, but 0 at the optimum.
+    ``optax.kl_divergence(jax.nn.log_softmax(x), t)`` gives the per-example values.
+
+    Raises:
+        ValueError: mismatched shapes, 0-d inputs, unknown reduction.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> t = jnp.array([[0.25, 0.75], [1.0, 0.0]])
+        >>> kl_divergence_with_logits(jnp.zeros((2, 2)), t, reduction="none")
+        Array([0.1308..., 0.6931...], dtype=float...)
+    """
+    x, t = _distribution_pair(logits, targets, "logits", reduction)
+    values = jnp.sum(xlogx(t) - t * jax.nn.log_softmax(x, axis=-1), axis=-1)
+    return reduce_loss(values, weights, reduction)

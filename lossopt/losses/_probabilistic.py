@@ -1,3 +1,232 @@
-"""Placeholder: filled in by the loss catalogue work."""
+"""Probabilistic losses: negative log-likelihoods ``loss(prediction, observation, *, ...)``.
 
-__all__: list[str] = []
+Each is the negative log-likelihood of one observation under a distribution parametrised by the
+first argument: a categorical distribution given as log-probabilities (``nll``), a Gaussian
+with given mean and variance (``gaussian_nll``), a Poisson distribution given by its log-rate
+(``poisson_nll``). Semantics follow PyTorch's ``NLLLoss``, ``GaussianNLLLoss`` and
+``PoissonNLLLoss(log_input=True)``, except that the class axis of ``nll`` is the last one by
+default (PyTorch's is dim 1: pass ``axis=1``). ``reduction="none"`` returns per-example values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from lossopt._validation import (
+    as_float_array,
+    check_nonnegative,
+    check_positive,
+    check_same_shape,
+    describe,
+)
+from lossopt.losses._classification import (
+    _check_ignore_index,
+    _class_axis,
+    _class_ids,
+    _class_targets,
+    _per_class,
+    _reduce_normalised,
+)
+from lossopt.losses._reduce import check_reduction, reduce_loss
+from lossopt.losses._registry import register
+
+__all__ = ["gaussian_nll", "nll", "poisson_nll"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+_PROB = dict(task="probabilistic", probabilistic=True)
+
+
+@register(
+    **_PROB,
+    input_kind="log_probabilities",
+    convex=True,
+    smooth=True,
+    robust=True,
+    reference="torch.nn.NLLLoss",
+)
+def nll(
+    log_probs,
+    labels,
+    *,
+    class_weights=None,
+    ignore_index=None,
+    axis=-1,
+    weights=None,
+    reduction="mean",
+):
+    """Negative log-likelihood of class ids: ``l = -w[y] log_probs[y]``.
+
+    ``log_probs`` holds log-probabilities with the class axis at ``axis`` (default last);
+    ``labels`` integer class ids of its shape without that axis. The entry is gathered (not a
+    one-hot product), so ``-inf`` log-probabilities of other classes do not poison the value.
+    Linear in ``log_probs``: gradient ``-w[y] e_y``, Hessian 0. As ``torch.nn.NLLLoss``:
+    ``class_weights`` (shape ``(K,)``) scale each example by its class's weight and ``"mean"``
+    is ``sum_i w[y_i] l_i / sum_i w[y_i]``; entries equal to ``ignore_index`` are 0 in
+    ``"none"`` and left out of both sums (all ignored: 0, not NaN). Per-example ``weights``
+    multiply numerator and denominator alike. Concrete ids outside ``[0, K)`` raise; under
+    ``jit`` they give NaN. PyTorch's class axis is dim 1 (``axis=1`` here).
+
+    Args:
+        log_probs: log-probabilities ``(..., K, ...)``.
+        labels: integer class ids.
+        class_weights: optional non-negative per-class weights of shape ``(K,)``.
+        ignore_index: optional class id whose entries are skipped.
+        axis: class axis of ``log_probs``.
+        weights: optional per-example weights; reduction: "mean", "sum" or "none".
+
+    Raises:
+        TypeError: float labels, non-integer ``axis`` or ``ignore_index``.
+        ValueError: labels not of the class-id shape, concrete ids out of range, misshaped or
+            negative ``class_weights``, bad ``axis``, unknown reduction.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> lp = jnp.log(jnp.array([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]))
+        >>> round(float(nll(lp, jnp.array([0, 2]))), 4)
+        0.4581
+        >>> round(float(nll(lp, jnp.array([0, 2]), class_weights=jnp.array([3.0, 1.0, 1.0]))), 4)
+        0.5756
+    """
+    check_reduction(reduction)
+    _check_ignore_index(ignore_index)
+    x = _class_axis(as_float_array(log_probs, "log_probs"), axis, "log_probs")
+    kind, lab = _class_targets(x, labels, axis, "log_probs")
+    if kind != "ids":
+        raise TypeError(
+            f"`labels` must be integer class ids of shape {tuple(x.shape[:-1])}; got "
+            f"{describe(labels)} (for soft labels use softmax_cross_entropy or "
+            "categorical_cross_entropy)"
+        )
+    k = x.shape[-1]
+    safe, mask, invalid = _class_ids(lab, k, ignore_index)
+    picked = jnp.take_along_axis(x, safe[..., None], axis=-1)[..., 0]
+    normaliser = None
+    if class_weights is not None:
+        cw = _per_class(class_weights, "class_weights", k, x.dtype, allow_scalar=False)
+        normaliser = cw[safe]
+        values = -normaliser * picked
+    else:
+        values = -picked
+    values = jnp.where(invalid, jnp.nan, values)
+    return _reduce_normalised(values, normaliser, weights, reduction, mask)
+
+
+@jax.custom_jvp
+def _clamp_min_straight_through(v, eps):
+    """``max(v, eps)`` whose derivative is 1 everywhere (PyTorch's no-grad in-place clamp)."""
+    return jnp.maximum(v, eps)
+
+
+@_clamp_min_straight_through.defjvp
+def _clamp_min_straight_through_jvp(primals, tangents):
+    v, eps = primals
+    dv, _ = tangents
+    return jnp.maximum(v, eps), dv
+
+
+@register(
+    **_PROB,
+    input_kind="values",
+    convex=True,
+    smooth=True,
+    robust=False,
+    reference="torch.nn.GaussianNLLLoss; Nix & Weigend (1994), ICNN",
+)
+def gaussian_nll(mean, targets, *, variance, full=False, eps=1e-6, weights=None, reduction="mean"):
+    """Gaussian negative log-likelihood: ``l = 0.5 (log v + (y - mu)**2 / v)``.
+
+    ``v = max(variance, eps)``; with ``full=True`` the constant ``0.5 log(2 pi)`` is added, so
+    ``l`` is exactly ``-log N(y; mu, v)``. As ``torch.nn.GaussianNLLLoss(full, eps)``, including
+    its gradient policy for the clamp: the clamp is straight-through (derivative 1 with respect
+    to ``variance`` even below ``eps``, as PyTorch's clamp under ``no_grad``), so a variance
+    that is being learned and falls below ``eps`` still receives the gradient evaluated at
+    ``eps`` instead of a dead zero. Convex and C2 in ``mean`` (Hessian ``1 / v``), gradient
+    ``(mu - y) / v`` unbounded. ``variance`` is a scalar (homoscedastic) or an array of
+    ``mean``'s shape (PyTorch also accepts a variance missing the last dimension: reshape it).
+
+    Args:
+        mean: predicted means.
+        targets: observations, same shape as ``mean``.
+        variance: predicted variances (required), non-negative.
+        full: add the ``0.5 log(2 pi)`` constant.
+        eps: clamp for the variance, > 0.
+        weights: optional per-example weights; reduction: "mean", "sum" or "none".
+
+    Raises:
+        ValueError: mismatched shapes (``targets`` or ``variance``), concrete negative
+            variances (as PyTorch), ``eps <= 0``, unknown reduction.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> mu, y = jnp.array([0.0, 1.0]), jnp.array([1.0, 1.0])
+        >>> out = gaussian_nll(mu, y, variance=jnp.array([1.0, 0.0]), reduction="none")
+        >>> [round(float(v), 4) for v in out]  # the zero variance is clamped at eps = 1e-6
+        [0.5, -6.9078]
+        >>> round(float(gaussian_nll(mu, y, variance=1.0, full=True)), 4)
+        1.1689
+    """
+    check_reduction(reduction)
+    check_positive(eps, "eps")
+    if not isinstance(full, bool):
+        raise TypeError(f"`full` must be a bool; got {describe(full)}")
+    mu = as_float_array(mean, "mean")
+    y = as_float_array(targets, "targets", like=mu)
+    check_same_shape(mu, y, "mean", "targets")
+    var = as_float_array(variance, "variance", like=mu)
+    if var.ndim != 0:
+        check_same_shape(mu, var, "mean", "variance")
+    check_nonnegative(var, "variance")
+    v = _clamp_min_straight_through(var, jnp.asarray(eps, mu.dtype))
+    r = y - mu
+    values = 0.5 * (jnp.log(v) + r * r / v)
+    if full:
+        values = values + 0.5 * _LOG_2PI
+    return reduce_loss(values, weights, reduction)
+
+
+@register(
+    **_PROB,
+    input_kind="log_rate",
+    convex=True,
+    smooth=True,
+    robust=False,
+    reference="torch.nn.PoissonNLLLoss(log_input=True)",
+)
+def poisson_nll(log_rate, counts, *, full=False, weights=None, reduction="mean"):
+    """Poisson negative log-likelihood on the log-rate: ``l = exp(x) - c x``.
+
+    ``x`` is the log of the Poisson rate and ``c`` the observed count (non-integer counts are
+    accepted). This is ``-log Poisson(c; exp(x))`` up to ``log(c!)``; with ``full=True`` the
+    Stirling approximation ``c log c - c + 0.5 log(2 pi c)`` of ``log(c!)`` is added for
+    ``c > 1`` (0 for ``c <= 1``), exactly as ``torch.nn.PoissonNLLLoss(log_input=True,
+    full=True)``. Convex and C2 (Hessian ``exp(x)``); the gradient ``exp(x) - c`` is unbounded
+    and the value overflows, as the true likelihood does, once ``exp(x)`` does (``x`` above
+    about 88 in float32, 709 in float64): nothing is clamped.
+
+    Raises:
+        ValueError: mismatched shapes, unknown reduction.
+        TypeError: ``full`` not a bool.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> out = poisson_nll(jnp.array([0.0, 1.0]), jnp.array([1.0, 3.0]), reduction="none")
+        >>> [round(float(v), 4) for v in out]
+        [1.0, -0.2817]
+    """
+    check_reduction(reduction)
+    if not isinstance(full, bool):
+        raise TypeError(f"`full` must be a bool; got {describe(full)}")
+    x = as_float_array(log_rate, "log_rate")
+    c = as_float_array(counts, "counts", like=x)
+    check_same_shape(x, c, "log_rate", "counts")
+    values = jnp.exp(x) - c * x
+    if full:
+        big = c > 1
+        cs = jnp.where(big, c, 2.0)  # double where: log of c <= 1 never evaluated
+        stirling = cs * jnp.log(cs) - cs + 0.5 * jnp.log(2.0 * math.pi * cs)
+        values = values + jnp.where(big, stirling, 0.0)
+    return reduce_loss(values, weights, reduction)
