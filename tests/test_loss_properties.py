@@ -1,0 +1,251 @@
+"""The registry's property claims, checked numerically for every registered loss.
+
+* convex=True  -> the Hessian in the first argument is positive semi-definite at random points;
+* convex=False -> a point with a clearly negative Hessian eigenvalue exists (a witness);
+* robust=True  -> the gradient in the first argument stays bounded as the error grows;
+* robust=False -> the gradient grows (or overflows) as the error grows;
+* smooth=True  -> the Hessian is continuous: it matches finite differences of the gradient.
+
+Each loss needs a *recipe*: how to draw valid inputs at a given error scale. A registered loss
+without a recipe fails `test_every_registered_loss_has_a_recipe`, so a new loss cannot slip
+through unchecked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lossopt import losses
+
+N, K = 4, 3  # examples, classes
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Draw ``(first, rest, kwargs)`` with ``first`` the differentiated argument.
+
+    ``draw(rng, scale)``: at ``scale = None`` a random point of moderate size (for convexity);
+    at a large ``scale`` a point whose error grows with ``scale`` (for robustness).
+    """
+
+    draw: Callable[[np.random.Generator, float | None], tuple[np.ndarray, tuple, dict]]
+    witness: Callable[[], tuple[np.ndarray, tuple, dict]] | None = None
+    hyper: dict[str, Any] = field(default_factory=dict)
+
+
+def _regression(rng, scale):
+    t = rng.normal(size=N)
+    if scale is None:
+        return t + rng.normal(size=N) * 2, (t,), {}
+    return t + scale * np.sign(rng.normal(size=N)), (t,), {}
+
+
+def _msle(rng, scale):
+    t = rng.uniform(0, 2, size=N)
+    if scale is None:
+        return rng.uniform(0, 3, size=N), (t,), {}
+    return np.full(N, -1.0 + 1.0 / scale), (t,), {}  # error grows as predictions -> -1
+
+
+def _labels01(rng):
+    return rng.integers(0, 2, size=N).astype(np.float64)
+
+
+def _binary_logits(rng, scale):
+    y = _labels01(rng)
+    if scale is None:
+        return rng.normal(size=N) * 3, (y,), {}
+    return -(2 * y - 1) * scale, (y,), {}  # confidently wrong
+
+
+def _binary_probs(rng, scale):
+    y = _labels01(rng)
+    if scale is None:
+        return rng.uniform(0.05, 0.95, size=N), (y,), {}
+    return np.where(y == 1, 1.0 / scale, 1 - 1.0 / scale), (y,), {}
+
+
+def _margin_scores(rng, scale):
+    y = 2 * _labels01(rng) - 1
+    if scale is None:
+        return rng.normal(size=N) * 3, (y,), {}
+    return -y * scale, (y,), {}
+
+
+def _class_ids(rng):
+    return rng.integers(0, K, size=N)
+
+
+def _wrong_onehot(y):
+    return np.eye(K)[(y + 1) % K]
+
+
+def _multiclass_logits(rng, scale):
+    y = _class_ids(rng)
+    if scale is None:
+        return rng.normal(size=(N, K)) * 3, (y,), {}
+    return scale * _wrong_onehot(y), (y,), {}
+
+
+def _soft_targets(rng):
+    t = rng.uniform(0.1, 1.0, size=(N, K))
+    return t / t.sum(-1, keepdims=True)
+
+
+def _kl_logits(rng, scale):
+    t = _soft_targets(rng)
+    if scale is None:
+        return rng.normal(size=(N, K)) * 3, (t,), {}
+    return -scale * np.eye(K)[np.argmax(t, -1)], (t,), {}
+
+
+def _simplex_probs(rng, scale, targets):
+    if scale is None:
+        p = rng.uniform(0.1, 1.0, size=(N, K))
+        return p / p.sum(-1, keepdims=True)
+    # Mass 1/scale on the class the targets weigh most: the error grows with scale.
+    small = np.eye(K)[np.argmax(targets, -1)] if targets.ndim == 2 else np.eye(K)[targets]
+    return np.where(small == 1, 1.0 / scale, (1 - 1.0 / scale) / (K - 1))
+
+
+def _categorical_probs(rng, scale):
+    y = np.eye(K)[_class_ids(rng)]
+    return _simplex_probs(rng, scale, y), (y,), {}
+
+
+def _kl_probs(rng, scale):
+    t = _soft_targets(rng)
+    return _simplex_probs(rng, scale, t), (t,), {}
+
+
+def _nll(rng, scale):
+    y = _class_ids(rng)
+    logp = np.log(_simplex_probs(rng, scale, y))
+    return logp, (y,), {}
+
+
+def _gaussian(rng, scale):
+    t = rng.normal(size=N)
+    var = rng.uniform(0.5, 2.0, size=N)
+    if scale is None:
+        return t + rng.normal(size=N), (t,), {"variance": var}
+    return t + scale, (t,), {"variance": var}
+
+
+def _poisson(rng, scale):
+    counts = rng.poisson(3.0, size=N).astype(np.float64)
+    if scale is None:
+        return rng.normal(size=N), (counts,), {}
+    return np.full(N, np.log(scale) * 30), (counts,), {}  # rate = scale**30: overflows by design
+
+
+RECIPES: dict[str, Recipe] = {
+    **{
+        name: Recipe(_regression)
+        for name in ("mse", "mae", "huber", "smooth_l1", "quantile", "log_cosh",
+                     "epsilon_insensitive", "mape")
+    },
+    # (log1p(p) - c)^2 has curvature 2(1 - (log1p(p) - c)) / (1 + p)^2 < 0 once log1p(p) > c + 1.
+    "msle": Recipe(_msle, witness=lambda: (np.array([100.0]), (np.array([10.0]),), {})),
+    "sigmoid_binary_cross_entropy": Recipe(_binary_logits),
+    # Focal's (1 - p)^gamma factor bends the loss: -(1 - s)^2 log s, s = sigmoid(x), has second
+    # difference -0.047 at x = -3.8 (a badly classified positive; numpy closed form, h = 1e-3).
+    "sigmoid_focal": Recipe(
+        _binary_logits, witness=lambda: (np.array([-3.8]), (np.array([1.0]),), {})
+    ),
+    "binary_cross_entropy": Recipe(_binary_probs),
+    "hinge": Recipe(_margin_scores),
+    "squared_hinge": Recipe(_margin_scores),
+    "multiclass_hinge": Recipe(_multiclass_logits),
+    "softmax_cross_entropy": Recipe(_multiclass_logits),
+    "softmax_focal": Recipe(
+        _multiclass_logits,
+        witness=lambda: (np.array([[-3.25, 0.0, 0.0]]), (np.array([0]),), {}),
+    ),
+    "categorical_cross_entropy": Recipe(_categorical_probs),
+    "kl_divergence": Recipe(_kl_probs),
+    "kl_divergence_with_logits": Recipe(_kl_logits),
+    "nll": Recipe(_nll),
+    "gaussian_nll": Recipe(_gaussian),
+    "poisson_nll": Recipe(_poisson),
+}
+
+
+def _entries():
+    return [e for e in losses.catalog() if e.name in RECIPES]
+
+
+def _scalar_loss(entry, rest, kwargs):
+    fn = losses.get(entry.name, **RECIPES[entry.name].hyper)
+    rest = tuple(jnp.asarray(r) for r in rest)
+    kwargs = {k: jnp.asarray(v) for k, v in kwargs.items()}
+    return lambda first: fn(first, *rest, **kwargs, reduction="sum")
+
+
+def test_every_registered_loss_has_a_recipe():
+    missing = sorted(set(losses.names()) - set(RECIPES))
+    assert not missing, f"add property recipes for: {missing}"
+
+
+@pytest.mark.parametrize("entry", _entries(), ids=lambda e: e.name)
+def test_convexity_claim(entry):
+    recipe = RECIPES[entry.name]
+    rng = np.random.default_rng(11)
+    if entry.convex:
+        for _ in range(3):
+            first, rest, kwargs = recipe.draw(rng, None)
+            f = _scalar_loss(entry, rest, kwargs)
+            x = jnp.asarray(first)
+            h = np.asarray(jax.hessian(f)(x)).reshape(x.size, x.size)
+            eig = np.linalg.eigvalsh(0.5 * (h + h.T))
+            # PSD up to float64 round-off relative to the largest curvature.
+            assert eig.min() >= -1e-9 * max(1.0, np.abs(eig).max()), (entry.name, eig)
+    else:
+        assert recipe.witness is not None, f"{entry.name} claims non-convexity: give a witness"
+        first, rest, kwargs = recipe.witness()
+        f = _scalar_loss(entry, rest, kwargs)
+        x = jnp.asarray(first)
+        h = np.asarray(jax.hessian(f)(x)).reshape(x.size, x.size)
+        assert np.linalg.eigvalsh(0.5 * (h + h.T)).min() < -1e-6, entry.name
+
+
+@pytest.mark.parametrize("entry", _entries(), ids=lambda e: e.name)
+def test_robustness_claim(entry):
+    recipe = RECIPES[entry.name]
+
+    def grad_norm(scale):
+        first, rest, kwargs = recipe.draw(np.random.default_rng(5), scale)
+        g = jax.grad(_scalar_loss(entry, rest, kwargs))(jnp.asarray(first))
+        return float(jnp.max(jnp.abs(g)))
+
+    moderate, huge = grad_norm(1e2), grad_norm(1e6)
+    if entry.robust:
+        # Bounded influence: 10^4 times the error, at most a constant factor more gradient.
+        assert np.isfinite(huge) and huge <= 2.0 * moderate + 1e-12, (entry.name, moderate, huge)
+    else:
+        assert not np.isfinite(huge) or huge > 100.0 * moderate, (entry.name, moderate, huge)
+
+
+@pytest.mark.parametrize("entry", [e for e in _entries() if e.smooth], ids=lambda e: e.name)
+def test_smooth_losses_have_hessians_matching_gradient_differences(entry):
+    first, rest, kwargs = RECIPES[entry.name].draw(np.random.default_rng(3), None)
+    f = _scalar_loss(entry, rest, kwargs)
+    x = np.asarray(first, dtype=np.float64)
+    grad = jax.jit(jax.grad(f))
+    h = np.asarray(jax.hessian(f)(jnp.asarray(x))).reshape(x.size, x.size)
+    step = 1e-6
+    fd = np.empty_like(h)
+    for i in range(x.size):
+        e = np.zeros(x.size)
+        e[i] = step
+        e = e.reshape(x.shape)
+        fd[:, i] = (np.asarray(grad(x + e)) - np.asarray(grad(x - e))).ravel() / (2 * step)
+    # Central differences of the gradient: error ~ step^2 * |f''''| + eps / step ~ 1e-9.
+    np.testing.assert_allclose(h, fd, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(h).max()))
