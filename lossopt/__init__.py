@@ -3,17 +3,24 @@
 Public names only; everything else lives in private modules.
 """
 
-from lossopt import losses, regularizers
+from lossopt import losses, regularizers, solvers
 from lossopt.derivatives import grad, hessian, hessian_matrix, hvp
+from lossopt.solvers import Result, Status, Trace, minimize, sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Result",
+    "Status",
+    "Trace",
     "__version__",
     "grad",
     "hessian",
     "hessian_matrix",
     "hvp",
     "losses",
+    "minimize",
     "regularizers",
+    "solvers",
+    "sweep",
 ]

@@ -1,0 +1,41 @@
+"""Solvers that minimise ``fun(params, *args)`` in one compiled loop, with convergence traces.
+
+:func:`minimize` drives any solver below inside one ``jax.jit``-compiled ``lax.while_loop``
+and returns a :class:`Result` with the solution, a :class:`Status`, evaluation counts and a
+:class:`Trace` of the loss, gradient norm, step length and user metrics. :func:`sweep` vmaps
+it over a grid of hyperparameters.
+
+Solvers are frozen dataclasses registered as pytrees: numeric hyperparameters are leaves
+(sweepable by ``jax.vmap``), choices are static fields. Each has pure ``init`` and ``step``
+methods and a ``monotone`` property; only :func:`minimize` loops.
+
+- :class:`GradientDescent` -- momentum, Nesterov, gradient clipping, Armijo line search.
+- :class:`Newton` -- exact Hessian with a shifted Cholesky, or matrix-free Newton-CG; always
+  descends.
+- :class:`Subgradient` -- constant, 1/sqrt(k) and Polyak step sizes for nonsmooth objectives.
+- :class:`Optax` -- any optax optimizer, including ``optax.lbfgs()``.
+"""
+
+from lossopt.solvers._driver import minimize, sweep
+from lossopt.solvers._gradient_descent import GradientDescent
+from lossopt.solvers._linesearch import Armijo
+from lossopt.solvers._newton import Newton
+from lossopt.solvers._optax import Optax
+from lossopt.solvers._protocol import Solver, StepResult
+from lossopt.solvers._result import Result, Status, Trace
+from lossopt.solvers._subgradient import Subgradient
+
+__all__ = [
+    "Armijo",
+    "GradientDescent",
+    "Newton",
+    "Optax",
+    "Result",
+    "Solver",
+    "Status",
+    "StepResult",
+    "Subgradient",
+    "Trace",
+    "minimize",
+    "sweep",
+]

@@ -1,0 +1,466 @@
+"""``minimize``: the one compiled loop that drives every solver; ``sweep``: a vmapped grid of it."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import operator
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from lossopt._validation import check_nonnegative, describe
+from lossopt.solvers._protocol import Objective, Solver
+from lossopt.solvers._result import Result, Status, Trace, status_array
+from lossopt.solvers._tree import tree_all_finite, tree_l2_norm, tree_max_abs, tree_sub, tree_where
+
+__all__ = ["minimize", "sweep"]
+
+_RESERVED = ("iteration", "loss", "grad_norm", "step_size")
+
+
+def minimize(
+    fun: Callable[..., Any],
+    init_params: Any,
+    solver: Solver,
+    *,
+    args: tuple[Any, ...] = (),
+    max_iters: int = 1000,
+    gtol: Any = 1e-6,
+    ftol: Any = 0.0,
+    xtol: Any = 0.0,
+    metrics: Mapping[str, Callable[..., Any]] | None = None,
+    metric_args: tuple[Any, ...] = (),
+    record_every: int = 1,
+) -> Result:
+    """Minimise ``fun(params, *args)`` with ``solver`` in one compiled ``lax.while_loop``.
+
+    The whole solve -- every step, stopping test and trace write -- runs inside one
+    ``jax.jit``-compiled ``lax.while_loop``: no host round trip per iteration. ``minimize`` can
+    itself be called inside ``jax.jit`` and ``jax.vmap`` (see :func:`sweep`).
+
+    Stopping rules, tested after every accepted step ``x_k -> x_{k+1}`` (``f`` the objective,
+    ``g`` its gradient); each tolerance set to 0 disables its rule, and every comparison is
+    written so that a NaN fails it:
+
+    - ``gtol`` (status ``CONVERGED``): ``max_i |g_i(x_{k+1})| <= gtol`` -- the max-abs norm,
+      scikit-learn's convention. Also tested at the initial point (0 iterations).
+    - ``ftol`` (``CONVERGED_FTOL``): ``|f_k - f_{k+1}| <= ftol * max(|f_k|, |f_{k+1}|, tiny)``.
+    - ``xtol`` (``CONVERGED_XTOL``): ``||x_{k+1} - x_k||_2 <= xtol * (||x_{k+1}||_2 + xtol)``.
+    - ``max_iters`` (``MAX_ITERS``): ``k + 1 == max_iters``.
+    - A NaN or Inf in the new loss, gradient or parameters (``NONFINITE``): the step is
+      discarded and the last finite iterate, its trace and its counts are returned.
+    - A line search that finds no sufficient decrease (``LINE_SEARCH_FAILED``): likewise.
+
+    If several rules fire on the same step the first in the order ``LINE_SEARCH_FAILED``,
+    ``NONFINITE``, ``CONVERGED``, ``CONVERGED_FTOL``, ``CONVERGED_XTOL``, ``MAX_ITERS`` wins.
+
+    Compilation is cached on ``fun`` (by identity: define it once, pass data through
+    ``args``), the metric callables and names, ``max_iters``, ``record_every``, the solver's
+    static fields and the shapes/dtypes of everything else. Data in ``args``, numeric solver
+    hyperparameters and the tolerances are traced, so new data of the same shape, a new
+    learning rate or a new ``gtol`` reuse the compiled loop.
+
+    Under ``jax.vmap`` each lane stops on its own rule: ``lax.while_loop`` then runs until
+    every lane has stopped and freezes the finished lanes (their params, counters and traces
+    keep the values they stopped with; JAX's batching of a loop with a batched predicate
+    selects the old carry for those lanes).
+
+    Args:
+        fun: ``fun(params, *args) -> scalar``, a JAX-traceable objective.
+        init_params: the starting point, any pytree of floating arrays (its dtype sets the
+            precision of the solve).
+        solver: a solver from :mod:`lossopt.solvers` (``GradientDescent``, ``Newton``,
+            ``Subgradient``, ``Optax``), or any object with the same ``init``/``step``/
+            ``monotone`` protocol.
+        args: extra positional arguments for ``fun`` (the data); a tuple.
+        max_iters: maximum number of iterations (>= 0, static: it sizes the trace).
+        gtol, ftol, xtol: tolerances (>= 0) of the rules above.
+        metrics: ``{name: metric}`` with ``metric(params, *metric_args) -> scalar``, evaluated
+            every ``record_every`` iterations into ``result.trace.metrics[name]`` (e.g. a
+            validation loss). Pass validation data in ``metric_args`` to avoid baking it into
+            the compiled program.
+        metric_args: extra positional arguments for every metric; a tuple.
+        record_every: record the trace every this many iterations (>= 1, static).
+
+    Returns:
+        A :class:`~lossopt.Result` (params in ``init_params``'s structure, status, trace and
+        evaluation counts).
+
+    Raises:
+        TypeError: ``args``/``metric_args`` not tuples, non-floating ``init_params``, a
+            non-callable metric, an object that is not a solver, or (while tracing) a ``fun``
+            that does not return a real scalar.
+        ValueError: a negative tolerance, ``max_iters < 0``, ``record_every < 1`` or a metric
+            name that collides with a trace column.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import lossopt
+        >>> from lossopt.solvers import GradientDescent
+        >>> def objective(w, X, y):
+        ...     return lossopt.losses.mse(X @ w, y)
+        >>> X = jax.random.normal(jax.random.key(0), (50, 3))
+        >>> y = X @ jnp.array([1.0, -2.0, 0.5])
+        >>> res = lossopt.minimize(objective, jnp.zeros(3), GradientDescent(learning_rate=0.2),
+        ...                        args=(X, y), gtol=1e-5)
+        >>> print(jnp.round(res.params, 3), res.status.item() == lossopt.Status.CONVERGED)
+        [ 1.  -2.   0.5] True
+        >>> trace = res.trace.to_numpy()  # iterations + 1 records, the initial point first
+        >>> len(trace["loss"]) == int(res.iterations) + 1
+        True
+    """
+    if not isinstance(args, tuple):
+        raise TypeError(
+            f"`args` must be a tuple of extra arguments for fun; got {describe(args)}. "
+            "For a single argument write args=(X,)."
+        )
+    if not isinstance(metric_args, tuple):
+        raise TypeError(f"`metric_args` must be a tuple; got {describe(metric_args)}")
+    for name, what in (("init", "init(objective, params, value, grad)"), ("step", "step(...)")):
+        if not callable(getattr(solver, name, None)):
+            raise TypeError(
+                f"`solver` must be a lossopt solver (GradientDescent, Newton, Subgradient, "
+                f"Optax) with {what}; got {type(solver).__name__}"
+            )
+    if not hasattr(solver, "monotone"):
+        raise TypeError(f"`solver` must define `monotone`; got {type(solver).__name__}")
+    if not isinstance(max_iters, int) or isinstance(max_iters, bool) or max_iters < 0:
+        raise ValueError(f"`max_iters` must be an int >= 0; got {max_iters!r}")
+    if not isinstance(record_every, int) or isinstance(record_every, bool) or record_every < 1:
+        raise ValueError(f"`record_every` must be an int >= 1; got {record_every!r}")
+    for tol_name, tol in (("gtol", gtol), ("ftol", ftol), ("xtol", xtol)):
+        check_nonnegative(tol, tol_name)
+    metric_items = _check_metrics(metrics)
+    init_params = _check_params(init_params)
+    return _solve(
+        fun,
+        metric_items,
+        max_iters,
+        record_every,
+        solver,
+        init_params,
+        args,
+        metric_args,
+        gtol,
+        ftol,
+        xtol,
+    )
+
+
+def _check_metrics(metrics: Any) -> tuple[tuple[str, Callable[..., Any]], ...]:
+    if metrics is None:
+        return ()
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"`metrics` must be a dict {{name: metric}}; got {describe(metrics)}")
+    for name, metric in metrics.items():
+        if not isinstance(name, str):
+            raise TypeError(f"`metrics` keys must be strings; got {name!r}")
+        if name in _RESERVED:
+            raise ValueError(
+                f"metric name {name!r} collides with a trace column; choose a name not in "
+                f"{list(_RESERVED)}"
+            )
+        if not callable(metric):
+            raise TypeError(f"`metrics[{name!r}]` must be callable; got {describe(metric)}")
+    return tuple(metrics.items())
+
+
+def _check_params(init_params: Any) -> Any:
+    def check(leaf):
+        arr = jnp.asarray(leaf)
+        if not jnp.issubdtype(arr.dtype, jnp.floating):
+            raise TypeError(
+                "`init_params` leaves must be real floating arrays; got a leaf that is "
+                f"{describe(leaf)}. Use e.g. jnp.zeros(n) or .astype(float)."
+            )
+        return arr
+
+    leaves = jax.tree.leaves(init_params)
+    if not leaves:
+        raise ValueError("`init_params` has no array leaves; there is nothing to optimise")
+    return jax.tree.map(check, init_params)
+
+
+class _Carry(NamedTuple):
+    k: jax.Array
+    params: Any
+    value: jax.Array
+    grad: Any
+    grad_norm: jax.Array
+    state: Any
+    done: jax.Array
+    status: jax.Array
+    counts: tuple[jax.Array, jax.Array, jax.Array, jax.Array]
+    loss_buf: jax.Array
+    grad_norm_buf: jax.Array
+    step_buf: jax.Array
+    metric_bufs: dict[str, jax.Array]
+    best_params: Any
+    best_value: jax.Array
+
+
+def _as_count(x: Any) -> jax.Array:
+    return jnp.asarray(x, dtype=jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _solve(
+    fun,
+    metric_items,
+    max_iters,
+    record_every,
+    solver,
+    init_params,
+    args,
+    metric_args,
+    gtol,
+    ftol,
+    xtol,
+) -> Result:
+    objective = Objective(fun, args)
+    value0, grad0 = objective.value_and_grad(init_params)
+    dtype = value0.dtype
+    gtol, ftol, xtol = (jnp.asarray(t, dtype) for t in (gtol, ftol, xtol))
+    tiny = jnp.asarray(jnp.finfo(dtype).tiny, dtype)
+    n_records = max_iters // record_every + 1
+    track_best = not solver.monotone
+
+    def evaluate_metrics(params):
+        out = {}
+        for name, metric in metric_items:
+            m = jnp.asarray(metric(params, *metric_args))
+            if m.shape != () or not jnp.issubdtype(m.dtype, jnp.floating):
+                raise TypeError(
+                    f"metric {name!r} must return a real floating scalar; got shape "
+                    f"{m.shape} and dtype {m.dtype}"
+                )
+            out[name] = m
+        return out
+
+    metrics0 = evaluate_metrics(init_params)
+    nan_buf = jnp.full((n_records,), jnp.nan, dtype)
+    grad_norm0 = tree_max_abs(grad0).astype(dtype)
+    finite0 = jnp.isfinite(value0) & tree_all_finite(grad0) & tree_all_finite(init_params)
+    converged0 = (gtol > 0) & (grad_norm0 <= gtol)
+    status0 = jnp.where(
+        ~finite0,
+        status_array(Status.NONFINITE),
+        jnp.where(converged0, status_array(Status.CONVERGED), status_array(Status.MAX_ITERS)),
+    )
+    carry = _Carry(
+        k=jnp.asarray(0, jnp.int32),
+        params=init_params,
+        value=value0,
+        grad=grad0,
+        grad_norm=grad_norm0,
+        state=solver.init(objective, init_params, value0, grad0),
+        done=~finite0 | converged0 | (max_iters == 0),
+        status=status0,
+        counts=(_as_count(1), _as_count(1), _as_count(0), _as_count(0)),
+        loss_buf=nan_buf.at[0].set(value0),
+        grad_norm_buf=nan_buf.at[0].set(grad_norm0),
+        step_buf=nan_buf,
+        metric_bufs={
+            name: jnp.full((n_records,), jnp.nan, m.dtype).at[0].set(m)
+            for name, m in metrics0.items()
+        },
+        best_params=init_params if track_best else None,
+        best_value=value0,
+    )
+
+    def record_metrics(k, params):
+        if not metric_items:
+            return {}
+        if record_every == 1:
+            return evaluate_metrics(params)
+        return lax.cond(
+            k % record_every == 0,
+            evaluate_metrics,
+            lambda p: {n: jnp.full((), jnp.nan, m.dtype) for n, m in metrics0.items()},
+            params,
+        )
+
+    def body(c: _Carry) -> _Carry:
+        out = solver.step(objective, c.params, c.value, c.grad, c.state)
+        value = out.value.astype(dtype)
+        grad_norm = tree_max_abs(out.grad).astype(dtype)
+        finite = jnp.isfinite(value) & tree_all_finite(out.grad) & tree_all_finite(out.params)
+        failed = jnp.asarray(out.failed)
+        accept = finite & ~failed
+        k = c.k + 1
+        step = tree_l2_norm(tree_sub(out.params, c.params)).astype(dtype)
+
+        # Every test is a `<=` on non-negative quantities: a NaN anywhere makes it False.
+        gtol_hit = (gtol > 0) & (grad_norm <= gtol)
+        scale = jnp.maximum(jnp.maximum(jnp.abs(c.value), jnp.abs(value)), tiny)
+        ftol_hit = (ftol > 0) & (jnp.abs(c.value - value) <= ftol * scale)
+        xnorm = tree_l2_norm(out.params).astype(dtype)
+        xtol_hit = (xtol > 0) & (step <= xtol * (xnorm + xtol))
+        max_hit = k >= max_iters
+        rules = (
+            (failed, Status.LINE_SEARCH_FAILED),
+            (~finite, Status.NONFINITE),
+            (gtol_hit, Status.CONVERGED),
+            (ftol_hit, Status.CONVERGED_FTOL),
+            (xtol_hit, Status.CONVERGED_XTOL),
+            (max_hit, Status.MAX_ITERS),
+        )
+        status = c.status
+        for hit, code in reversed(rules):  # the earliest rule in the list wins
+            status = jnp.where(hit, status_array(code), status)
+        done = functools.reduce(operator.or_, (hit for hit, _ in rules))
+
+        # Rejected steps (non-finite or failed line search) leave the iterate and trace as they
+        # were; the index n_records is out of bounds, so mode="drop" skips the write.
+        if record_every == 1:
+            slot = jnp.where(accept, k, n_records)
+        else:
+            slot = jnp.where(accept & (k % record_every == 0), k // record_every, n_records)
+        metric_values = record_metrics(k, out.params)
+
+        def write(buf, v):
+            return buf.at[slot].set(v.astype(buf.dtype), mode="drop")
+
+        if track_best:
+            better = accept & (value < c.best_value)
+            best_params = tree_where(better, out.params, c.best_params)
+            best_value = jnp.where(better, value, c.best_value)
+        else:
+            best_params, best_value = None, c.best_value
+
+        counts = tuple(
+            total + _as_count(n)
+            for total, n in zip(
+                c.counts,
+                (out.fun_evals, out.grad_evals, out.hess_evals, out.hvp_evals),
+                strict=True,
+            )
+        )
+        return _Carry(
+            k=jnp.where(accept, k, c.k),
+            params=tree_where(accept, out.params, c.params),
+            value=jnp.where(accept, value, c.value),
+            grad=tree_where(accept, out.grad, c.grad),
+            grad_norm=jnp.where(accept, grad_norm, c.grad_norm),
+            state=tree_where(accept, out.state, c.state),
+            done=done,
+            status=status,
+            counts=counts,
+            loss_buf=write(c.loss_buf, value),
+            grad_norm_buf=write(c.grad_norm_buf, grad_norm),
+            step_buf=write(c.step_buf, step),
+            metric_bufs={n: write(c.metric_bufs[n], metric_values[n]) for n in c.metric_bufs},
+            best_params=best_params,
+            best_value=best_value,
+        )
+
+    final = lax.while_loop(lambda c: ~c.done, body, carry)
+    trace = Trace(
+        loss=final.loss_buf,
+        grad_norm=final.grad_norm_buf,
+        step_size=final.step_buf,
+        metrics=final.metric_bufs,
+        count=final.k // record_every + 1,
+        record_every=record_every,
+    )
+    return Result(
+        params=final.params,
+        value=final.value,
+        grad_norm=final.grad_norm,
+        iterations=final.k,
+        status=final.status,
+        trace=trace,
+        num_fun_evals=final.counts[0],
+        num_grad_evals=final.counts[1],
+        num_hess_evals=final.counts[2],
+        num_hvp_evals=final.counts[3],
+        best_params=final.best_params if track_best else final.params,
+        best_value=final.best_value if track_best else final.value,
+    )
+
+
+def sweep(
+    fun: Callable[..., Any],
+    init_params: Any,
+    solver: Any,
+    grid: Any,
+    **minimize_kwargs: Any,
+) -> Result:
+    """Run :func:`minimize` once per hyperparameter value of ``grid``, vmapped into one call.
+
+    This is ``jax.vmap(lambda h: minimize(fun, init_params, make_solver(h), ...))(grid)``: the
+    lanes share one compiled loop, the data's matrix-vector products become matrix-matrix
+    products across lanes, and each lane stops on its own rule (finished lanes freeze; their
+    ``iterations`` are their own). The loop runs until the slowest lane stops.
+
+    ``solver`` and ``grid`` combine in three ways (``grid``'s leaves are arrays sharing a
+    leading axis of length ``L``, the number of runs):
+
+    - a solver class or factory and an array: ``sweep(f, p0, lambda lr:
+      GradientDescent(learning_rate=lr), jnp.logspace(-3, 0, 8))`` calls the factory with each
+      element;
+    - a class or factory and a dict: ``sweep(f, p0, GradientDescent, {"learning_rate": lrs,
+      "momentum": ms})`` calls ``factory(**point)`` (zip, not product: build a product grid
+      with ``jnp.meshgrid`` and ravel it);
+    - a solver instance and a dict of field overrides: ``sweep(f, p0, GradientDescent(0.1,
+      momentum=0.9), {"learning_rate": lrs})`` uses ``dataclasses.replace``.
+
+    To sweep data or starting points instead, vmap :func:`minimize` directly:
+    ``jax.vmap(lambda p0: minimize(f, p0, solver, args=(X, y)))(starts)``.
+
+    Args:
+        fun: the objective, as in :func:`minimize`.
+        init_params: the common starting point.
+        solver: a solver class, a factory returning a solver, or a solver instance.
+        grid: an array, or a dict of arrays, with a common leading axis.
+        **minimize_kwargs: passed to :func:`minimize` (``args``, ``max_iters``, ``gtol``, ...).
+
+    Returns:
+        A batched :class:`~lossopt.Result`: every field has a leading axis of length ``L``;
+        ``result.lane(i)`` is run ``i``.
+
+    Raises:
+        ValueError: an empty grid or leaves with different leading lengths.
+        TypeError: a solver instance with a grid that is not a dict of field names.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lossopt
+        >>> from lossopt.solvers import GradientDescent
+        >>> f = lambda w: jnp.sum((w - 1.0) ** 2)
+        >>> res = lossopt.sweep(f, jnp.zeros(2), GradientDescent,
+        ...                     {"learning_rate": jnp.array([0.1, 0.2, 0.4])}, gtol=1e-3)
+        >>> res.iterations.tolist()  # each lane stops on its own: |g_k| = 2 (1 - 2 lr)^k
+        [35, 15, 5]
+    """
+    grid = jax.tree.map(jnp.asarray, grid)
+    leaves = jax.tree.leaves(grid)
+    if not leaves:
+        raise ValueError("`grid` is empty: give an array or a dict of arrays of grid values")
+    lengths = {leaf.shape[0] if leaf.ndim else None for leaf in leaves}
+    if None in lengths or len(lengths) != 1:
+        raise ValueError(
+            "every `grid` leaf must be an array with the same leading length (one entry per "
+            f"run); got shapes {[leaf.shape for leaf in leaves]}"
+        )
+    is_instance = dataclasses.is_dataclass(solver) and not isinstance(solver, type)
+    if is_instance and not isinstance(grid, Mapping):
+        raise TypeError(
+            "with a solver instance, `grid` must be a dict {field name: values}; got "
+            f"{describe(grid)}. Or pass a factory: lambda h: GradientDescent(learning_rate=h)"
+        )
+
+    def build(point):
+        if is_instance:
+            return dataclasses.replace(solver, **point)
+        if isinstance(point, Mapping):
+            return solver(**point)
+        return solver(point)
+
+    return jax.vmap(lambda point: minimize(fun, init_params, build(point), **minimize_kwargs))(
+        grid
+    )

@@ -1,0 +1,138 @@
+"""What a solver is: a frozen pytree dataclass with pure ``init`` and ``step``.
+
+This module holds the pieces every solver shares and nothing else:
+
+- :func:`pytree_dataclass` and :func:`static_field`: a frozen dataclass registered as a pytree
+  whose numeric hyperparameters are leaves (so ``jax.vmap`` can sweep them) and whose choices
+  (line search kind, linear solver, schedule) are static auxiliary data (so they select code
+  at trace time and key the compilation cache).
+- :class:`Objective`: ``fun(params, *args)`` with its data bound inside the compiled loop.
+- :class:`StepResult`: what one ``step`` returns to :func:`lossopt.minimize`.
+- :class:`Solver`: the structural protocol (no base class: concrete solvers do not inherit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["Objective", "Solver", "StepResult", "pytree_dataclass", "static_field"]
+
+
+def static_field(default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
+    """A dataclass field stored as static pytree metadata (hashable; part of the cache key)."""
+    metadata = {**kwargs.pop("metadata", {}), "static": True}
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+def pytree_dataclass(cls: type) -> type:
+    """Make ``cls`` a frozen dataclass and register it as a pytree.
+
+    Fields declared with :func:`static_field` become auxiliary data; every other field is a
+    child. Unflattening bypasses ``__init__`` (and so ``__post_init__`` validation): JAX
+    rebuilds pytrees with placeholder leaves (``None``, ``object()``, vmap axis specs) that
+    must not be validated as hyperparameters.
+    """
+    cls = dataclasses.dataclass(frozen=True)(cls)
+    fields = dataclasses.fields(cls)
+    data_names = tuple(f.name for f in fields if not f.metadata.get("static", False))
+    meta_names = tuple(f.name for f in fields if f.metadata.get("static", False))
+
+    def flatten_with_keys(obj):
+        children = tuple((jax.tree_util.GetAttrKey(n), getattr(obj, n)) for n in data_names)
+        return children, tuple(getattr(obj, n) for n in meta_names)
+
+    def flatten(obj):
+        return tuple(getattr(obj, n) for n in data_names), tuple(
+            getattr(obj, n) for n in meta_names
+        )
+
+    def unflatten(aux, children):
+        obj = object.__new__(cls)
+        for name, value in zip(data_names, children, strict=True):
+            object.__setattr__(obj, name, value)
+        for name, value in zip(meta_names, aux, strict=True):
+            object.__setattr__(obj, name, value)
+        return obj
+
+    jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+    return cls
+
+
+class Objective:
+    """``fun(params, *args)`` with ``args`` bound; used only while tracing the solve.
+
+    ``args`` are the traced data arguments of the compiled loop, so binding them here does
+    not bake data into the compiled program.
+    """
+
+    def __init__(self, fun: Callable[..., Any], args: tuple[Any, ...]):
+        self.fun = fun
+        self.args = args
+
+    def value(self, params: Any) -> jax.Array:
+        """The objective's value; raises TypeError (at trace time) unless it is a real scalar."""
+        out = self.fun(params, *self.args)
+        shape = getattr(out, "shape", None)
+        dtype = getattr(out, "dtype", None)
+        if shape is None or tuple(shape) != () or not jnp.issubdtype(dtype, jnp.floating):
+            got = f"shape {tuple(shape)} and dtype {dtype}" if shape is not None else repr(out)
+            raise TypeError(
+                "`fun(params, *args)` must return a real floating scalar (shape ()); got "
+                f"{got}. Reduce it with .mean() or .sum(), e.g. reduction='mean' in lossopt losses."
+            )
+        return out
+
+    def value_and_grad(self, params: Any) -> tuple[jax.Array, Any]:
+        """``(value, grad)`` at ``params`` with one reverse pass."""
+        return jax.value_and_grad(self.value)(params)
+
+
+class StepResult(NamedTuple):
+    """One solver step, as returned to :func:`lossopt.minimize`.
+
+    Attributes:
+        params: the proposed next iterate (same pytree as the current one).
+        value: the objective at ``params``.
+        grad: the gradient at ``params``.
+        state: the solver's next state.
+        fun_evals, grad_evals, hess_evals, hvp_evals: evaluations spent by this step (line
+            search trials included; a discarded trial still counts).
+        failed: True when the step could not be taken (a line search that found no decrease);
+            ``params`` is then discarded and the run stops with ``LINE_SEARCH_FAILED``.
+    """
+
+    params: Any
+    value: jax.Array
+    grad: Any
+    state: Any
+    fun_evals: Any = 1
+    grad_evals: Any = 1
+    hess_evals: Any = 0
+    hvp_evals: Any = 0
+    failed: Any = False
+
+
+@runtime_checkable
+class Solver(Protocol):
+    """The structural interface :func:`lossopt.minimize` drives.
+
+    ``init(objective, params, value, grad) -> state`` and
+    ``step(objective, params, value, grad, state) -> StepResult``, both pure; ``value`` and
+    ``grad`` are the objective at ``params`` (already computed by the driver or the previous
+    step). ``monotone`` tells the driver whether every accepted step decreases the objective;
+    when it does not, the driver also keeps the best iterate seen (``Result.best_params``).
+    """
+
+    @property
+    def monotone(self) -> bool: ...
+
+    def init(self, objective: Objective, params: Any, value: jax.Array, grad: Any) -> Any: ...
+
+    def step(
+        self, objective: Objective, params: Any, value: jax.Array, grad: Any, state: Any
+    ) -> StepResult: ...

@@ -1,0 +1,237 @@
+"""What :func:`lossopt.minimize` returns: :class:`Result`, its :class:`Trace` and :class:`Status`.
+
+``Result`` and ``Trace`` are pytrees of arrays, so a solve can be returned from ``jax.jit`` and
+batched by ``jax.vmap`` (every field gains a leading axis; pick one run with
+``result.lane(i)``). Host-side conveniences (``message``, ``to_numpy``, ``to_csv``) read the
+concrete arrays.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import os
+import tempfile
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lossopt.solvers._protocol import pytree_dataclass, static_field
+
+__all__ = ["Result", "Status", "Trace"]
+
+
+class Status(enum.IntEnum):
+    """Why a solve stopped. Each member carries an actionable :attr:`message`.
+
+    The three ``CONVERGED*`` members say which stopping rule fired; :attr:`converged` is true
+    for all three. Only ``CONVERGED`` (the gradient rule) certifies first-order optimality.
+    """
+
+    CONVERGED = 0
+    CONVERGED_FTOL = 1
+    CONVERGED_XTOL = 2
+    MAX_ITERS = 3
+    NONFINITE = 4
+    LINE_SEARCH_FAILED = 5
+
+    @property
+    def converged(self) -> bool:
+        """True for the ``CONVERGED*`` members."""
+        return self in (Status.CONVERGED, Status.CONVERGED_FTOL, Status.CONVERGED_XTOL)
+
+    @property
+    def message(self) -> str:
+        """What happened and what to do about it."""
+        return _MESSAGES[self]
+
+
+_MESSAGES = {
+    Status.CONVERGED: (
+        "Converged: the gradient's max-abs norm fell to gtol or below (first-order optimality)."
+    ),
+    Status.CONVERGED_FTOL: (
+        "Converged on ftol: the relative decrease of the loss fell to ftol or below. The "
+        "gradient may still exceed gtol: check result.grad_norm, or lower ftol to run on."
+    ),
+    Status.CONVERGED_XTOL: (
+        "Converged on xtol: the relative step length fell to xtol or below. The gradient may "
+        "still exceed gtol: check result.grad_norm, or lower xtol to run on."
+    ),
+    Status.MAX_ITERS: (
+        "Stopped after max_iters iterations before any tolerance was met: raise max_iters, "
+        "take larger steps (a larger learning_rate, line_search='armijo', or Newton), or "
+        "loosen gtol."
+    ),
+    Status.NONFINITE: (
+        "Stopped on a NaN or Inf in the loss, gradient or parameters; the last finite iterate "
+        "is returned. Lower the learning rate, add line_search='armijo' or clip_norm, check "
+        "the objective for log(0) or division by zero, and verify a hand-written gradient "
+        "with lossopt.check_gradient."
+    ),
+    Status.LINE_SEARCH_FAILED: (
+        "The line search found no step with sufficient decrease (Armijo) within its "
+        "max_steps; the last accepted iterate is returned. Usually gtol is below the "
+        "floating-point noise of the loss at the optimum (loosen gtol, set ftol, or use "
+        "float64), or the gradient does not match the loss (check with "
+        "lossopt.check_gradient)."
+    ),
+}
+
+_CORE_COLUMNS = ("iteration", "loss", "grad_norm", "step_size")
+
+
+def _require_single(count: Any, what: str) -> int:
+    arr = np.asarray(count)
+    if arr.ndim != 0:
+        raise ValueError(
+            f"this {what} holds a batch of {arr.shape} runs (from jax.vmap or lossopt.sweep); "
+            "select one run first with result.lane(i)"
+        )
+    return int(arr)
+
+
+@pytree_dataclass
+class Trace:
+    """Convergence history, written inside the compiled loop.
+
+    Buffers have length ``max_iters // record_every + 1``; record ``j`` holds iteration
+    ``j * record_every`` (record 0 is the initial point) and records past the end of the run
+    are NaN. ``step_size[j]`` is the Euclidean length ``||x_k - x_{k-1}||`` of the step that
+    produced iteration ``k`` (NaN at the initial point).
+
+    Attributes:
+        loss, grad_norm, step_size: arrays of shape ``(num_records,)``; ``grad_norm`` is the
+            max-abs norm, the quantity ``gtol`` tests.
+        metrics: ``{name: array}``, one buffer per user metric.
+        count: number of valid records (``iterations // record_every + 1``).
+        record_every: iterations between records (static).
+    """
+
+    loss: jax.Array
+    grad_norm: jax.Array
+    step_size: jax.Array
+    metrics: dict[str, jax.Array]
+    count: jax.Array
+    record_every: int = static_field(1)
+
+    def to_numpy(self) -> dict[str, np.ndarray]:
+        """The valid records as numpy arrays: ``iteration``, ``loss``, ``grad_norm``,
+        ``step_size`` and every metric, trimmed to the iterations run.
+
+        Raises:
+            ValueError: for a batched trace (from ``jax.vmap``/``sweep``): select a lane first.
+        """
+        n = _require_single(self.count, "trace")
+        out = {"iteration": np.arange(n, dtype=np.int64) * self.record_every}
+        out["loss"] = np.asarray(self.loss)[:n]
+        out["grad_norm"] = np.asarray(self.grad_norm)[:n]
+        out["step_size"] = np.asarray(self.step_size)[:n]
+        for name, buf in self.metrics.items():
+            out[name] = np.asarray(buf)[:n]
+        return out
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """Like :meth:`to_numpy` but with Python lists (JSON-serialisable)."""
+        return {k: v.tolist() for k, v in self.to_numpy().items()}
+
+    def to_csv(self, path: str | os.PathLike[str]) -> None:
+        """Write the valid records as CSV (header row, one row per record), atomically.
+
+        The file is written to a temporary file in the same folder and moved into place with
+        ``os.replace``, so a reader never sees a partial file.
+        """
+        columns = self.to_numpy()
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".trace-", suffix=".csv.tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                names = list(columns)
+                writer.writerow(names)
+                for row in zip(*(columns[n].tolist() for n in names), strict=True):
+                    writer.writerow([repr(v) for v in row])
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+@pytree_dataclass
+class Result:
+    """The outcome of :func:`lossopt.minimize`.
+
+    Attributes:
+        params: the final iterate, in the structure of ``init_params``. After ``NONFINITE`` it
+            is the last finite iterate; after ``LINE_SEARCH_FAILED`` the last accepted one.
+        value: the objective at ``params``.
+        grad_norm: max-abs norm of the gradient at ``params``.
+        iterations: accepted steps taken (``params`` is iterate number ``iterations``).
+        status: a :class:`Status` code (int32 array; ``Status(int(result.status))``).
+        trace: the :class:`Trace`.
+        num_fun_evals, num_grad_evals: objective values and gradients evaluated, the initial
+            point and every line-search trial included (one ``value_and_grad`` counts one of
+            each).
+        num_hess_evals: full Hessians evaluated (``Newton(linear_solver="cholesky")``).
+        num_hvp_evals: Hessian-vector products (``Newton(linear_solver="cg")``).
+        best_params, best_value: the iterate with the lowest objective seen. For monotone
+            solvers (``solver.monotone``: Armijo line searches) it is ``params``; the
+            subgradient method, optax optimizers and fixed-step gradient descent track it.
+
+    Properties ``converged`` (an array, usable under ``jit``) and ``message`` (a host string)
+    derive from ``status``.
+    """
+
+    params: Any
+    value: jax.Array
+    grad_norm: jax.Array
+    iterations: jax.Array
+    status: jax.Array
+    trace: Trace
+    num_fun_evals: jax.Array
+    num_grad_evals: jax.Array
+    num_hess_evals: jax.Array
+    num_hvp_evals: jax.Array
+    best_params: Any
+    best_value: jax.Array
+
+    @property
+    def converged(self) -> jax.Array:
+        """Boolean array: the run stopped on gtol, ftol or xtol."""
+        return self.status <= Status.CONVERGED_XTOL
+
+    @property
+    def message(self) -> str | list[str]:
+        """The status's message (a list of messages for a batched result)."""
+        if isinstance(self.status, jax.core.Tracer):
+            raise TypeError(
+                "Result.message is a host-side string: read it outside jax.jit/jax.vmap"
+            )
+        codes = np.asarray(self.status)
+        if codes.ndim == 0:
+            return Status(int(codes)).message
+        return [Status(int(c)).message for c in codes.ravel()]
+
+    def lane(self, i: int) -> Result:
+        """Run ``i`` of a batched result (from ``jax.vmap`` or :func:`lossopt.sweep`)."""
+        return jax.tree.map(lambda x: x[i], self)
+
+    def __repr__(self) -> str:
+        try:
+            status = Status(int(np.asarray(self.status)))
+            return (
+                f"Result(status={status.name}, iterations={int(np.asarray(self.iterations))}, "
+                f"value={float(np.asarray(self.value)):.6g}, "
+                f"grad_norm={float(np.asarray(self.grad_norm)):.3g})"
+            )
+        except (TypeError, ValueError, jax.errors.ConcretizationTypeError):
+            return f"Result(status={self.status}, iterations={self.iterations}, ...)"
+
+
+def status_array(status: Status) -> jax.Array:
+    """A status code as the int32 scalar carried in the loop."""
+    return jnp.asarray(int(status), dtype=jnp.int32)
