@@ -6,14 +6,25 @@ reduction="mean")`` (classification losses name the arguments ``(logits, labels)
 loss up by name with hyperparameters bound.
 """
 
+from lossopt.losses import robust
 from lossopt.losses._classification import *  # noqa: F403
 from lossopt.losses._classification import __all__ as _classification_all
+from lossopt.losses._embedding import *  # noqa: F403
+from lossopt.losses._embedding import __all__ as _embedding_all
+from lossopt.losses._multitask import *  # noqa: F403
+from lossopt.losses._multitask import __all__ as _multitask_all
 from lossopt.losses._probabilistic import *  # noqa: F403
 from lossopt.losses._probabilistic import __all__ as _probabilistic_all
 from lossopt.losses._reduce import REDUCTIONS, reduce_loss
 from lossopt.losses._registry import LossInfo, catalog, get, info, names
 from lossopt.losses._regression import *  # noqa: F403
 from lossopt.losses._regression import __all__ as _regression_all
+from lossopt.losses._robust import *  # noqa: F403
+from lossopt.losses._robust import __all__ as _robust_all
+from lossopt.losses._segmentation import *  # noqa: F403
+from lossopt.losses._segmentation import __all__ as _segmentation_all
+from lossopt.losses._sequence import *  # noqa: F403
+from lossopt.losses._sequence import __all__ as _sequence_all
 
 __all__ = [
     "REDUCTIONS",
@@ -23,7 +34,13 @@ __all__ = [
     "info",
     "names",
     "reduce_loss",
+    "robust",
     *_regression_all,
     *_classification_all,
     *_probabilistic_all,
+    *_robust_all,
+    *_embedding_all,
+    *_segmentation_all,
+    *_sequence_all,
+    *_multitask_all,
 ]
