@@ -2,6 +2,10 @@
 
 Subcommands:
 
+* ``lossopt run [CONFIG] [--set key.path=value ...] [--out DIR] [--quick] [--force]``: run every
+  loss x solver x hyperparameter x seed combination of a TOML config (the embedded quickstart
+  when none is given) and write traces, a summary table and plots.
+* ``lossopt plot RESULTS_DIR``: redraw the figures of a results folder.
 * ``lossopt losses [--task TASK] [--json]``: the loss catalogue as a table.
 
 Exit status: 0 on success, 1 when the requested check fails, 2 on bad usage.
@@ -57,6 +61,92 @@ def _cmd_losses(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lossopt.experiment import ConfigError, load_config, run_experiment
+
+    console = Console(stderr=True)
+    try:
+        cfg, base = load_config(args.config, args.set, quick=args.quick)
+    except ConfigError as err:
+        console.print(f"[bold red]config error:[/] {err}", highlight=False)
+        return 2
+    if cfg["run"]["dtype"] == "float64":
+        # The command is an application: it may choose JAX's precision for its own process.
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    out_dir = args.out or cfg["output"]["dir"]
+    console.print(f"lossopt run [bold]{cfg['name']}[/] -> {out_dir}", highlight=False)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=False) as bar:
+            task = bar.add_task("planning", total=None)
+
+            def progress(done: int, total: int, description: str) -> None:
+                bar.update(task, completed=done, total=total, description=description[:60])
+
+            result = run_experiment(cfg, base, out_dir=out_dir, force=args.force,
+                                    progress=progress)
+    except ConfigError as err:
+        console.print(f"[bold red]config error:[/] {err}", highlight=False)
+        return 2
+    _print_summary(result.rows, Console(width=max(140, Console().width)))
+    console.print(
+        f"{result.ran} runs computed, {result.skipped} already complete (skipped); results in "
+        f"{result.out_dir}", highlight=False,
+    )
+    if result.interrupted:
+        console.print("[yellow]interrupted:[/] completed runs were kept; run again to resume")
+        return 130
+    return 0
+
+
+def _print_summary(rows, console) -> None:
+    """One line per loss x solver configuration, aggregated over seeds."""
+    import statistics
+
+    from rich.table import Table
+
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["loss"], r["solver"], r["hyperparameters"]), []).append(r)
+    table = Table(title="summary (median over seeds)")
+    for column in ("loss", "solver", "hyperparameters", "runs", "status", "iterations",
+                   "final loss", "validation", "time/run"):
+        table.add_column(column, justify="right" if column in (
+            "runs", "iterations", "final loss", "validation", "time/run") else "left")
+    for (loss, solver, hyper), rs in groups.items():
+        statuses = {}
+        for r in rs:
+            statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+        status = ", ".join(f"{k} x{v}" if v > 1 else k for k, v in statuses.items())
+        table.add_row(
+            loss, solver, hyper.strip("{}").replace('"', ""), str(len(rs)), status,
+            f"{statistics.median(r['iterations'] for r in rs):.0f}",
+            f"{statistics.median(r['final_loss'] for r in rs):.5g}",
+            f"{rs[0]['val_metric_name']} {statistics.median(r['val_metric'] for r in rs):.4f}",
+            f"{statistics.median(r['wall_time_s'] for r in rs) * 1e3:.1f} ms",
+        )
+    console.print(table)
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from lossopt.plotting import plot_results
+
+    try:
+        figures = plot_results(args.results_dir)
+    except FileNotFoundError as err:
+        print(f"lossopt plot: {err}", file=sys.stderr)
+        return 2
+    for path in figures:
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``lossopt`` command."""
     from lossopt.losses._registry import TASKS
@@ -66,6 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Loss functions and the solvers that minimise them, in JAX.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p_run = sub.add_parser(
+        "run", help="run a config: every loss x solver x hyperparameter x seed",
+        description="Run a TOML experiment config (the embedded quickstart when none is given).",
+    )
+    p_run.add_argument("config", nargs="?", help="TOML config file (default: embedded quickstart)")
+    p_run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                       help="override a config value (TOML syntax), e.g. --set run.max_iters=50")
+    p_run.add_argument("--out", help="results folder (default: the config's output.dir)")
+    p_run.add_argument("--quick", action="store_true",
+                       help="small sizes for smoke runs: fewer examples, iterations and seeds")
+    p_run.add_argument("--force", action="store_true", help="redo runs that are already complete")
+    p_run.set_defaults(handler=_cmd_run)
+    p_plot = sub.add_parser("plot", help="redraw the figures of a results folder")
+    p_plot.add_argument("results_dir", help="a folder written by `lossopt run`")
+    p_plot.set_defaults(handler=_cmd_plot)
     p_losses = sub.add_parser("losses", help="list the loss catalogue with its properties")
     p_losses.add_argument("--task", choices=TASKS, help="only the losses of this task")
     p_losses.add_argument("--json", action="store_true", help="print JSON instead of a table")

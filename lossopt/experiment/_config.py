@@ -1,0 +1,463 @@
+"""Experiment configs: TOML in, a validated and fully resolved dict out.
+
+Every error is a :class:`ConfigError` whose message names the key (``solvers[1].learning_rate``),
+the expected and the received value. The resolved config (defaults filled in) is written next to
+the results as ``config.toml`` so a run can be reproduced.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from lossopt.experiment._data import KINDS as DATA_KINDS
+from lossopt.experiment._data import TASKS as DATA_TASKS
+
+__all__ = [
+    "DEFAULT_CONFIG_TOML",
+    "ConfigError",
+    "apply_overrides",
+    "dump_toml",
+    "load_config",
+    "resolve_config",
+]
+
+
+class ConfigError(ValueError):
+    """An invalid experiment config; the message names the offending key."""
+
+
+DEFAULT_CONFIG_TOML = """\
+# lossopt quickstart: the seed document's experiment.
+# Linear regression, X of shape (100, 5), true_w = [1.5, -2, 0.5, 3, -1], noise 0.5;
+# MSE vs MAE vs Huber, minimised by gradient descent (two learning rates), Newton and
+# subgradient descent, three seeds each.
+name = "quickstart"
+seed = 0
+
+[data]
+kind = "linear_regression"
+n_samples = 100
+n_features = 5
+noise = 0.5
+outlier_fraction = 0.0
+validation_fraction = 0.2
+
+[model]
+kind = "linear"
+
+[[losses]]
+name = "mse"
+
+[[losses]]
+name = "mae"
+
+[[losses]]
+name = "huber"
+delta = 1.0
+
+[[solvers]]
+name = "gradient_descent"
+learning_rate = [0.01, 0.1]
+
+[[solvers]]
+name = "newton"
+
+[[solvers]]
+name = "subgradient"
+step_size = 0.5
+schedule = "inverse_sqrt"
+
+[run]
+max_iters = 200
+gtol = 1e-8
+seeds = [0, 1, 2]
+
+[output]
+dir = "results/quickstart"
+"""
+
+# key -> (python types accepted, default); a default of REQUIRED must be given.
+REQUIRED = object()
+_NUMBER = (int, float)
+
+SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
+    "": {
+        "name": ((str,), "experiment"),
+        "seed": ((int,), 0),
+    },
+    "data": {
+        "kind": ((str,), REQUIRED),
+        "n_samples": ((int,), 200),
+        "n_features": ((int,), 5),
+        "noise": (_NUMBER, 0.5),
+        "outlier_fraction": (_NUMBER, 0.0),
+        "validation_fraction": (_NUMBER, 0.2),
+        "n_classes": ((int,), 3),
+        "positive_fraction": (_NUMBER, 0.5),
+        "path": ((str,), ""),
+        "target": ((str,), "y"),
+        "features": ((list,), []),
+        "x_key": ((str,), "X"),
+        "y_key": ((str,), "y"),
+        "task": ((str,), ""),
+        "standardize": ((bool,), None),
+    },
+    "model": {
+        "kind": ((str,), "linear"),
+        "hidden": ((list,), [64, 32]),
+        "activation": ((str,), "relu"),
+        "dropout": (_NUMBER, 0.0),
+    },
+    "regularizer": {
+        "kind": ((str,), REQUIRED),
+        "strength": (_NUMBER, 0.0),
+        "alpha": (_NUMBER, 0.0),
+        "l1_ratio": (_NUMBER, 0.5),
+    },
+    "run": {
+        "max_iters": ((int,), 200),
+        "gtol": (_NUMBER, 1e-8),
+        "ftol": (_NUMBER, 0.0),
+        "xtol": (_NUMBER, 0.0),
+        "seeds": ((list,), [0]),
+        "record_every": ((int,), 1),
+        "newton_memory_mb": (_NUMBER, 256.0),
+        "dtype": ((str,), "float64"),
+    },
+    "output": {
+        "dir": ((str,), ""),
+        "plots": ((bool,), True),
+    },
+}
+TABLES = ("data", "model", "regularizer", "run", "output")
+ARRAYS = ("losses", "solvers")
+MODEL_KINDS = ("linear", "logistic", "softmax", "mlp")
+REGULARIZERS = ("l1", "l2", "elastic_net")
+SOLVER_NAMES = ("gradient_descent", "newton", "subgradient", "optax:<name>")
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true/false",
+             list: "a list"}
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
+
+
+def _check_type(key: str, value: Any, types: tuple[type, ...]) -> None:
+    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if not ok:
+        raise ConfigError(f"`{key}` must be {_type_name(types)}; got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"`{key}` must be finite; got {value!r}")
+
+
+def _fill_table(prefix: str, table: Any, schema: dict[str, tuple]) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"`{prefix}` must be a table; got {table!r}")
+    unknown = sorted(set(table) - set(schema))
+    if unknown:
+        where = f"`{prefix}`" if prefix else "the top level"
+        raise ConfigError(
+            f"unknown key `{_join(prefix, unknown[0])}` in {where}; known keys: "
+            f"{', '.join(sorted(schema))}"
+        )
+    out = {}
+    for key, (types, default) in schema.items():
+        full = _join(prefix, key)
+        if key in table:
+            _check_type(full, table[key], types)
+            out[key] = table[key]
+        elif default is REQUIRED:
+            raise ConfigError(f"`{full}` is required")
+        else:
+            out[key] = copy.deepcopy(default)
+    return out
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _check_loss(i: int, entry: Any) -> dict[str, Any]:
+    from lossopt import losses
+
+    key = f"losses[{i}]"
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise ConfigError(f"`{key}` must be a table with a string `name`; got {entry!r}")
+    name = entry["name"]
+    if name not in losses.names():
+        raise ConfigError(
+            f"`{key}.name`: unknown loss {name!r}; known losses: {', '.join(losses.names())}"
+        )
+    accepted = losses.info(name).hyperparameters
+    for hyper, value in entry.items():
+        if hyper == "name":
+            continue
+        if hyper not in accepted:
+            raise ConfigError(
+                f"unknown key `{key}.{hyper}` for loss {name!r}; accepted: "
+                f"{', '.join(accepted) or 'none'}"
+            )
+        for v in value if isinstance(value, list) else [value]:
+            if not isinstance(v, (int, float, str, bool)):
+                raise ConfigError(f"`{key}.{hyper}` must be a number, string or bool; got {v!r}")
+    return dict(entry)
+
+
+def solver_parameters(name: str) -> dict[str, Any]:
+    """Accepted hyperparameters of a solver config entry (without ``name``)."""
+    from lossopt import solvers
+
+    if name.startswith("optax:"):
+        import optax
+
+        factory = getattr(optax, name.split(":", 1)[1], None)
+        if factory is None or not callable(factory):
+            raise KeyError(name)
+        return {
+            p.name: p.default
+            for p in inspect.signature(factory).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+    classes = {
+        "gradient_descent": solvers.GradientDescent,
+        "newton": solvers.Newton,
+        "subgradient": solvers.Subgradient,
+    }
+    cls = classes[name]
+    return {
+        p.name: p.default for p in inspect.signature(cls).parameters.values()
+    }
+
+
+def _check_solver(i: int, entry: Any) -> dict[str, Any]:
+    key = f"solvers[{i}]"
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise ConfigError(f"`{key}` must be a table with a string `name`; got {entry!r}")
+    name = entry["name"]
+    try:
+        accepted = solver_parameters(name)
+    except KeyError:
+        raise ConfigError(
+            f"`{key}.name`: unknown solver {name!r}; known: {', '.join(SOLVER_NAMES)} "
+            "(<name> any optax optimizer, e.g. optax:adam, optax:lbfgs)"
+        ) from None
+    for hyper, value in entry.items():
+        if hyper == "name":
+            continue
+        if hyper not in accepted:
+            raise ConfigError(
+                f"unknown key `{key}.{hyper}` for solver {name!r}; accepted: "
+                f"{', '.join(accepted) or 'none'}"
+            )
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise ConfigError(f"`{key}.{hyper}` is an empty list")
+        for v in values:
+            if not isinstance(v, (int, float, str, bool)):
+                raise ConfigError(f"`{key}.{hyper}` must be a number, string or bool; got {v!r}")
+    return dict(entry)
+
+
+def resolve_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``raw`` (a parsed TOML document) and fill in every default.
+
+    Raises:
+        ConfigError: naming the key, the expected and the received value.
+    """
+    raw = copy.deepcopy(raw)
+    known = set(SCHEMA[""]) | set(TABLES) | set(ARRAYS)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown key `{unknown[0]}` at the top level; known keys: {', '.join(sorted(known))}"
+        )
+    cfg = _fill_table("", {k: raw[k] for k in SCHEMA[""] if k in raw}, SCHEMA[""])
+    if "data" not in raw:
+        raise ConfigError("`data` is required: a [data] table with at least `kind`")
+    for table in TABLES:
+        if table == "regularizer" and table not in raw:
+            cfg[table] = None
+            continue
+        cfg[table] = _fill_table(table, raw.get(table, {}), SCHEMA[table])
+    for array, check in (("losses", _check_loss), ("solvers", _check_solver)):
+        entries = raw.get(array)
+        if not isinstance(entries, list) or not entries:
+            raise ConfigError(f"`{array}` must be a non-empty array of tables ([[{array}]])")
+        cfg[array] = [check(i, e) for i, e in enumerate(entries)]
+    _check_semantics(cfg)
+    return cfg
+
+
+def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"`{key}` must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_semantics(cfg: dict[str, Any]) -> None:
+    data, model, run = cfg["data"], cfg["model"], cfg["run"]
+    _check_choice("data.kind", data["kind"], DATA_KINDS)
+    if data["task"]:
+        _check_choice("data.task", data["task"], DATA_TASKS)
+    for key in ("n_samples", "n_features"):
+        if data[key] < 1:
+            raise ConfigError(f"`data.{key}` must be >= 1; got {data[key]}")
+    if data["n_classes"] < 2:
+        raise ConfigError(f"`data.n_classes` must be >= 2; got {data['n_classes']}")
+    for key, lo, hi in (("validation_fraction", 0.0, 0.9), ("outlier_fraction", 0.0, 0.5)):
+        if not lo <= data[key] <= hi:
+            raise ConfigError(f"`data.{key}` must be in [{lo}, {hi}]; got {data[key]}")
+    if not 0.0 < data["positive_fraction"] < 1.0:
+        raise ConfigError(
+            f"`data.positive_fraction` must be in (0, 1); got {data['positive_fraction']}"
+        )
+    if data["noise"] < 0:
+        raise ConfigError(f"`data.noise` must be >= 0; got {data['noise']}")
+    _check_choice("model.kind", model["kind"], MODEL_KINDS)
+    reg = cfg["regularizer"]
+    if reg is not None:
+        _check_choice("regularizer.kind", reg["kind"], REGULARIZERS)
+        for key in ("strength", "alpha"):
+            if reg[key] < 0:
+                raise ConfigError(f"`regularizer.{key}` must be >= 0; got {reg[key]}")
+    if run["max_iters"] < 1:
+        raise ConfigError(f"`run.max_iters` must be >= 1; got {run['max_iters']}")
+    if run["record_every"] < 1:
+        raise ConfigError(f"`run.record_every` must be >= 1; got {run['record_every']}")
+    for key in ("gtol", "ftol", "xtol"):
+        if run[key] < 0:
+            raise ConfigError(f"`run.{key}` must be >= 0; got {run[key]}")
+    _check_choice("run.dtype", run["dtype"], ("float32", "float64"))
+    seeds = run["seeds"]
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"`run.seeds` must be a non-empty list of integers; got {seeds!r}")
+    if not cfg["output"]["dir"]:
+        cfg["output"]["dir"] = f"results/{cfg['name']}"
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare word is a string: --set model.kind=mlp
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set key.path=value`` overrides (TOML values; ``losses.0.delta=2`` indexes).
+
+    Raises:
+        ConfigError: a malformed override or a path through something that is not a table.
+    """
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"`--set` expects key.path=value; got {item!r}")
+        path, text = item.split("=", 1)
+        keys = [k for k in path.strip().split(".") if k]
+        if not keys:
+            raise ConfigError(f"`--set` expects key.path=value; got {item!r}")
+        node: Any = raw
+        for depth, key in enumerate(keys[:-1]):
+            where = ".".join(keys[: depth + 1])
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise ConfigError(
+                        f"`--set {path}`: `{where}` must index the array (0..{len(node) - 1})"
+                    )
+                node = node[int(key)]
+            elif isinstance(node, dict):
+                node = node.setdefault(key, {})
+            else:
+                raise ConfigError(f"`--set {path}`: `{where}` is not a table")
+        last = keys[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise ConfigError(f"`--set {path}`: index out of range")
+            node[int(last)] = _parse_value(text)
+        elif isinstance(node, dict):
+            node[last] = _parse_value(text)
+        else:
+            raise ConfigError(f"`--set {path}`: the parent is not a table")
+    return raw
+
+
+QUICK = {"n_samples": 60, "max_iters": 30, "seeds": 1, "hidden": [8]}
+
+
+def make_quick(raw: dict[str, Any]) -> dict[str, Any]:
+    """Shrink a config for smoke runs: fewer examples, iterations and seeds, small MLPs."""
+    raw = copy.deepcopy(raw)
+    data = raw.setdefault("data", {})
+    if "n_samples" in data or data.get("kind") in ("linear_regression", "logistic", "multiclass",
+                                                    "poisson"):
+        data["n_samples"] = min(int(data.get("n_samples", 200)), QUICK["n_samples"])
+    run = raw.setdefault("run", {})
+    run["max_iters"] = min(int(run.get("max_iters", 200)), QUICK["max_iters"])
+    run["seeds"] = list(run.get("seeds", [0]))[: QUICK["seeds"]]
+    model = raw.get("model", {})
+    if model.get("kind") == "mlp":
+        model["hidden"] = QUICK["hidden"]
+    return raw
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    *,
+    quick: bool = False,
+) -> tuple[dict[str, Any], Path]:
+    """Read, override and validate a config; ``None`` reads the embedded quickstart default.
+
+    Returns:
+        ``(config, base_dir)``: the resolved config and the folder relative file paths in
+        ``[data]`` are resolved against (the config file's folder, or the working directory).
+
+    Raises:
+        ConfigError: an unreadable file, invalid TOML or an invalid config.
+    """
+    if path is None:
+        raw, base = tomllib.loads(DEFAULT_CONFIG_TOML), Path.cwd()
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {str(path)!r}")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: invalid TOML: {err}") from None
+        base = path.resolve().parent
+    raw = apply_overrides(raw, overrides or [])
+    if quick:
+        raw = make_quick(raw)
+    return resolve_config(raw), base
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf")
+    return str(v)
+
+
+def dump_toml(cfg: dict[str, Any]) -> str:
+    """Serialise a resolved config as TOML (None values, e.g. defaults left open, are omitted)."""
+    lines = [f"{k} = {_toml_value(cfg[k])}" for k in SCHEMA[""]]
+    for table in TABLES:
+        if cfg.get(table) is None:
+            continue
+        lines += ["", f"[{table}]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in cfg[table].items() if v is not None]
+    for array in ARRAYS:
+        for entry in cfg[array]:
+            lines += ["", f"[[{array}]]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items()]
+    return "\n".join(lines) + "\n"

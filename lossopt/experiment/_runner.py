@@ -1,0 +1,410 @@
+"""Run every loss x solver x hyperparameter x seed combination of a config.
+
+Runs are planned into *groups*: one loss, one solver and one choice of its non-numeric options
+(line search kind, schedule, ...). Inside a group the numeric hyperparameter grid (the product
+of every list-valued numeric option) and the seeds become the lanes of ONE ``jax.vmap``-ed,
+``jax.jit``-compiled call of :func:`lossopt.minimize`; every lane gets its own data (drawn with
+its seed) and stops on its own criterion.
+
+Outputs (each file written atomically: a temporary file, then ``os.replace``):
+
+- ``runs/<run_id>.json``: one record per completed run (what ``summary`` is built from; a
+  re-run skips runs whose record exists with the same fingerprint);
+- ``traces/<run_id>.csv``: the per-iteration trace;
+- ``summary.csv`` / ``summary.json``: one row per run; ``config.toml``: the resolved config;
+- ``convergence.png`` / ``losses.png``: see :mod:`lossopt.plotting`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import hashlib
+import io
+import itertools
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lossopt.experiment._config import ConfigError, dump_toml, solver_parameters
+from lossopt.experiment._data import Dataset, load_dataset
+from lossopt.experiment._problem import Problem, build_problem
+
+__all__ = ["ExperimentResult", "plan", "run_experiment"]
+
+SUMMARY_COLUMNS = (
+    "run_id", "loss", "solver", "hyperparameters", "seed", "status", "converged", "iterations",
+    "final_loss", "grad_norm", "val_metric_name", "val_metric", "num_fun_evals",
+    "num_grad_evals", "wall_time_s", "compile_time_s", "lanes_in_call",
+)
+
+
+# --- atomic files ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+# --- planning ----------------------------------------------------------------------------------
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _product(options: dict[str, Any]) -> list[dict[str, Any]]:
+    keys = list(options)
+    lists = [v if isinstance(v, list) else [v] for v in options.values()]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*lists)]
+
+
+def _traced_fields(solver_name: str) -> set[str]:
+    """Solver options that may vary across the lanes of one compiled call."""
+    if solver_name.startswith("optax:"):
+        return {"learning_rate"}
+    from lossopt import solvers
+
+    cls = {"gradient_descent": solvers.GradientDescent, "newton": solvers.Newton,
+           "subgradient": solvers.Subgradient}[solver_name]
+    return {f.name for f in dataclasses.fields(cls) if not f.metadata.get("static", False)}
+
+
+def make_solver(solver_name: str, options: dict[str, Any]):
+    """Build the solver named in a config from concrete or traced option values."""
+    from lossopt import solvers
+
+    if solver_name.startswith("optax:"):
+        import optax
+
+        factory = getattr(optax, solver_name.split(":", 1)[1])
+        return solvers.Optax(factory(**options))
+    cls = {"gradient_descent": solvers.GradientDescent, "newton": solvers.Newton,
+           "subgradient": solvers.Subgradient}[solver_name]
+    return cls(**options)
+
+
+@dataclasses.dataclass(frozen=True)
+class Lane:
+    run_id: str
+    seed: int
+    traced: dict[str, float]  # numeric options that vary across lanes
+    hyper: dict[str, Any]  # every option of the run, for reports
+    fingerprint: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """Runs that share one compiled, vmapped call."""
+
+    loss_entry: dict[str, Any]
+    loss_label: str
+    solver_name: str
+    static: dict[str, Any]
+    lanes: tuple[Lane, ...]
+
+    @property
+    def description(self) -> str:
+        static = "".join(f" {k}={v}" for k, v in self.static.items())
+        return f"{self.loss_label} | {self.solver_name}{static} ({len(self.lanes)} runs)"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
+
+
+def _fingerprint(cfg: dict[str, Any], *parts: Any) -> str:
+    shared = {k: cfg[k] for k in ("data", "model", "regularizer", "seed")}
+    shared["run"] = {k: v for k, v in cfg["run"].items() if k != "seeds"}
+    blob = json.dumps([shared, *parts], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def plan(cfg: dict[str, Any]) -> list[Group]:
+    """Expand a resolved config into groups of runs (validating every solver option)."""
+    groups = []
+    for loss_entry in cfg["losses"]:
+        for loss_point in _product(loss_entry):
+            loss_label = loss_point["name"] + "".join(
+                f" {k}={v}" for k, v in loss_point.items() if k != "name"
+            )
+            for i, solver_entry in enumerate(cfg["solvers"]):
+                name = solver_entry["name"]
+                options = {k: v for k, v in solver_entry.items() if k != "name"}
+                traced_ok = _traced_fields(name)
+                static = {k: v for k, v in options.items()
+                          if k not in traced_ok or not all(map(_is_number, _as_list(v)))}
+                numeric = {k: v for k, v in options.items() if k not in static}
+                for static_point in _product(static):
+                    lanes = []
+                    for numeric_point in _product(numeric):
+                        hyper = {**static_point, **numeric_point}
+                        _validate_solver(i, name, hyper)
+                        for seed in cfg["run"]["seeds"]:
+                            solver_label = name + "".join(f" {k}={v}" for k, v in hyper.items())
+                            run_id = _slug(f"{loss_label}__{solver_label}__seed{seed}")
+                            fp = _fingerprint(cfg, loss_point, name, hyper, seed)
+                            lanes.append(Lane(run_id, seed, numeric_point, hyper, fp))
+                    groups.append(Group(loss_point, loss_label, name, static_point, tuple(lanes)))
+    return groups
+
+
+def _as_list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else [v]
+
+
+def _validate_solver(index: int, name: str, options: dict[str, Any]) -> None:
+    solver_parameters(name)  # the name was checked when the config was resolved
+    try:
+        make_solver(name, options)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"`solvers[{index}]` ({name}): {err}") from None
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ExperimentResult:
+    """What :func:`run_experiment` did: the summary rows and where the files are."""
+
+    out_dir: Path
+    rows: list[dict[str, Any]]
+    ran: int
+    skipped: int
+    interrupted: bool = False
+    figures: list[Path] = dataclasses.field(default_factory=list)
+
+
+def _stack(datasets: list[Dataset]) -> tuple[np.ndarray, ...]:
+    return tuple(
+        np.stack([getattr(d, name) for d in datasets])
+        for name in ("X_train", "y_train", "X_val", "y_val")
+    )
+
+
+def _check_newton_budget(cfg, group: Group, problem: Problem) -> None:
+    if group.solver_name != "newton" or group.static.get("linear_solver", "cholesky") == "cg":
+        return
+    megabytes = problem.n_params**2 * 8 / 2**20
+    budget = cfg["run"]["newton_memory_mb"]
+    if megabytes > budget:
+        raise ConfigError(
+            f"solver 'newton' with a dense Hessian needs {megabytes:.0f} MB for "
+            f"{problem.n_params} parameters, over run.newton_memory_mb = {budget}; use "
+            "linear_solver = 'cg' (matrix-free Newton-CG) or an optax solver"
+        )
+
+
+def _group_call(cfg, group: Group, problem: Problem) -> Callable[..., Any]:
+    from lossopt.solvers import minimize
+
+    run = cfg["run"]
+
+    def solve(traced, key, X, y, Xv, yv):
+        solver = make_solver(group.solver_name, {**group.static, **traced})
+        params0 = problem.model.init(key, X.shape[1], X.dtype)
+        return minimize(
+            problem.objective, params0, solver, args=(X, y), max_iters=run["max_iters"],
+            gtol=run["gtol"], ftol=run["ftol"], xtol=run["xtol"],
+            metrics={"val_metric": problem.metric}, metric_args=(Xv, yv),
+            record_every=run["record_every"],
+        )
+
+    return jax.jit(jax.vmap(solve))
+
+
+def _trace_csv(trace: dict[str, np.ndarray], record_every: int) -> str:
+    buf = io.StringIO()
+    columns = [c for c in trace if c != "iteration"]
+    writer = csv.writer(buf)
+    writer.writerow(["iteration", *columns])
+    n = len(next(iter(trace.values()))) if trace else 0
+    iterations = trace.get("iteration", np.arange(n) * record_every)
+    for i in range(n):
+        writer.writerow([int(iterations[i]), *(repr(float(trace[c][i])) for c in columns)])
+    return buf.getvalue()
+
+
+def _run_group(cfg, base: Path, group: Group, out_dir: Path, datasets: dict[int, Dataset]):
+    """Run one group as one compiled call; write its records and traces; return the rows."""
+    from lossopt.solvers import Status
+
+    first = datasets[group.lanes[0].seed]
+    problem = build_problem(group.loss_entry, cfg["model"], cfg["regularizer"], first.task,
+                            first.n_features, first.n_classes)
+    _check_newton_budget(cfg, group, problem)
+    lane_data = [datasets[lane.seed] for lane in group.lanes]
+    shapes = {(d.X_train.shape, d.X_val.shape) for d in lane_data}
+    if len(shapes) != 1:  # pragma: no cover - split sizes depend only on n and the fraction
+        raise ConfigError(f"datasets of the seeds differ in shape: {shapes}")
+    dtype = jnp.dtype(cfg["run"]["dtype"])
+    X, y, Xv, yv = (
+        jnp.asarray(a, dtype=dtype if a.dtype.kind == "f" else None) for a in _stack(lane_data)
+    )
+    traced = {k: jnp.asarray([lane.traced[k] for lane in group.lanes], dtype=X.dtype)
+              for k in group.lanes[0].traced}
+    keys = jax.vmap(jax.random.key)(jnp.asarray([cfg["seed"] + lane.seed for lane in group.lanes]))
+    call = _group_call(cfg, group, problem)
+    t0 = time.perf_counter()
+    compiled = call.lower(traced, keys, X, y, Xv, yv).compile()
+    compile_time = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = jax.block_until_ready(compiled(traced, keys, X, y, Xv, yv))
+    wall = time.perf_counter() - t0
+    n_lanes = len(group.lanes)
+    rows = []
+    for i, lane in enumerate(group.lanes):
+        res = result.lane(i)
+        status = Status(int(res.status))
+        trace = res.trace.to_numpy()
+        val = trace.get("val_metric", np.array([np.nan]))
+        finite_val = val[np.isfinite(val)]
+        row = {
+            "run_id": lane.run_id,
+            "loss": group.loss_label,
+            "solver": group.solver_name,
+            "hyperparameters": json.dumps(lane.hyper, sort_keys=True),
+            "seed": lane.seed,
+            "status": status.name,
+            "converged": bool(status.converged),
+            "iterations": int(res.iterations),
+            "final_loss": float(res.value),
+            "grad_norm": float(res.grad_norm),
+            "val_metric_name": problem.metric_name,
+            "val_metric": float(finite_val[-1]) if finite_val.size else float("nan"),
+            "num_fun_evals": int(res.num_fun_evals),
+            "num_grad_evals": int(res.num_grad_evals),
+            "wall_time_s": wall / n_lanes,
+            "compile_time_s": compile_time,
+            "lanes_in_call": n_lanes,
+        }
+        write_text(out_dir / "traces" / f"{lane.run_id}.csv",
+                   _trace_csv(trace, cfg["run"]["record_every"]))
+        write_text(out_dir / "runs" / f"{lane.run_id}.json",
+                   json.dumps({"fingerprint": lane.fingerprint, "row": row}, indent=1))
+        rows.append(row)
+    return rows
+
+
+def _load_record(out_dir: Path, lane: Lane) -> dict[str, Any] | None:
+    path = out_dir / "runs" / f"{lane.run_id}.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record["row"] if record.get("fingerprint") == lane.fingerprint else None
+
+
+def write_summary(out_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``summary.csv`` and ``summary.json`` (atomically) from the run rows."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(out_dir / "summary.csv", buf.getvalue())
+    write_text(out_dir / "summary.json", json.dumps(rows, indent=1))
+
+
+def run_experiment(
+    cfg: dict[str, Any],
+    base: Path | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    force: bool = False,
+    progress: Any = None,
+    plots: bool | None = None,
+) -> ExperimentResult:
+    """Run a resolved config (see :func:`lossopt.experiment.load_config`).
+
+    Args:
+        cfg: the resolved config.
+        base: folder that relative data paths are resolved against.
+        out_dir: results folder (default: ``cfg["output"]["dir"]``).
+        force: re-run runs that already have a record with the same fingerprint.
+        progress: optional callable ``progress(done, total, description)`` called after each
+            group (the CLI draws a progress bar with it).
+        plots: draw the figures (default: ``cfg["output"]["plots"]``).
+
+    Returns:
+        An :class:`ExperimentResult`. On Ctrl-C the runs completed so far are kept, the
+        summary is written from them and ``interrupted`` is True.
+
+    Raises:
+        ConfigError: an incompatible loss/model/data/solver combination (checked for every
+            group before any run starts).
+    """
+    base = base or Path.cwd()
+    if cfg["run"]["dtype"] == "float64" and not jax.config.jax_enable_x64:
+        raise ConfigError(
+            "`run.dtype` = 'float64' needs JAX's 64-bit mode: call "
+            "jax.config.update('jax_enable_x64', True) first (the `lossopt run` command does), "
+            "or set run.dtype = 'float32'"
+        )
+    out = Path(out_dir or cfg["output"]["dir"])
+    groups = plan(cfg)
+    seeds = sorted({lane.seed for g in groups for lane in g.lanes})
+    try:
+        datasets = {s: load_dataset(cfg["data"], s, base) for s in seeds}
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    first = datasets[seeds[0]]
+    for g in groups:  # reject incompatible combinations before running anything
+        problem = build_problem(g.loss_entry, cfg["model"], cfg["regularizer"], first.task,
+                                first.n_features, first.n_classes)
+        _check_newton_budget(cfg, g, problem)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "config.toml", dump_toml(cfg))
+    rows_by_id: dict[str, dict[str, Any]] = {}
+    ran = skipped = 0
+    interrupted = False
+    try:
+        for done, group in enumerate(groups, start=1):
+            records = None if force else [_load_record(out, lane) for lane in group.lanes]
+            if records is not None and all(r is not None for r in records):
+                for r in records:
+                    rows_by_id[r["run_id"]] = r
+                skipped += len(records)
+            else:
+                for r in _run_group(cfg, base, group, out, datasets):
+                    rows_by_id[r["run_id"]] = r
+                ran += len(group.lanes)
+            if progress is not None:
+                progress(done, len(groups), group.description)
+    except KeyboardInterrupt:
+        interrupted = True
+    order = [lane.run_id for g in groups for lane in g.lanes]
+    rows = [rows_by_id[i] for i in order if i in rows_by_id]
+    write_summary(out, rows)
+    result = ExperimentResult(out, rows, ran, skipped, interrupted)
+    if (cfg["output"]["plots"] if plots is None else plots) and rows and not interrupted:
+        from lossopt.plotting import plot_results
+
+        result.figures = plot_results(out, cfg)
+    return result

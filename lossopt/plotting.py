@@ -1,0 +1,200 @@
+"""Matplotlib figures: convergence traces and loss shapes.
+
+Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot, no global backend
+change), so they render headless and never open a window.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plot_convergence", "plot_loss_shapes", "plot_results", "read_trace"]
+
+
+def _figure(n_panels: int, *, width: float = 5.0, height: float = 3.8):
+    from matplotlib.figure import Figure
+
+    cols = min(n_panels, 3)
+    rows = -(-n_panels // cols)
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
+
+
+def _save(fig, path: Path) -> Path:
+    from lossopt.experiment._runner import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110)
+    return path
+
+
+def read_trace(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a ``traces/<run_id>.csv`` file into columns of floats."""
+    with Path(path).open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return {}
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+
+
+def plot_convergence(
+    rows: Sequence[dict[str, Any]],
+    traces: dict[str, dict[str, np.ndarray]],
+    path: str | Path,
+    *,
+    title: str = "",
+) -> Path:
+    """Training loss vs iteration (log scale): one panel per loss, one line per run.
+
+    Lines share a colour per solver configuration (solver + hyperparameters); seeds of the same
+    configuration are drawn in the same colour. A run that stopped on NONFINITE ends with an x.
+    """
+    losses = list(dict.fromkeys(r["loss"] for r in rows))
+    fig, axes = _figure(len(losses))
+    configs = list(dict.fromkeys(f"{r['solver']} {_short(r['hyperparameters'])}" for r in rows))
+    colours = {c: f"C{i % 10}" for i, c in enumerate(configs)}
+    for ax, loss in zip(axes, losses, strict=True):
+        labelled = set()
+        for r in (r for r in rows if r["loss"] == loss):
+            tr = traces.get(r["run_id"])
+            if not tr or "loss" not in tr:
+                continue
+            config = f"{r['solver']} {_short(r['hyperparameters'])}"
+            it, values = tr["iteration"], tr["loss"]
+            ok = np.isfinite(values)
+            label = None if config in labelled else config
+            labelled.add(config)
+            ax.plot(it[ok], values[ok], color=colours[config], lw=1.2, alpha=0.85, label=label)
+            if r["status"] == "NONFINITE" and ok.any():
+                ax.plot(it[ok][-1], values[ok][-1], "x", color=colours[config], ms=8)
+        positive = [v for r in rows if r["loss"] == loss and r["run_id"] in traces
+                    for v in traces[r["run_id"]].get("loss", []) if np.isfinite(v)]
+        if positive and min(positive) > 0:
+            ax.set_yscale("log")
+        ax.set_title(loss)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("training objective")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, Path(path))
+
+
+def _short(hyper_json: str) -> str:
+    try:
+        hyper = json.loads(hyper_json)
+    except (TypeError, ValueError):
+        return str(hyper_json)
+    return " ".join(f"{k}={v}" for k, v in hyper.items())
+
+
+def plot_loss_shapes(loss_entries: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """The shapes of the losses used, as in the seed document's figures.
+
+    Regression losses are drawn against the residual ``prediction - target``; binary
+    classification losses against the logit (or score) for a positive example; multiclass
+    losses against the true class's logit with the other logits at 0.
+    """
+    import jax.numpy as jnp
+
+    from lossopt import losses
+    from lossopt.experiment._problem import _CLASSIFICATION
+
+    groups: dict[str, list[tuple[str, Any]]] = {}
+    for entry in loss_entries:
+        name = entry["name"]
+        hyper = {k: v for k, v in entry.items() if k != "name" and not isinstance(v, list)}
+        label = name + "".join(f" {k}={v}" for k, v in hyper.items())
+        fn = losses.get(name, **hyper)
+        info = losses.info(name)
+        if name in _CLASSIFICATION:
+            kind = "binary" if _CLASSIFICATION[name][1] == "scalar" else "multiclass"
+            if name == "poisson_nll":
+                kind = "counts"
+        elif info.task == "regression":
+            kind = "regression"
+        else:
+            continue
+        groups.setdefault(kind, []).append((label, name, fn))
+    if not groups:
+        groups = {"regression": [("mse", "mse", losses.mse)]}
+    fig, axes = _figure(len(groups))
+    z = jnp.linspace(-3.0, 3.0, 301)
+    for ax, (kind, items) in zip(axes, groups.items(), strict=True):
+        for label, name, fn in items:
+            if kind == "regression":
+                y = fn(z, jnp.zeros_like(z), reduction="none")
+                ax.set_xlabel("residual (prediction - target)")
+            elif kind == "binary":
+                contract = _CLASSIFICATION[name]
+                x = jnp.linspace(-4.0, 4.0, 301)
+                inputs = 1 / (1 + jnp.exp(-x)) if contract[2] == "sigmoid" else x
+                labels = jnp.ones_like(x)
+                y = fn(inputs, labels, reduction="none")
+                z_plot = x
+                ax.set_xlabel("logit / score of a positive example")
+            elif kind == "counts":
+                x = jnp.linspace(-2.0, 3.0, 301)
+                y = fn(x, jnp.full_like(x, 3.0), reduction="none")
+                z_plot = x
+                ax.set_xlabel("log-rate (count = 3)")
+            else:
+                x = jnp.linspace(-4.0, 4.0, 301)
+                logits = jnp.stack([x, jnp.zeros_like(x), jnp.zeros_like(x)], axis=-1)
+                transform = _CLASSIFICATION[name][2]
+                labels = jnp.zeros(x.shape, dtype=jnp.int32)
+                if transform == "softmax":
+                    inputs = jnp.exp(logits - jnp.max(logits, -1, keepdims=True))
+                    inputs = inputs / inputs.sum(-1, keepdims=True)
+                elif transform == "log_softmax":
+                    inputs = logits - jnp.log(jnp.sum(jnp.exp(logits), -1, keepdims=True))
+                else:
+                    inputs = logits
+                if _CLASSIFICATION[name][3] == "onehot":
+                    labels = jnp.zeros_like(logits).at[:, 0].set(1.0)
+                y = fn(inputs, labels, reduction="none")
+                z_plot = x
+                ax.set_xlabel("true-class logit (3 classes, others 0)")
+            ax.plot(z if kind == "regression" else z_plot, np.asarray(y), label=label)
+        ax.set_ylabel("loss")
+        ax.set_title(f"{kind} losses")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, Path(path))
+
+
+def plot_results(out_dir: str | Path, cfg: dict[str, Any] | None = None) -> list[Path]:
+    """(Re)draw ``convergence.png`` and ``losses.png`` of a results folder.
+
+    Reads ``summary.json`` and ``traces/*.csv``, and ``config.toml`` when ``cfg`` is not given.
+
+    Raises:
+        FileNotFoundError: ``out_dir`` has no ``summary.json``.
+    """
+    out = Path(out_dir)
+    summary = out / "summary.json"
+    if not summary.is_file():
+        raise FileNotFoundError(f"no summary.json in {str(out)!r}: is it a lossopt results folder?")
+    rows = json.loads(summary.read_text())
+    if cfg is None:
+        import tomllib
+
+        cfg = tomllib.loads((out / "config.toml").read_text())
+    traces = {}
+    for r in rows:
+        path = out / "traces" / f"{r['run_id']}.csv"
+        if path.is_file():
+            traces[r["run_id"]] = read_trace(path)
+    figures = [plot_convergence(rows, traces, out / "convergence.png", title=cfg.get("name", ""))]
+    figures.append(plot_loss_shapes(cfg.get("losses", []), out / "losses.png"))
+    return figures
