@@ -5,15 +5,19 @@ Public names only; everything else lives in private modules.
 
 from lossopt import losses, regularizers, solvers
 from lossopt.derivatives import grad, hessian, hessian_matrix, hvp
+from lossopt.gradcheck import GradientReport, check_gradient, check_hessian
 from lossopt.solvers import Result, Status, Trace, minimize, sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GradientReport",
     "Result",
     "Status",
     "Trace",
     "__version__",
+    "check_gradient",
+    "check_hessian",
     "grad",
     "hessian",
     "hessian_matrix",

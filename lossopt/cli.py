@@ -175,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_losses.add_argument("--task", choices=TASKS, help="only the losses of this task")
     p_losses.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p_losses.set_defaults(handler=_cmd_losses)
+    from lossopt._cli_check_grad import add_parser as add_check_grad_parser
+    add_check_grad_parser(sub)
     return parser
 
 
