@@ -2,12 +2,17 @@
 
 Written once, used by :class:`~lossopt.solvers.GradientDescent` and
 :class:`~lossopt.solvers.Newton`. Given a descent direction ``d`` at ``x`` (slope
-``g . d < 0``), try ``t = t0, t0 * shrink, t0 * shrink**2, ...`` and accept the first with
+``g . d < 0``), try ``t = t0, t0 * shrink, t0 * shrink**2, ...`` and accept the first that
+satisfies the Armijo condition
 
-.. math::  f(x + t d) \\le f(x) + c_1\\, t\\, g^\\top d .
+.. math::  f(x + t d) \\le f(x) + c_1\\, t\\, g^\\top d
 
-A NaN or Inf trial value fails the test (the comparison is false), so backtracking also
-retreats from overflow. Every trial evaluates ``value_and_grad`` so the accepted point's
+together with a strict decrease ``f(x + t d) < f(x)``. A NaN or Inf trial value fails the test (the
+comparison is false), so backtracking also retreats from overflow. The strict decrease makes
+the search fail, rather than crawl, once the decrease it can measure is below the rounding of
+``f``: with value-based line searches the reachable gradient norm is about
+``sqrt(eps * |f*| * lambda_max)`` (``eps`` the machine epsilon), so a smaller ``gtol`` ends in
+``LINE_SEARCH_FAILED``. Every trial evaluates ``value_and_grad`` so the accepted point's
 gradient is already known: when the first trial is accepted (the usual case) a step costs one
 evaluation.
 
@@ -104,8 +109,10 @@ def armijo_backtrack(
         return p, v, g
 
     def accepted(t, v):
-        # Written so that a NaN value or slope fails.
-        return (slope < 0) & (v <= value + search.c1 * t * slope)
+        # Written so that a NaN value or slope fails. The strict `v < value` rejects steps whose
+        # decrease c1 t |slope| is below the rounding of f: near the optimum the search then
+        # fails (LINE_SEARCH_FAILED) instead of accepting steps of zero measurable progress.
+        return (slope < 0) & (v <= value + search.c1 * t * slope) & (v < value)
 
     t0 = jnp.asarray(initial_step, dtype=dtype)
     p0, v0, g0 = trial(t0)

@@ -119,7 +119,8 @@ class Trace:
 
     def to_numpy(self) -> dict[str, np.ndarray]:
         """The valid records as numpy arrays: ``iteration``, ``loss``, ``grad_norm``,
-        ``step_size`` and every metric, trimmed to the iterations run.
+        ``step_size`` and the metrics (in sorted name order, as JAX orders dict pytrees),
+        trimmed to the iterations run.
 
         Raises:
             ValueError: for a batched trace (from ``jax.vmap``/``sweep``): select a lane first.
