@@ -58,13 +58,15 @@ def plot_convergence(
     Lines share a colour per solver configuration (solver + hyperparameters); seeds of the same
     configuration are drawn in the same colour. A run that stopped on NONFINITE ends with an x.
     """
-    losses = list(dict.fromkeys(r["loss"] for r in rows))
+    panel = (lambda r: f"{r['data']} | {r['loss']}") if len({r.get("data") for r in rows}) > 1 \
+        else (lambda r: r["loss"])
+    losses = list(dict.fromkeys(panel(r) for r in rows))
     fig, axes = _figure(len(losses))
     configs = list(dict.fromkeys(f"{r['solver']} {_short(r['hyperparameters'])}" for r in rows))
     colours = {c: f"C{i % 10}" for i, c in enumerate(configs)}
     for ax, loss in zip(axes, losses, strict=True):
         labelled = set()
-        for r in (r for r in rows if r["loss"] == loss):
+        for r in (r for r in rows if panel(r) == loss):
             tr = traces.get(r["run_id"])
             if not tr or "loss" not in tr:
                 continue
@@ -76,7 +78,7 @@ def plot_convergence(
             ax.plot(it[ok], values[ok], color=colours[config], lw=1.2, alpha=0.85, label=label)
             if r["status"] == "NONFINITE" and ok.any():
                 ax.plot(it[ok][-1], values[ok][-1], "x", color=colours[config], ms=8)
-        positive = [v for r in rows if r["loss"] == loss and r["run_id"] in traces
+        positive = [v for r in rows if panel(r) == loss and r["run_id"] in traces
                     for v in traces[r["run_id"]].get("loss", []) if np.isfinite(v)]
         if positive and min(positive) > 0:
             ax.set_yscale("log")

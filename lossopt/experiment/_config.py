@@ -91,6 +91,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "seed": ((int,), 0),
     },
     "data": {
+        "name": ((str,), ""),
         "kind": ((str,), REQUIRED),
         "n_samples": ((int,), 200),
         "n_features": ((int,), 5),
@@ -106,6 +107,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "y_key": ((str,), "y"),
         "task": ((str,), ""),
         "standardize": ((bool,), None),
+        "max_samples": ((int,), 0),
     },
     "model": {
         "kind": ((str,), "linear"),
@@ -134,8 +136,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "plots": ((bool,), True),
     },
 }
-TABLES = ("data", "model", "regularizer", "run", "output")
-ARRAYS = ("losses", "solvers")
+TABLES = ("model", "regularizer", "run", "output")
+ARRAYS = ("data", "losses", "solvers")
 MODEL_KINDS = ("linear", "logistic", "softmax", "mlp")
 REGULARIZERS = ("l1", "l2", "elastic_net")
 SOLVER_NAMES = ("gradient_descent", "newton", "subgradient", "optax:<name>")
@@ -277,8 +279,21 @@ def resolve_config(raw: dict[str, Any]) -> dict[str, Any]:
             f"unknown key `{unknown[0]}` at the top level; known keys: {', '.join(sorted(known))}"
         )
     cfg = _fill_table("", {k: raw[k] for k in SCHEMA[""] if k in raw}, SCHEMA[""])
-    if "data" not in raw:
-        raise ConfigError("`data` is required: a [data] table with at least `kind`")
+    data = raw.get("data")
+    if data is None:
+        raise ConfigError("`data` is required: a [data] table (or [[data]] tables) with `kind`")
+    tables = data if isinstance(data, list) else [data]
+    if not tables:
+        raise ConfigError("`data` must hold at least one table")
+    cfg["data"] = []
+    for i, table in enumerate(tables):
+        key = f"data[{i}]" if isinstance(data, list) else "data"
+        entry = _fill_table(key, table, SCHEMA["data"])
+        entry["name"] = entry["name"] or entry["kind"].replace("sklearn:", "")
+        cfg["data"].append(entry)
+    names = [d["name"] for d in cfg["data"]]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"`data` names must be unique (set data[i].name); got {names}")
     for table in TABLES:
         if table == "regularizer" and table not in raw:
             cfg[table] = None
@@ -298,25 +313,32 @@ def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"`{key}` must be one of {', '.join(choices)}; got {value!r}")
 
 
-def _check_semantics(cfg: dict[str, Any]) -> None:
-    data, model, run = cfg["data"], cfg["model"], cfg["run"]
-    _check_choice("data.kind", data["kind"], DATA_KINDS)
+def _check_data(key: str, data: dict[str, Any]) -> None:
+    _check_choice(f"{key}.kind", data["kind"], DATA_KINDS)
     if data["task"]:
-        _check_choice("data.task", data["task"], DATA_TASKS)
-    for key in ("n_samples", "n_features"):
-        if data[key] < 1:
-            raise ConfigError(f"`data.{key}` must be >= 1; got {data[key]}")
+        _check_choice(f"{key}.task", data["task"], DATA_TASKS)
+    for name in ("n_samples", "n_features"):
+        if data[name] < 1:
+            raise ConfigError(f"`{key}.{name}` must be >= 1; got {data[name]}")
     if data["n_classes"] < 2:
-        raise ConfigError(f"`data.n_classes` must be >= 2; got {data['n_classes']}")
-    for key, lo, hi in (("validation_fraction", 0.0, 0.9), ("outlier_fraction", 0.0, 0.5)):
-        if not lo <= data[key] <= hi:
-            raise ConfigError(f"`data.{key}` must be in [{lo}, {hi}]; got {data[key]}")
+        raise ConfigError(f"`{key}.n_classes` must be >= 2; got {data['n_classes']}")
+    for name, lo, hi in (("validation_fraction", 0.0, 0.9), ("outlier_fraction", 0.0, 0.5)):
+        if not lo <= data[name] <= hi:
+            raise ConfigError(f"`{key}.{name}` must be in [{lo}, {hi}]; got {data[name]}")
     if not 0.0 < data["positive_fraction"] < 1.0:
         raise ConfigError(
-            f"`data.positive_fraction` must be in (0, 1); got {data['positive_fraction']}"
+            f"`{key}.positive_fraction` must be in (0, 1); got {data['positive_fraction']}"
         )
     if data["noise"] < 0:
-        raise ConfigError(f"`data.noise` must be >= 0; got {data['noise']}")
+        raise ConfigError(f"`{key}.noise` must be >= 0; got {data['noise']}")
+    if data["max_samples"] < 0:
+        raise ConfigError(f"`{key}.max_samples` must be >= 0 (0: all); got {data['max_samples']}")
+
+
+def _check_semantics(cfg: dict[str, Any]) -> None:
+    model, run = cfg["model"], cfg["run"]
+    for i, data in enumerate(cfg["data"]):
+        _check_data(f"data[{i}]" if len(cfg["data"]) > 1 else "data", data)
     _check_choice("model.kind", model["kind"], MODEL_KINDS)
     reg = cfg["regularizer"]
     if reg is not None:
@@ -385,16 +407,31 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-QUICK = {"n_samples": 60, "max_iters": 30, "seeds": 1, "hidden": [8]}
+QUICK = {"n_samples": 60, "max_samples": 200, "max_iters": 30, "seeds": 1, "hidden": [8]}
 
 
 def make_quick(raw: dict[str, Any]) -> dict[str, Any]:
-    """Shrink a config for smoke runs: fewer examples, iterations and seeds, small MLPs."""
+    """Shrink a config for smoke runs (``--quick``).
+
+    Synthetic data gets at most 60 examples, files and scikit-learn data at most 200; at most
+    30 iterations and one seed; every list-valued hyperparameter keeps its first value; MLPs
+    get one hidden layer of 8 units. Every loss x solver x dataset pair still runs.
+    """
     raw = copy.deepcopy(raw)
-    data = raw.setdefault("data", {})
-    if "n_samples" in data or data.get("kind") in ("linear_regression", "logistic", "multiclass",
-                                                    "poisson"):
-        data["n_samples"] = min(int(data.get("n_samples", 200)), QUICK["n_samples"])
+    data = raw.get("data", {})
+    for table in data if isinstance(data, list) else [data]:
+        if not isinstance(table, dict):
+            continue
+        if table.get("kind") in ("linear_regression", "logistic", "multiclass", "poisson"):
+            table["n_samples"] = min(int(table.get("n_samples", 200)), QUICK["n_samples"])
+        else:
+            table["max_samples"] = QUICK["max_samples"]
+    for array in ("losses", "solvers"):
+        for entry in raw.get(array, []):
+            if isinstance(entry, dict):
+                for key, value in entry.items():
+                    if isinstance(value, list) and value:
+                        entry[key] = value[0]
     run = raw.setdefault("run", {})
     run["max_iters"] = min(int(run.get("max_iters", 200)), QUICK["max_iters"])
     run["seeds"] = list(run.get("seeds", [0]))[: QUICK["seeds"]]
@@ -459,5 +496,5 @@ def dump_toml(cfg: dict[str, Any]) -> str:
     for array in ARRAYS:
         for entry in cfg[array]:
             lines += ["", f"[[{array}]]"]
-            lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items()]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items() if v is not None]
     return "\n".join(lines) + "\n"

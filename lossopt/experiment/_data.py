@@ -195,7 +195,8 @@ def load_dataset(cfg: dict[str, Any], seed: int, base: Path | None = None) -> Da
     """Build the dataset described by the ``[data]`` table ``cfg`` for ``seed``.
 
     Synthetic kinds draw fresh data per seed; file and scikit-learn kinds load the same data
-    and only the train/validation split depends on the seed. Features of file and
+    and only the train/validation split (and the ``max_samples`` subset, when set) depends on
+    the seed. Features of file and
     scikit-learn data are standardised with the training statistics when
     ``standardize = true`` (the default for them).
 
@@ -217,7 +218,7 @@ def load_dataset(cfg: dict[str, Any], seed: int, base: Path | None = None) -> Da
     true_params = None
     if kind in SYNTHETIC:
         X, y, task, k, true_params = _synthetic(cfg, rng)
-        standardize = bool(cfg.get("standardize", False))
+        standardize = bool(cfg.get("standardize") or False)
     else:
         if kind == "csv":
             X, y = _load_csv(cfg, base)
@@ -232,7 +233,11 @@ def load_dataset(cfg: dict[str, Any], seed: int, base: Path | None = None) -> Da
         if task not in TASKS:
             raise DataError(f"`data.task` must be one of {list(TASKS)}; got {task!r}")
         y, k = _as_task(y, task)
-        standardize = bool(cfg.get("standardize", True))
+        if 0 < cfg.get("max_samples", 0) < X.shape[0]:
+            keep = np.sort(rng.choice(X.shape[0], cfg["max_samples"], replace=False))
+            X, y = X[keep], y[keep]
+        standardize = cfg.get("standardize")
+        standardize = True if standardize is None else bool(standardize)
     X_train, y_train, X_val, y_val = _split(X, y, cfg["validation_fraction"], rng)
     if standardize:
         X_train, X_val = _standardize(X_train, X_val)
@@ -258,4 +263,5 @@ _DATA_DEFAULTS: dict[str, Any] = {
     "positive_fraction": 0.5,
     "x_key": "X",
     "y_key": "y",
+    "max_samples": 0,
 }

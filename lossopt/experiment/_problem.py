@@ -19,7 +19,7 @@ from lossopt import losses, regularizers
 from lossopt.experiment._config import ConfigError
 from lossopt.models import make_model
 
-__all__ = ["Problem", "build_problem", "validation_metric"]
+__all__ = ["Problem", "build_problem", "loss_tasks", "validation_metric"]
 
 # How each supervised loss consumes a model's outputs and the dataset's labels:
 # name -> (data tasks it accepts, outputs: "scalar" | "classes", transform of outputs, labels)
@@ -58,6 +58,14 @@ def _loss_contract(name: str) -> tuple[tuple[str, ...], str, str, str]:
         f"loss {name!r} ({entry.task}, input {entry.input_kind}) is not a per-example "
         "prediction loss that `lossopt run` can pair with a model; use it from the Python API"
     )
+
+
+def loss_tasks(name: str) -> tuple[str, ...]:
+    """The data tasks a loss can be trained on by ``lossopt run`` (empty if none)."""
+    try:
+        return _loss_contract(name)[0]
+    except ConfigError:
+        return ()
 
 
 def _labels(y: jax.Array, kind: str, n_classes: int) -> jax.Array:
@@ -148,10 +156,10 @@ def build_problem(
             f"{' or '.join(tasks)} data); use {suggestions[task]}"
         )
     kind = model_cfg["kind"]
-    if outputs == "classes" and kind in ("linear", "logistic"):
+    if outputs == "classes" and kind == "logistic":
         raise ConfigError(
-            f"loss {name!r} takes one score per class but model.kind = {kind!r} outputs one "
-            "number per example; use model.kind = 'softmax' (or 'mlp')"
+            f"loss {name!r} takes one score per class but model.kind = 'logistic' outputs one "
+            "logit per example; use model.kind = 'softmax' (or 'linear' / 'mlp', which adapt)"
         )
     if outputs == "scalar" and kind == "softmax":
         alternative = {

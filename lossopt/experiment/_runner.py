@@ -43,7 +43,7 @@ from lossopt.experiment._problem import Problem, build_problem
 __all__ = ["ExperimentResult", "plan", "run_experiment"]
 
 SUMMARY_COLUMNS = (
-    "run_id", "loss", "solver", "hyperparameters", "seed", "status", "converged", "iterations",
+    "run_id", "data", "loss", "solver", "hyperparameters", "seed", "status", "converged", "iterations",
     "final_loss", "grad_norm", "val_metric_name", "val_metric", "num_fun_evals",
     "num_grad_evals", "wall_time_s", "compile_time_s", "lanes_in_call",
 )
@@ -123,6 +123,8 @@ class Lane:
 class Group:
     """Runs that share one compiled, vmapped call."""
 
+    data_index: int
+    data_name: str
     loss_entry: dict[str, Any]
     loss_label: str
     solver_name: str
@@ -132,7 +134,8 @@ class Group:
     @property
     def description(self) -> str:
         static = "".join(f" {k}={v}" for k, v in self.static.items())
-        return f"{self.loss_label} | {self.solver_name}{static} ({len(self.lanes)} runs)"
+        return (f"{self.data_name} | {self.loss_label} | {self.solver_name}{static} "
+                f"({len(self.lanes)} runs)")
 
 
 def _slug(text: str) -> str:
@@ -140,38 +143,59 @@ def _slug(text: str) -> str:
 
 
 def _fingerprint(cfg: dict[str, Any], *parts: Any) -> str:
-    shared = {k: cfg[k] for k in ("data", "model", "regularizer", "seed")}
+    shared = {k: cfg[k] for k in ("model", "regularizer", "seed")}
     shared["run"] = {k: v for k, v in cfg["run"].items() if k != "seeds"}
     blob = json.dumps([shared, *parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def plan(cfg: dict[str, Any]) -> list[Group]:
-    """Expand a resolved config into groups of runs (validating every solver option)."""
+def plan(cfg: dict[str, Any], tasks: dict[str, str] | None = None) -> list[Group]:
+    """Expand a resolved config into groups of runs (validating every solver option).
+
+    ``tasks`` maps each dataset name to its task once the data is loaded; with it, loss x
+    dataset pairs whose task does not fit are left out when the config has several datasets
+    (with one dataset, or a loss that fits none of them, :func:`run_experiment` raises).
+    """
     groups = []
-    for loss_entry in cfg["losses"]:
-        for loss_point in _product(loss_entry):
-            loss_label = loss_point["name"] + "".join(
-                f" {k}={v}" for k, v in loss_point.items() if k != "name"
-            )
-            for i, solver_entry in enumerate(cfg["solvers"]):
-                name = solver_entry["name"]
-                options = {k: v for k, v in solver_entry.items() if k != "name"}
-                traced_ok = _traced_fields(name)
-                static = {k: v for k, v in options.items()
-                          if k not in traced_ok or not all(map(_is_number, _as_list(v)))}
-                numeric = {k: v for k, v in options.items() if k not in static}
-                for static_point in _product(static):
-                    lanes = []
-                    for numeric_point in _product(numeric):
-                        hyper = {**static_point, **numeric_point}
-                        _validate_solver(i, name, hyper)
-                        for seed in cfg["run"]["seeds"]:
-                            solver_label = name + "".join(f" {k}={v}" for k, v in hyper.items())
-                            run_id = _slug(f"{loss_label}__{solver_label}__seed{seed}")
-                            fp = _fingerprint(cfg, loss_point, name, hyper, seed)
-                            lanes.append(Lane(run_id, seed, numeric_point, hyper, fp))
-                    groups.append(Group(loss_point, loss_label, name, static_point, tuple(lanes)))
+    for d_index, data in enumerate(cfg["data"]):
+        for loss_entry in cfg["losses"]:
+            for loss_point in _product(loss_entry):
+                if tasks is not None and not _fits(loss_point["name"], tasks[data["name"]]):
+                    continue
+                groups += _solver_groups(cfg, d_index, data, loss_point)
+    return groups
+
+
+def _fits(loss_name: str, task: str) -> bool:
+    from lossopt.experiment._problem import loss_tasks
+
+    return task in loss_tasks(loss_name)
+
+
+def _solver_groups(cfg, d_index: int, data: dict[str, Any], loss_point: dict[str, Any]):
+    groups = []
+    loss_label = loss_point["name"] + "".join(
+        f" {k}={v}" for k, v in loss_point.items() if k != "name"
+    )
+    for i, solver_entry in enumerate(cfg["solvers"]):
+        name = solver_entry["name"]
+        options = {k: v for k, v in solver_entry.items() if k != "name"}
+        traced_ok = _traced_fields(name)
+        static = {k: v for k, v in options.items()
+                  if k not in traced_ok or not all(map(_is_number, _as_list(v)))}
+        numeric = {k: v for k, v in options.items() if k not in static}
+        for static_point in _product(static):
+            lanes = []
+            for numeric_point in _product(numeric):
+                hyper = {**static_point, **numeric_point}
+                _validate_solver(i, name, hyper)
+                solver_label = name + "".join(f" {k}={v}" for k, v in hyper.items())
+                for seed in cfg["run"]["seeds"]:
+                    run_id = _slug(f"{data['name']}__{loss_label}__{solver_label}__seed{seed}")
+                    fp = _fingerprint(cfg, data, loss_point, name, hyper, seed)
+                    lanes.append(Lane(run_id, seed, numeric_point, hyper, fp))
+            groups.append(Group(d_index, data["name"], loss_point, loss_label, name,
+                                static_point, tuple(lanes)))
     return groups
 
 
@@ -237,6 +261,14 @@ def _group_call(cfg, group: Group, problem: Problem) -> Callable[..., Any]:
             record_every=run["record_every"],
         )
 
+    if len(group.lanes) == 1:
+        # One lane: skip vmap (a batched while_loop compiles to a larger program) and add the
+        # lane axis to the result afterwards.
+        def single(*lane_args):
+            squeezed = jax.tree.map(lambda a: a[0], lane_args)
+            return jax.tree.map(lambda a: a[None], solve(*squeezed))
+
+        return jax.jit(single)
     return jax.jit(jax.vmap(solve))
 
 
@@ -252,15 +284,20 @@ def _trace_csv(trace: dict[str, np.ndarray], record_every: int) -> str:
     return buf.getvalue()
 
 
-def _run_group(cfg, base: Path, group: Group, out_dir: Path, datasets: dict[int, Dataset]):
-    """Run one group as one compiled call; write its records and traces; return the rows."""
-    from lossopt.solvers import Status
-
-    first = datasets[group.lanes[0].seed]
+def _problem(cfg, group: Group, datasets) -> Problem:
+    first = datasets[group.data_index, group.lanes[0].seed]
     problem = build_problem(group.loss_entry, cfg["model"], cfg["regularizer"], first.task,
                             first.n_features, first.n_classes)
     _check_newton_budget(cfg, group, problem)
-    lane_data = [datasets[lane.seed] for lane in group.lanes]
+    return problem
+
+
+def _run_group(cfg, group: Group, out_dir: Path, datasets: dict[tuple[int, int], Dataset]):
+    """Run one group as one compiled call; write its records and traces; return the rows."""
+    from lossopt.solvers import Status
+
+    problem = _problem(cfg, group, datasets)
+    lane_data = [datasets[group.data_index, lane.seed] for lane in group.lanes]
     shapes = {(d.X_train.shape, d.X_val.shape) for d in lane_data}
     if len(shapes) != 1:  # pragma: no cover - split sizes depend only on n and the fraction
         raise ConfigError(f"datasets of the seeds differ in shape: {shapes}")
@@ -288,6 +325,7 @@ def _run_group(cfg, base: Path, group: Group, out_dir: Path, datasets: dict[int,
         finite_val = val[np.isfinite(val)]
         row = {
             "run_id": lane.run_id,
+            "data": group.data_name,
             "loss": group.loss_label,
             "solver": group.solver_name,
             "hyperparameters": json.dumps(lane.hyper, sort_keys=True),
@@ -368,17 +406,25 @@ def run_experiment(
             "or set run.dtype = 'float32'"
         )
     out = Path(out_dir or cfg["output"]["dir"])
-    groups = plan(cfg)
-    seeds = sorted({lane.seed for g in groups for lane in g.lanes})
+    seeds = cfg["run"]["seeds"]
     try:
-        datasets = {s: load_dataset(cfg["data"], s, base) for s in seeds}
+        datasets = {(i, s): load_dataset(data, s, base)
+                    for i, data in enumerate(cfg["data"]) for s in seeds}
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    first = datasets[seeds[0]]
+    tasks = {data["name"]: datasets[i, seeds[0]].task for i, data in enumerate(cfg["data"])}
+    if len(cfg["data"]) > 1:
+        for entry in cfg["losses"]:
+            if not any(_fits(entry["name"], task) for task in tasks.values()):
+                raise ConfigError(
+                    f"loss {entry['name']!r} fits none of the datasets ({tasks}); remove it or "
+                    "add a dataset of a task it fits"
+                )
+        groups = plan(cfg, tasks)
+    else:
+        groups = plan(cfg)
     for g in groups:  # reject incompatible combinations before running anything
-        problem = build_problem(g.loss_entry, cfg["model"], cfg["regularizer"], first.task,
-                                first.n_features, first.n_classes)
-        _check_newton_budget(cfg, g, problem)
+        _problem(cfg, g, datasets)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.toml", dump_toml(cfg))
     rows_by_id: dict[str, dict[str, Any]] = {}
@@ -392,7 +438,7 @@ def run_experiment(
                     rows_by_id[r["run_id"]] = r
                 skipped += len(records)
             else:
-                for r in _run_group(cfg, base, group, out, datasets):
+                for r in _run_group(cfg, group, out, datasets):
                     rows_by_id[r["run_id"]] = r
                 ran += len(group.lanes)
             if progress is not None:

@@ -1,0 +1,311 @@
+"""`lossopt run`: shipped configs end to end, config validation, resume, interruption, data files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lossopt
+from lossopt.cli import main
+from lossopt.experiment import (
+    DEFAULT_CONFIG_TOML,
+    ConfigError,
+    load_config,
+    load_dataset,
+    plan,
+    resolve_config,
+    run_experiment,
+)
+from lossopt.experiment._runner import atomic_path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
+STATUSES = {s.name for s in lossopt.Status}
+
+
+def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lossopt.cli", "run", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=600,
+    )
+
+
+def _check_results(out: Path, expected_runs: int) -> list[dict]:
+    rows = json.loads((out / "summary.json").read_text())
+    with (out / "summary.csv").open(newline="") as fh:
+        csv_rows = list(csv.DictReader(fh))
+    assert len(rows) == len(csv_rows) == expected_runs
+    for row, csv_row in zip(rows, csv_rows, strict=True):
+        assert row["run_id"] == csv_row["run_id"]
+        assert row["status"] in STATUSES
+        assert row["iterations"] >= 0
+        trace = list(csv.DictReader((out / "traces" / f"{row['run_id']}.csv").open()))
+        assert {"iteration", "loss", "grad_norm", "step_size", "val_metric"} <= set(trace[0])
+        # iterations + 1 records: the initial point and one per accepted step.
+        assert len(trace) == row["iterations"] + 1
+        assert float(trace[-1]["loss"]) == pytest.approx(row["final_loss"], rel=1e-9)
+    assert (out / "convergence.png").stat().st_size > 10_000
+    assert (out / "losses.png").stat().st_size > 10_000
+    resolved = tomllib.loads((out / "config.toml").read_text())
+    assert resolve_config(resolved) == resolved  # the written config is complete and valid
+    assert not list(out.rglob("*.tmp"))
+    return rows
+
+
+def _expected_runs(config: Path | None) -> int:
+    cfg, base = load_config(config, quick=True)
+    if len(cfg["data"]) == 1:
+        return sum(len(g.lanes) for g in plan(cfg))
+    tasks = {d["name"]: load_dataset(d, cfg["run"]["seeds"][0], base).task for d in cfg["data"]}
+    return sum(len(g.lanes) for g in plan(cfg, tasks))
+
+
+def test_shipped_quickstart_is_the_embedded_default():
+    assert tomllib.loads((ROOT / "configs" / "quickstart.toml").read_text()) == tomllib.loads(
+        DEFAULT_CONFIG_TOML
+    )
+
+
+def test_default_run_through_the_console_script(tmp_path):
+    proc = _run_cli("--quick", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "summary" in proc.stdout and "mse" in proc.stdout
+    rows = _check_results(tmp_path / "out", _expected_runs(None))
+    # Newton on least squares converges in one step (the objective is quadratic).
+    newton = [r for r in rows if r["loss"] == "mse" and r["solver"] == "newton"]
+    assert newton and all(r["status"] == "CONVERGED" and r["iterations"] <= 2 for r in newton)
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c.stem != "quickstart"],
+                         ids=lambda c: c.stem)
+def test_shipped_config_runs_end_to_end(config, tmp_path):
+    proc = _run_cli(str(config), "--quick", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _check_results(tmp_path / "out", _expected_runs(config))
+
+
+# --- config errors: exit status 2 and a message naming the key -----------------------------------
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return path
+
+
+BASE = """
+[data]
+kind = "linear_regression"
+n_samples = 30
+[[losses]]
+name = "mse"
+[[solvers]]
+name = "gradient_descent"
+learning_rate = 0.1
+[run]
+max_iters = 5
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BASE + "\n[output]\ndirectory = 'x'\n", r"unknown key `output.directory`"),
+        (BASE.replace('name = "mse"', 'name = "msee"'), r"`losses\[0\].name`: unknown loss 'msee'"),
+        (BASE.replace("n_samples = 30", 'n_samples = "30"'), r"`data.n_samples` must be an integer"),
+        (BASE.replace("max_iters = 5", "max_iters = 0"), r"`run.max_iters` must be >= 1"),
+        (BASE.replace("learning_rate = 0.1", "learning_rate = -0.1"),
+         r"`solvers\[0\]` \(gradient_descent\).*learning_rate"),
+        (BASE.replace("learning_rate = 0.1", "lr = 0.1"), r"unknown key `solvers\[0\].lr`"),
+        (BASE.replace('name = "gradient_descent"', 'name = "adam"'),
+         r"`solvers\[0\].name`: unknown solver 'adam'.*optax:adam"),
+        (BASE.replace('kind = "linear_regression"', 'kind = "csv"\npath = "missing.csv"'),
+         r"`data.path`: no such file"),
+        (BASE.replace('kind = "linear_regression"', 'kind = "multiclass"'),
+         r"loss 'mse' does not fit data of task 'multiclass'.*softmax_cross_entropy"),
+        (BASE.replace('kind = "linear_regression"', 'kind = "logistic"')
+         .replace('name = "mse"', 'name = "hinge"') + "\n[model]\nkind = 'softmax'\n",
+         r"loss 'hinge' takes one score per example.*model.kind = 'logistic'.*multiclass_hinge"),
+        (BASE.replace('name = "gradient_descent"\nlearning_rate = 0.1', 'name = "newton"')
+         + "\n[model]\nkind = 'mlp'\nhidden = [300, 300]\n",
+         r"'newton' with a dense Hessian needs .* MB.*linear_solver = 'cg'"),
+        ("name = 1\n" + BASE, r"`name` must be a string; got 1"),
+    ],
+)
+def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, text, message):
+    path = _write(tmp_path, text)
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "config error" in err
+    import re
+
+    assert re.search(message, " ".join(err.split())), err
+
+
+def test_set_overrides_and_their_errors():
+    cfg, _ = load_config(None, ["run.max_iters=7", "data.noise=1.5", "losses.2.delta=2",
+                                "model.kind=linear"])
+    assert cfg["run"]["max_iters"] == 7
+    assert cfg["data"][0]["noise"] == 1.5
+    assert cfg["losses"][2] == {"name": "huber", "delta": 2}
+    with pytest.raises(ConfigError, match="key.path=value"):
+        load_config(None, ["run.max_iters"])
+    with pytest.raises(ConfigError, match="must index the array"):
+        load_config(None, ["losses.9.delta=1"])
+
+
+def test_missing_config_file_is_a_usage_error(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.toml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+# --- resume, interruption, vmapped groups ----------------------------------------------------------
+
+
+TINY = """
+name = "tiny"
+[data]
+kind = "linear_regression"
+n_samples = 40
+noise = 0.3
+[[losses]]
+name = "mse"
+[[solvers]]
+name = "gradient_descent"
+learning_rate = [0.05, 0.2]
+[[solvers]]
+name = "subgradient"
+step_size = 0.1
+[run]
+max_iters = 40
+gtol = 1e-10
+seeds = [0, 1]
+[output]
+plots = false
+"""
+
+
+@pytest.fixture
+def tiny_cfg():
+    return resolve_config(tomllib.loads(TINY))
+
+
+def test_sweep_lanes_run_in_one_call_and_equal_independent_runs(tiny_cfg, tmp_path):
+    res = run_experiment(tiny_cfg, out_dir=tmp_path)
+    assert res.ran == 6 and res.skipped == 0
+    gd = [r for r in res.rows if r["solver"] == "gradient_descent"]
+    assert len(gd) == 4 and all(r["lanes_in_call"] == 4 for r in gd)
+    # The lane (learning rate 0.2, seed 1) equals an independent minimize on the same data.
+    row = next(r for r in gd if r["seed"] == 1 and json.loads(r["hyperparameters"]) ==
+               {"learning_rate": 0.2})
+    data = load_dataset(tiny_cfg["data"][0], 1)
+    X, y = jnp.asarray(data.X_train), jnp.asarray(data.y_train)
+
+    def objective(p, X, y):
+        return lossopt.losses.mse(X @ p["w"] + p["b"], y)
+
+    p0 = {"w": jnp.zeros(X.shape[1]), "b": jnp.zeros(())}
+    ref = lossopt.minimize(objective, p0, lossopt.solvers.GradientDescent(learning_rate=0.2),
+                           args=(X, y), max_iters=40, gtol=1e-10)
+    assert row["iterations"] == int(ref.iterations)
+    # Same float64 arithmetic, batched vs unbatched matrix products: agreement to round-off.
+    assert row["final_loss"] == pytest.approx(float(ref.value), rel=1e-10)
+
+
+def test_rerun_skips_completed_runs_and_force_redoes_them(tiny_cfg, tmp_path):
+    first = run_experiment(tiny_cfg, out_dir=tmp_path)
+    second = run_experiment(tiny_cfg, out_dir=tmp_path)
+    assert (second.ran, second.skipped) == (0, 6)
+    assert second.rows == first.rows
+    forced = run_experiment(tiny_cfg, out_dir=tmp_path, force=True)
+    assert (forced.ran, forced.skipped) == (6, 0)
+    changed = dict(tiny_cfg, run={**tiny_cfg["run"], "max_iters": 20})
+    assert run_experiment(changed, out_dir=tmp_path).ran == 6  # a new fingerprint
+
+
+def test_interrupted_run_keeps_completed_runs_and_leaves_no_partial_file(tiny_cfg, tmp_path):
+    def interrupt_after_first_group(done, total, description):
+        if done == 1:
+            raise KeyboardInterrupt
+
+    res = run_experiment(tiny_cfg, out_dir=tmp_path, progress=interrupt_after_first_group)
+    assert res.interrupted and res.ran == 4
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary) == 4
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert len(list((tmp_path / "traces").glob("*.csv"))) == 4
+    resumed = run_experiment(tiny_cfg, out_dir=tmp_path)
+    assert (resumed.ran, resumed.skipped) == (2, 4)
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "summary.csv"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half written")
+        raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_library_refuses_float64_without_x64(tiny_cfg, tmp_path):
+    with jax.enable_x64(False), pytest.raises(ConfigError, match="jax_enable_x64"):
+        run_experiment(tiny_cfg, out_dir=tmp_path)
+
+
+# --- data files ----------------------------------------------------------------------------------
+
+
+def test_csv_loading_with_target_and_feature_columns(tmp_path):
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(20, 3))
+    lines = ["a,b,y,c"] + [f"{r[0]},{r[1]},{i},{r[2]}" for i, r in enumerate(table)]
+    (tmp_path / "d.csv").write_text("\n".join(lines))
+    cfg = {"kind": "csv", "path": "d.csv", "target": "y", "features": ["c", "a"],
+           "validation_fraction": 0.25, "standardize": False}
+    ds = load_dataset(cfg, seed=3, base=tmp_path)
+    assert ds.X_train.shape == (15, 2) and ds.X_val.shape == (5, 2)
+    X = np.vstack([ds.X_train, ds.X_val])
+    y = np.concatenate([ds.y_train, ds.y_val]).astype(int)
+    np.testing.assert_array_equal(X, table[y][:, [2, 0]])  # rows follow their target index
+    with pytest.raises(ValueError, match="`data.target` must name a column"):
+        load_dataset({**cfg, "target": "z"}, seed=0, base=tmp_path)
+    with pytest.raises(ValueError, match=r"`data.features` names unknown columns \['q'\]"):
+        load_dataset({**cfg, "features": ["q"]}, seed=0, base=tmp_path)
+
+
+def test_npz_loading_and_classification_labels(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 4))
+    y = rng.choice([3, 7, 9], size=30)
+    np.savez(tmp_path / "d.npz", features=X, labels=y)
+    cfg = {"kind": "npz", "path": str(tmp_path / "d.npz"), "x_key": "features",
+           "y_key": "labels", "task": "multiclass", "validation_fraction": 0.2}
+    ds = load_dataset(cfg, seed=0)
+    assert ds.task == "multiclass" and ds.n_classes == 3
+    assert set(np.unique(ds.y_train)) <= {0, 1, 2}
+    # Standardised with the training statistics.
+    np.testing.assert_allclose(ds.X_train.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(ds.X_train.std(0), 1, atol=1e-12)
+    with pytest.raises(ValueError, match="`data.x_key` = 'X' is not in d.npz"):
+        load_dataset({**cfg, "x_key": "X"}, seed=0)
+
+
+def test_seed_experiment_data_and_least_squares_answer():
+    cfg, _ = load_config(None)
+    ds = load_dataset(cfg["data"][0], seed=0)
+    assert ds.X_train.shape == (80, 5)
+    np.testing.assert_array_equal(ds.true_params, [1.5, -2.0, 0.5, 3.0, -1.0])
+    A = np.hstack([ds.X_train, np.ones((80, 1))])
+    coef, *_ = np.linalg.lstsq(A, ds.y_train, rcond=None)
+    # noise 0.5 and 80 examples: the estimate is within a few standard errors (~0.06) of truth.
+    np.testing.assert_allclose(coef[:5], ds.true_params, atol=0.3)
