@@ -10,12 +10,13 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
-from lossopt._validation import check_nonnegative, describe
+from lossopt._validation import check_nonnegative, concrete_value, describe
 from lossopt.solvers._protocol import Objective, Solver
 from lossopt.solvers._result import Result, Status, Trace, status_array
-from lossopt.solvers._tree import tree_all_finite, tree_l2_norm, tree_max_abs, tree_sub, tree_where
+from lossopt.solvers._tree import tree_l2_norm, tree_max_abs, tree_sub, tree_where
 
 __all__ = ["minimize", "sweep"]
 
@@ -136,11 +137,15 @@ def minimize(
         check_nonnegative(tol, tol_name)
     metric_items = _check_metrics(metrics)
     init_params = _check_params(init_params)
+    # A tolerance that is a concrete 0 compiles its rule out; any other value (a traced one
+    # included) is tested in the loop.
+    rules_enabled = tuple(not _is_concrete_zero(t) for t in (gtol, ftol, xtol))
     return _solve(
         fun,
         metric_items,
         max_iters,
         record_every,
+        rules_enabled,
         solver,
         init_params,
         args,
@@ -186,12 +191,16 @@ def _check_params(init_params: Any) -> Any:
 
 
 class _Carry(NamedTuple):
-    k: jax.Array
-    params: Any
+    k: jax.Array  # iteration number of `params`
+    params: Any  # the newest iterate; on the final iteration it may be a rejected one
     value: jax.Array
     grad: Any
     grad_norm: jax.Array
     state: Any
+    accepted: jax.Array  # `params` is finite and its line search succeeded
+    prev_params: Any  # the iterate before `params` (always accepted)
+    prev_value: jax.Array
+    prev_grad_norm: jax.Array
     done: jax.Array
     status: jax.Array
     counts: tuple[jax.Array, jax.Array, jax.Array, jax.Array]
@@ -207,12 +216,18 @@ def _as_count(x: Any) -> jax.Array:
     return jnp.asarray(x, dtype=jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _is_concrete_zero(x: Any) -> bool:
+    value = concrete_value(x)
+    return value is not None and bool(np.all(value == 0))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
 def _solve(
     fun,
     metric_items,
     max_iters,
     record_every,
+    rules_enabled,
     solver,
     init_params,
     args,
@@ -224,6 +239,7 @@ def _solve(
     objective = Objective(fun, args)
     value0, grad0 = objective.value_and_grad(init_params)
     dtype = value0.dtype
+    use_gtol, use_ftol, use_xtol = rules_enabled
     gtol, ftol, xtol = (jnp.asarray(t, dtype) for t in (gtol, ftol, xtol))
     tiny = jnp.asarray(jnp.finfo(dtype).tiny, dtype)
     n_records = max_iters // record_every + 1
@@ -241,11 +257,19 @@ def _solve(
             out[name] = m
         return out
 
+    def is_finite(value, grad_norm, params):
+        # The max-abs norms propagate NaN and Inf, so one reduction per tree suffices.
+        return jnp.isfinite(value) & jnp.isfinite(grad_norm) & jnp.isfinite(tree_max_abs(params))
+
+    def gtol_hit(grad_norm):
+        # Every test is a `<=` on non-negative quantities, so a NaN anywhere makes it False.
+        return (gtol > 0) & (grad_norm <= gtol) if use_gtol else jnp.asarray(False)
+
     metrics0 = evaluate_metrics(init_params)
     nan_buf = jnp.full((n_records,), jnp.nan, dtype)
     grad_norm0 = tree_max_abs(grad0).astype(dtype)
-    finite0 = jnp.isfinite(value0) & tree_all_finite(grad0) & tree_all_finite(init_params)
-    converged0 = (gtol > 0) & (grad_norm0 <= gtol)
+    finite0 = is_finite(value0, grad_norm0, init_params)
+    converged0 = gtol_hit(grad_norm0)
     status0 = jnp.where(
         ~finite0,
         status_array(Status.NONFINITE),
@@ -258,6 +282,10 @@ def _solve(
         grad=grad0,
         grad_norm=grad_norm0,
         state=solver.init(objective, init_params, value0, grad0),
+        accepted=jnp.asarray(True),  # the initial point is returned even when not finite
+        prev_params=init_params,
+        prev_value=value0,
+        prev_grad_norm=grad_norm0,
         done=~finite0 | converged0 | (max_iters == 0),
         status=status0,
         counts=(_as_count(1), _as_count(1), _as_count(0), _as_count(0)),
@@ -285,48 +313,48 @@ def _solve(
         )
 
     def body(c: _Carry) -> _Carry:
+        # The loop only continues from an accepted iterate, so a rejected step (non-finite, or
+        # a failed line search) always ends it: instead of selecting between the old and new
+        # iterate on every step, the carry keeps the previous iterate and the choice is made
+        # once, after the loop.
         out = solver.step(objective, c.params, c.value, c.grad, c.state)
         value = out.value.astype(dtype)
         grad_norm = tree_max_abs(out.grad).astype(dtype)
-        finite = jnp.isfinite(value) & tree_all_finite(out.grad) & tree_all_finite(out.params)
+        finite = is_finite(value, grad_norm, out.params)
         failed = jnp.asarray(out.failed)
-        accept = finite & ~failed
         k = c.k + 1
         step = tree_l2_norm(tree_sub(out.params, c.params)).astype(dtype)
 
-        # Every test is a `<=` on non-negative quantities: a NaN anywhere makes it False.
-        gtol_hit = (gtol > 0) & (grad_norm <= gtol)
-        scale = jnp.maximum(jnp.maximum(jnp.abs(c.value), jnp.abs(value)), tiny)
-        ftol_hit = (ftol > 0) & (jnp.abs(c.value - value) <= ftol * scale)
-        xnorm = tree_l2_norm(out.params).astype(dtype)
-        xtol_hit = (xtol > 0) & (step <= xtol * (xnorm + xtol))
-        max_hit = k >= max_iters
-        rules = (
-            (failed, Status.LINE_SEARCH_FAILED),
-            (~finite, Status.NONFINITE),
-            (gtol_hit, Status.CONVERGED),
-            (ftol_hit, Status.CONVERGED_FTOL),
-            (xtol_hit, Status.CONVERGED_XTOL),
-            (max_hit, Status.MAX_ITERS),
-        )
+        hits = [(failed, Status.LINE_SEARCH_FAILED), (~finite, Status.NONFINITE)]
+        if use_gtol:
+            hits.append((gtol_hit(grad_norm), Status.CONVERGED))
+        if use_ftol:
+            scale = jnp.maximum(jnp.maximum(jnp.abs(c.value), jnp.abs(value)), tiny)
+            hits.append(((ftol > 0) & (jnp.abs(c.value - value) <= ftol * scale),
+                         Status.CONVERGED_FTOL))
+        if use_xtol:
+            xnorm = tree_l2_norm(out.params).astype(dtype)
+            hits.append(((xtol > 0) & (step <= xtol * (xnorm + xtol)), Status.CONVERGED_XTOL))
+        hits.append((k >= max_iters, Status.MAX_ITERS))
         status = c.status
-        for hit, code in reversed(rules):  # the earliest rule in the list wins
+        for hit, code in reversed(hits):  # the earliest rule in the list wins
             status = jnp.where(hit, status_array(code), status)
-        done = functools.reduce(operator.or_, (hit for hit, _ in rules))
+        done = functools.reduce(operator.or_, (hit for hit, _ in hits))
 
-        # Rejected steps (non-finite or failed line search) leave the iterate and trace as they
-        # were; the index n_records is out of bounds, so mode="drop" skips the write.
+        # Records of a rejected step land past the final count and are reset to NaN after the
+        # loop. With record_every > 1, the out-of-bounds slot n_records is dropped.
         if record_every == 1:
-            slot = jnp.where(accept, k, n_records)
+            slot = k
         else:
-            slot = jnp.where(accept & (k % record_every == 0), k // record_every, n_records)
+            slot = jnp.where(k % record_every == 0, k // record_every, n_records)
         metric_values = record_metrics(k, out.params)
 
         def write(buf, v):
             return buf.at[slot].set(v.astype(buf.dtype), mode="drop")
 
+        accepted = finite & ~failed
         if track_best:
-            better = accept & (value < c.best_value)
+            better = accepted & (value < c.best_value)
             best_params = tree_where(better, out.params, c.best_params)
             best_value = jnp.where(better, value, c.best_value)
         else:
@@ -341,12 +369,16 @@ def _solve(
             )
         )
         return _Carry(
-            k=jnp.where(accept, k, c.k),
-            params=tree_where(accept, out.params, c.params),
-            value=jnp.where(accept, value, c.value),
-            grad=tree_where(accept, out.grad, c.grad),
-            grad_norm=jnp.where(accept, grad_norm, c.grad_norm),
-            state=tree_where(accept, out.state, c.state),
+            k=k,
+            params=out.params,
+            value=value,
+            grad=out.grad,
+            grad_norm=grad_norm,
+            state=out.state,
+            accepted=accepted,
+            prev_params=c.params,
+            prev_value=c.value,
+            prev_grad_norm=c.grad_norm,
             done=done,
             status=status,
             counts=counts,
@@ -359,27 +391,37 @@ def _solve(
         )
 
     final = lax.while_loop(lambda c: ~c.done, body, carry)
+    ok = final.accepted
+    params = tree_where(ok, final.params, final.prev_params)
+    value = jnp.where(ok, final.value, final.prev_value)
+    iterations = jnp.where(ok, final.k, final.k - 1)
+    count = iterations // record_every + 1
+    valid = jnp.arange(n_records) < count
+
+    def trim(buf):
+        return jnp.where(valid, buf, jnp.nan)
+
     trace = Trace(
-        loss=final.loss_buf,
-        grad_norm=final.grad_norm_buf,
-        step_size=final.step_buf,
-        metrics=final.metric_bufs,
-        count=final.k // record_every + 1,
+        loss=trim(final.loss_buf),
+        grad_norm=trim(final.grad_norm_buf),
+        step_size=trim(final.step_buf),
+        metrics={n: trim(b) for n, b in final.metric_bufs.items()},
+        count=count,
         record_every=record_every,
     )
     return Result(
-        params=final.params,
-        value=final.value,
-        grad_norm=final.grad_norm,
-        iterations=final.k,
+        params=params,
+        value=value,
+        grad_norm=jnp.where(ok, final.grad_norm, final.prev_grad_norm),
+        iterations=iterations,
         status=final.status,
         trace=trace,
         num_fun_evals=final.counts[0],
         num_grad_evals=final.counts[1],
         num_hess_evals=final.counts[2],
         num_hvp_evals=final.counts[3],
-        best_params=final.best_params if track_best else final.params,
-        best_value=final.best_value if track_best else final.value,
+        best_params=final.best_params if track_best else params,
+        best_value=final.best_value if track_best else value,
     )
 
 
