@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import math
 import warnings
@@ -158,7 +159,8 @@ class GradientReport:
         }.get(self.reference, self.reference)
         lines = [
             f"{self.what} check: {verdict}",
-            f"  {self.what} of f with respect to {self.argument}: {self.num_entries} entries",
+            f"  {self.what} of f with respect to {self.argument}: {self.num_entries} "
+            f"entr{'y' if self.num_entries == 1 else 'ies'}",
             f"  reference: {ref}, computed in float64"
             + (f" (estimated error <= {self.reference_error:.1e})"
                if self.reference == "finite_difference" else ""),
@@ -421,6 +423,53 @@ def _scalar_output(out: Any, func: str) -> tuple[float, np.dtype]:
     return float(arr.reshape(())), arr.dtype
 
 
+_DYNAMIC = object()  # placeholder for an array leaf in the static part of a cache key
+
+
+@dataclasses.dataclass(frozen=True)
+class _Static:
+    """A non-array leaf in a cache key, compared with its type (``1``, ``1.0``, ``True``
+    differ)."""
+
+    value: Any
+
+    def __hash__(self) -> int:
+        return hash((type(self.value), self.value))
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, _Static) and type(self.value) is type(other.value)
+                and self.value == other.value)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(kind: str, f: Callable[..., Any], argnum: int, x_treedef: Any,
+              x_shapes: tuple[tuple[int, ...], ...], args_treedef: Any,
+              static: tuple[Any, ...]) -> Callable[..., Any]:
+    """A jitted ``value_and_grad`` / ``hessian`` / vmapped evaluation of ``f`` as a function of
+    the flat argument ``v`` and the other arguments' arrays, cached so that checking the same
+    ``f`` again (another point of the same shapes, another hand gradient) compiles nothing.
+    The cache keeps the last 32 functions (and what they close over) alive."""
+    sizes = [math.prod(shape) for shape in x_shapes]
+    offsets = np.cumsum([0, *sizes[:-1]]).tolist()
+
+    def scalar(v: Any, dynamic: Sequence[Any]) -> Any:
+        it = iter(dynamic)
+        leaves = [next(it) if leaf is _DYNAMIC else leaf.value for leaf in static]
+        args = jax.tree_util.tree_unflatten(args_treedef, leaves)
+        x = jax.tree_util.tree_unflatten(x_treedef, [
+            jnp.reshape(v[o : o + n], shape)
+            for o, n, shape in zip(offsets, sizes, x_shapes, strict=True)
+        ])
+        args[argnum] = x
+        return jnp.reshape(jnp.asarray(f(*args), dtype=jnp.float64), ())
+
+    if kind == "value_and_grad":
+        return jax.jit(jax.value_and_grad(scalar))
+    if kind == "hessian":
+        return jax.jit(jax.hessian(scalar))
+    return jax.jit(jax.vmap(scalar, in_axes=(0, None)))
+
+
 class _Problem:
     """``f`` with all arguments but ``args[argnum]`` fixed, as a function of a flat vector."""
 
@@ -436,17 +485,31 @@ class _Problem:
         self.traceable: bool | None = None
         self._batched: Callable[..., Any] | None = None
         self._batched_failed = False
+        self._chunk: int | None = None
+        # f0 (the value at the point) is known up front only for code JAX cannot trace;
+        # otherwise it comes with the reference (autodiff value, or the FD batch).
+        self.f0: float | None = None
         try:
-            out = f(*self.args_np)
-        except Exception as err_np:
+            spec = jax.eval_shape(f, *self.args_jax)  # traces f: no compilation, no FLOPs
+            out_shape, dtype = getattr(spec, "shape", None), getattr(spec, "dtype", None)
+            if out_shape is None or dtype is None:
+                raise TypeError(f"`f` must return a real scalar; got {spec}")
+        except Exception:  # not JAX code: call it as it is
             try:
-                out = f(*self.args_jax)
-            except Exception:
-                raise ValueError(
-                    f"calling `f` at the given arguments failed: {_first_line(err_np)}"
-                ) from err_np
-            self.use_jax_inputs = True
-        self.f0, dtype = _scalar_output(out, "f")
+                out = f(*self.args_np)
+            except Exception as err_np:
+                try:
+                    out = f(*self.args_jax)
+                except Exception:
+                    raise ValueError(
+                        f"calling `f` at the given arguments failed: {_first_line(err_np)}"
+                    ) from err_np
+                self.use_jax_inputs = True
+            self.f0, dtype = _scalar_output(out, "f")
+        else:
+            _scalar_output(np.zeros(out_shape, dtype), "f")
+        # JAX code is evaluated with JAX inputs (it may use `.at`); numpy code with numpy.
+        self.eval_jax_inputs = self.use_jax_inputs or self.f0 is None
         self.f_eps = _EPS64
         if _is_floating(dtype) and jnp.finfo(dtype).bits < 64:
             self.f_eps = float(jnp.finfo(dtype).eps)
@@ -479,6 +542,33 @@ class _Problem:
         out[self.argnum] = x
         return out
 
+    def _jitted(self, kind: str) -> Callable[[Any], Any] | None:
+        """The cached compiled ``kind`` of ``f`` (see :func:`_compiled`) bound to this point, or
+        None when the fixed arguments hold unhashable non-array leaves (no cache key)."""
+        args = list(self.args_jax)
+        args[self.argnum] = None
+        leaves, treedef = jax.tree_util.tree_flatten(args)
+        dynamic = [leaf for leaf in leaves if isinstance(leaf, jax.Array)]
+        static = tuple(_DYNAMIC if isinstance(leaf, jax.Array) else _Static(leaf)
+                       for leaf in leaves)
+        try:
+            fn = _compiled(kind, self.f, self.argnum, self.x.treedef, tuple(self.x.shapes),
+                           treedef, static)
+        except TypeError:  # unhashable: f, or a non-array leaf
+            return None
+        return lambda v: fn(v, dynamic)
+
+    def _jit_or_eager(self, kind: str, eager: Callable[[Any], Any], v: Any) -> Any:
+        """The compiled ``kind`` at ``v`` (one compilation, cached), or ``eager(v)`` when ``f``
+        needs concrete values (Python control flow on them works under ``jax.grad``)."""
+        fn = self._jitted(kind)
+        try:
+            if fn is None:
+                return jax.jit(eager)(v)
+            return fn(v)
+        except jax.errors.JAXTypeError:
+            return eager(v)
+
     def _jax_scalar_fn(self) -> Callable[[Any], Any]:
         def g(v: Any) -> Any:
             out = self.f(*self._with(self.args_jax, self.x.unflatten_jax(v)))
@@ -488,7 +578,7 @@ class _Problem:
 
     def _eval_one(self, v: np.ndarray) -> float:
         try:
-            if self.use_jax_inputs:
+            if self.eval_jax_inputs:
                 out = self.f(*self._with(self.args_jax, self.x.unflatten_jax(jnp.asarray(v))))
             else:
                 out = self.f(*self._with(self.args_np, self.x.unflatten_np(v)))
@@ -510,10 +600,12 @@ class _Problem:
 
     def _evaluate_batched(self, points: np.ndarray) -> np.ndarray:
         if self._batched is None:
-            self._batched = jax.jit(jax.vmap(self._jax_scalar_fn()))
+            self._batched = self._jitted("batched") or jax.jit(jax.vmap(self._jax_scalar_fn()))
         m, n = points.shape
-        chunk = max(1, min(m, _BATCH_ELEMENTS // max(n, 1)))
-        chunk = 1 << (chunk - 1).bit_length()  # a few distinct shapes -> a few compilations
+        if self._chunk is None:  # one batch shape for every later call: one compilation
+            chunk = max(1, min(m, _BATCH_ELEMENTS // max(n, 1)))
+            self._chunk = 1 << (chunk - 1).bit_length()
+        chunk = self._chunk
         out = np.empty(m)
         for start in range(0, m, chunk):
             block = points[start : start + chunk]
@@ -526,7 +618,9 @@ class _Problem:
     # -- autodiff ----------------------------------------------------------------------------
 
     def _check_traced_value(self, value: float) -> None:
-        if not math.isclose(value, self.f0, rel_tol=1e-6, abs_tol=1e-12):
+        if self.f0 is None:
+            self.f0 = value
+        elif not math.isclose(value, self.f0, rel_tol=1e-6, abs_tol=1e-12):
             raise ValueError(
                 f"tracing f with JAX gives {value!r} but calling it gives {self.f0!r} "
                 "(f calls non-JAX code?)"
@@ -534,7 +628,9 @@ class _Problem:
 
     def autodiff_gradient(self) -> tuple[np.ndarray | None, BaseException | None]:
         try:
-            value, grad = jax.value_and_grad(self._jax_scalar_fn())(jnp.asarray(self.x.flat))
+            value, grad = self._jit_or_eager(
+                "value_and_grad", jax.value_and_grad(self._jax_scalar_fn()),
+                jnp.asarray(self.x.flat))
             self._check_traced_value(float(value))
         except Exception as err:
             self.traceable = False
@@ -547,8 +643,9 @@ class _Problem:
         g = self._jax_scalar_fn()
         try:
             flat = jnp.asarray(self.x.flat)
-            self._check_traced_value(float(g(flat)))
-            hess = jax.hessian(g)(flat)
+            if self.f0 is not None:  # f needed concrete values: is its traced value the same?
+                self._check_traced_value(float(g(flat)))
+            hess = self._jit_or_eager("hessian", jax.hessian(g), flat)
         except Exception as err:
             self.traceable = False
             return None, err
@@ -663,13 +760,25 @@ class _Problem:
         error[np.isinf(error)] = np.nan
         return _FD(value, error, kink, left, right)
 
-    def fd_hessian(self, pairs: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    def fd_hessian(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Richardson-extrapolated second differences for the ``(i, j)`` rows of ``pairs``.
 
         ``D(h) = [f(x+hi+hj) - f(x+hi-hj) - f(x-hi+hj) + f(x-hi-hj)] / (4 hi hj)`` (the diagonal
         uses ``[f(x+h) - 2 f(x) + f(x-h)] / h**2``), ``R = (4 D(h/2) - D(h)) / 3``. The error
-        estimate is ``|R - D(h/2)|`` plus round-off, at most ``23 delta / (hi hj)``.
+        estimate is ``|R - D(h/2)|`` plus round-off, at most ``23 delta / (hi hj)``. Round-off
+        grows like ``1/h**2``, so a step tied to a small coordinate can be too small: three step
+        sizes (``1e-3``, ``8e-3`` and ``6.4e-2`` times the coordinate scale) are tried and, per
+        entry, the estimate with the smallest error bound is kept.
         """
+        best_value, best_err = self._fd_hessian_at(pairs, 1.0)
+        for scale in (8.0, 64.0):
+            value, err = self._fd_hessian_at(pairs, scale)
+            better = np.isfinite(value) & (~np.isfinite(best_err) | (err < best_err))
+            best_value = np.where(better, value, best_value)
+            best_err = np.where(better, err, best_err)
+        return best_value, best_err
+
+    def _fd_hessian_at(self, pairs: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
         x = self.x.flat
         steps = self.steps(_HESS_STEP) * scale
         pairs = np.asarray(pairs, dtype=int).reshape(-1, 2)
@@ -796,9 +905,11 @@ def _pattern(h: np.ndarray, r: np.ndarray, tol: np.ndarray, rtol: float,
     if np.all(np.abs(h) <= tol) and not np.all(np.abs(r) <= tol):
         return _Pattern("zero",
                         "the hand value is zero where the reference is not: a missing term?", 0.0)
-    rr = float(r @ r)
+    # Weighted least squares (weights 1/tol**2): accurate reference entries decide the factor.
+    wt = 1.0 / np.square(tol / np.min(tol)) if np.all(tol > 0) else np.ones_like(tol)
+    rr = float(np.sum(wt * r * r))
     if rr > 0:
-        c = float(h @ r) / rr
+        c = float(np.sum(wt * h * r)) / rr
         fits = np.all(np.abs(h - c * r) <= abs(c) * tol + rtol * np.abs(h))
         if fits and not math.isclose(c, 1.0, rel_tol=1e-12):
             if math.isclose(c, -1.0, rel_tol=1e-6):
