@@ -370,19 +370,24 @@ def info_nce(embeddings, labels, *, temperature=0.07, weights=None, reduction="m
             f"`labels` must have shape ({e.shape[0]},), one group id per embedding; got "
             f"labels.shape={tuple(y.shape)}"
         )
+    values, has_pos = _info_nce_values(e, y, jnp.asarray(temperature, e.dtype))
+    return reduce_loss(values, weights, reduction, mask=has_pos)
+
+
+@jax.jit
+def _info_nce_values(e, y, temperature):
+    """Per-anchor InfoNCE values and the has-a-positive mask (jitted: one compile per shape)."""
     n = e.shape[0]
     eye = jnp.eye(n, dtype=bool)
     positives = (y[:, None] == y[None, :]) & ~eye
     num_pos = jnp.sum(positives, axis=1)
     has_pos = num_pos > 0
     if n < 2:  # static: no pairs at all
-        values = jnp.zeros((n,), e.dtype)
-        return reduce_loss(values, weights, reduction, mask=has_pos)
+        return jnp.zeros((n,), e.dtype), has_pos
     u = _unit(e)
     # HIGHEST: no reduced-precision (TF32/bf16) matmul on accelerators for the similarities.
     sim = jnp.matmul(u, u.T, precision=jax.lax.Precision.HIGHEST) / temperature
     log_denominator = jax.nn.logsumexp(jnp.where(eye, -jnp.inf, sim), axis=1)
     log_prob = sim - log_denominator[:, None]  # finite everywhere (diagonal unused)
     total = jnp.sum(jnp.where(positives, log_prob, 0), axis=1)
-    values = -total / jnp.maximum(num_pos, 1).astype(e.dtype)
-    return reduce_loss(values, weights, reduction, mask=has_pos)
+    return -total / jnp.maximum(num_pos, 1).astype(e.dtype), has_pos

@@ -105,6 +105,7 @@ def _barron_parts(z, alpha):
     return neg_inf, two, a, b_safe, log_term
 
 
+@jax.jit
 def _barron_rho(z, alpha):
     """Barron's rho in scaled units, stable at every alpha.
 
@@ -119,6 +120,7 @@ def _barron_rho(z, alpha):
     return jnp.where(neg_inf, _welsch_rho(z), jnp.where(two, 0.5 * z * z, general))
 
 
+@jax.jit
 def _barron_weight(z, alpha):
     """``rho_hat'(z) / z = (z^2/|a-2| + 1)^(a/2 - 1) = exp((a - 2)/2 * L)``."""
     neg_inf, two, a, _, log_term = _barron_parts(z, alpha)
@@ -320,6 +322,7 @@ def _log_partition_table() -> tuple[float, float, np.ndarray]:
     return float(v_lo), h, coeffs
 
 
+@jax.jit
 def _log_partition(alpha: jax.Array) -> jax.Array:
     """log Z(alpha) for traced ``alpha`` in [0, 2] (NaN outside), differentiable twice."""
     v_lo, h, table = _log_partition_table()

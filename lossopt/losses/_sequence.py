@@ -8,6 +8,8 @@ Layout and padding conventions follow ``optax.losses.ctc_loss``: ``logits (B, T,
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,6 +44,54 @@ def _check_labels(labels, label_valid, num_classes: int, blank_id: int) -> None:
             f"`labels` (unpadded entries) must be class ids in [0, {num_classes}) other than "
             f"blank_id={blank_id}; got {np.unique(lab[bad]).tolist()}"
         )
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))
+def _ctc_values(x, frame_pad, lab, label_valid, blank_id, zero_infinity):
+    """Per-sequence CTC losses ``(B,)`` from validated inputs (jitted: one compile per shape)."""
+    batch, _, num_classes = x.shape
+    n = lab.shape[1]
+    states = 2 * n + 1
+    in_range = (lab >= 0) & (lab < num_classes) & (lab != blank_id)
+    bad_label = jnp.any(label_valid & ~in_range, axis=1)
+    lab = jnp.where(label_valid & in_range, lab, blank_id)
+    blanks = jnp.full((batch, 1), blank_id, lab.dtype)
+    ext = jnp.concatenate([jnp.stack([jnp.broadcast_to(blanks, lab.shape), lab], -1)
+                           .reshape(batch, 2 * n), blanks], axis=1)
+    # s = 2i + 1 may skip the blank from s - 2 when label i differs from label i - 1.
+    skip = jnp.zeros((batch, states), bool)
+    if n >= 2:
+        skip = skip.at[:, 3::2].set(lab[:, 1:] != lab[:, :-1])
+
+    log_probs = jax.nn.log_softmax(x, axis=-1)
+    log_zero = jnp.asarray(_LOG_ZERO, x.dtype)
+    start = jnp.full((batch, states), log_zero).at[:, 0].set(0)  # virtual frame before t = 0
+
+    def step(prev, inputs):
+        lp_t, pad_t = inputs
+        emit = jnp.take_along_axis(lp_t, ext, axis=1)
+        from_prev = jnp.concatenate([jnp.full((batch, 1), log_zero), prev[:, :-1]], axis=1)
+        from_skip = jnp.concatenate([jnp.full((batch, 2), log_zero), prev[:, :-2]], axis=1)
+        from_skip = jnp.where(skip, from_skip, log_zero)
+        new = jnp.logaddexp(jnp.logaddexp(prev, from_prev), from_skip) + emit
+        return jnp.where(pad_t[:, None] != 0, prev, new), None
+
+    alpha, _ = jax.lax.scan(step, start, (jnp.swapaxes(log_probs, 0, 1), frame_pad.T))
+
+    length = jnp.sum(label_valid, axis=1)
+    last = jnp.take_along_axis(alpha, (2 * length)[:, None], axis=1)[:, 0]
+    before = jnp.take_along_axis(alpha, jnp.maximum(2 * length - 1, 0)[:, None], axis=1)[:, 0]
+    log_likelihood = jnp.logaddexp(last, jnp.where(length > 0, before, log_zero))
+    nll = -log_likelihood
+    nll = jnp.where(nll > 0, nll, 0)
+
+    repeats = jnp.sum(label_valid[:, 1:] & (lab[:, 1:] == lab[:, :-1]), axis=1)
+    num_frames = jnp.sum(frame_pad == 0, axis=1)
+    feasible = num_frames >= length + repeats
+    impossible = jnp.zeros((), x.dtype) if zero_infinity else jnp.asarray(jnp.inf, x.dtype)
+    values = jnp.where(feasible, nll, impossible)
+    values = jnp.where(bad_label, jnp.nan, values)
+    return values
 
 
 @register(
@@ -149,45 +199,5 @@ def ctc(
     label_valid = label_pad == 0
     _check_labels(lab, label_valid, num_classes, blank_id)
 
-    n = lab.shape[1]
-    states = 2 * n + 1
-    in_range = (lab >= 0) & (lab < num_classes) & (lab != blank_id)
-    bad_label = jnp.any(label_valid & ~in_range, axis=1)
-    lab = jnp.where(label_valid & in_range, lab, blank_id)
-    blanks = jnp.full((batch, 1), blank_id, lab.dtype)
-    ext = jnp.concatenate([jnp.stack([jnp.broadcast_to(blanks, lab.shape), lab], -1)
-                           .reshape(batch, 2 * n), blanks], axis=1)
-    # s = 2i + 1 may skip the blank from s - 2 when label i differs from label i - 1.
-    skip = jnp.zeros((batch, states), bool)
-    if n >= 2:
-        skip = skip.at[:, 3::2].set(lab[:, 1:] != lab[:, :-1])
-
-    log_probs = jax.nn.log_softmax(x, axis=-1)
-    log_zero = jnp.asarray(_LOG_ZERO, x.dtype)
-    start = jnp.full((batch, states), log_zero).at[:, 0].set(0)  # virtual frame before t = 0
-
-    def step(prev, inputs):
-        lp_t, pad_t = inputs
-        emit = jnp.take_along_axis(lp_t, ext, axis=1)
-        from_prev = jnp.concatenate([jnp.full((batch, 1), log_zero), prev[:, :-1]], axis=1)
-        from_skip = jnp.concatenate([jnp.full((batch, 2), log_zero), prev[:, :-2]], axis=1)
-        from_skip = jnp.where(skip, from_skip, log_zero)
-        new = jnp.logaddexp(jnp.logaddexp(prev, from_prev), from_skip) + emit
-        return jnp.where(pad_t[:, None] != 0, prev, new), None
-
-    alpha, _ = jax.lax.scan(step, start, (jnp.swapaxes(log_probs, 0, 1), frame_pad.T))
-
-    length = jnp.sum(label_valid, axis=1)
-    last = jnp.take_along_axis(alpha, (2 * length)[:, None], axis=1)[:, 0]
-    before = jnp.take_along_axis(alpha, jnp.maximum(2 * length - 1, 0)[:, None], axis=1)[:, 0]
-    log_likelihood = jnp.logaddexp(last, jnp.where(length > 0, before, log_zero))
-    nll = -log_likelihood
-    nll = jnp.where(nll > 0, nll, 0)
-
-    repeats = jnp.sum(label_valid[:, 1:] & (lab[:, 1:] == lab[:, :-1]), axis=1)
-    num_frames = jnp.sum(frame_pad == 0, axis=1)
-    feasible = num_frames >= length + repeats
-    impossible = jnp.zeros((), x.dtype) if zero_infinity else jnp.asarray(jnp.inf, x.dtype)
-    values = jnp.where(feasible, nll, impossible)
-    values = jnp.where(bad_label, jnp.nan, values)
+    values = _ctc_values(x, frame_pad, lab, label_valid, int(blank_id), bool(zero_infinity))
     return reduce_loss(values, weights, reduction)
