@@ -482,7 +482,6 @@ class _Problem:
         self.args_jax = [_to_jax(a) for a in self.args_np]
         self.x = _FlatArg(self.args_np[argnum], names[argnum])
         self.use_jax_inputs = False
-        self.traceable: bool | None = None
         self._batched: Callable[..., Any] | None = None
         self._batched_failed = False
         self._chunk: int | None = None
@@ -508,8 +507,10 @@ class _Problem:
             self.f0, dtype = _scalar_output(out, "f")
         else:
             _scalar_output(np.zeros(out_shape, dtype), "f")
-        # JAX code is evaluated with JAX inputs (it may use `.at`); numpy code with numpy.
-        self.eval_jax_inputs = self.use_jax_inputs or self.f0 is None
+        # JAX code is evaluated with JAX inputs (it may use `.at`), batched under vmap when
+        # possible; numpy code with numpy inputs, one point at a time.
+        self.jax_code = self.f0 is None
+        self.eval_jax_inputs = self.use_jax_inputs or self.jax_code
         self.f_eps = _EPS64
         if _is_floating(dtype) and jnp.finfo(dtype).bits < 64:
             self.f_eps = float(jnp.finfo(dtype).eps)
@@ -591,7 +592,7 @@ class _Problem:
         m = points.shape[0]
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            if self.traceable is not False and not self._batched_failed:
+            if self.jax_code and not self._batched_failed:
                 try:
                     return self._evaluate_batched(points)
                 except Exception:
@@ -633,10 +634,7 @@ class _Problem:
                 jnp.asarray(self.x.flat))
             self._check_traced_value(float(value))
         except Exception as err:
-            self.traceable = False
             return None, err
-        self.traceable = True
-        self._check_reference_dtype(grad.dtype)
         return np.asarray(grad, dtype=np.float64), None
 
     def autodiff_hessian(self) -> tuple[np.ndarray | None, BaseException | None]:
@@ -647,21 +645,8 @@ class _Problem:
                 self._check_traced_value(float(g(flat)))
             hess = self._jit_or_eager("hessian", jax.hessian(g), flat)
         except Exception as err:
-            self.traceable = False
             return None, err
-        self.traceable = True
-        self._check_reference_dtype(hess.dtype)
         return np.asarray(hess, dtype=np.float64).reshape(self.x.size, self.x.size), None
-
-    def _check_reference_dtype(self, dtype: Any) -> None:
-        if jnp.finfo(dtype).bits < 64:
-            self.f_eps = max(self.f_eps, float(jnp.finfo(dtype).eps))
-            warnings.warn(
-                f"JAX differentiates `f` in {np.dtype(dtype).name} (it casts internally): the "
-                "reference carries only that precision.",
-                PrecisionWarning,
-                stacklevel=4,
-            )
 
     # -- finite differences ------------------------------------------------------------------
 
@@ -898,8 +883,9 @@ class _Pattern:
 
 
 def _pattern(h: np.ndarray, r: np.ndarray, tol: np.ndarray, rtol: float,
-             ns: Sequence[tuple[int, str]]) -> _Pattern | None:
-    """A simple relation ``hand = c * reference``, ``hand = 0`` or ``hand = reference + d``."""
+             ns: Sequence[tuple[int, str]], brief: bool = False) -> _Pattern | None:
+    """A simple relation ``hand = c * reference``, ``hand = 0`` or ``hand = reference + d``
+    (``brief``: without the explanations, for a subset of the entries)."""
     if h.size == 0:
         return None
     if np.all(np.abs(h) <= tol) and not np.all(np.abs(r) <= tol):
@@ -913,12 +899,9 @@ def _pattern(h: np.ndarray, r: np.ndarray, tol: np.ndarray, rtol: float,
         fits = np.all(np.abs(h - c * r) <= abs(c) * tol + rtol * np.abs(h))
         if fits and not math.isclose(c, 1.0, rel_tol=1e-12):
             if math.isclose(c, -1.0, rel_tol=1e-6):
-                return _Pattern(
-                    "sign_flip",
-                    "sign flip: hand = -1 x reference ((y - ŷ) instead of (ŷ - y), or a descent "
-                    "direction returned as the gradient?)",
-                    c,
-                )
+                why = ("" if brief else " ((y - ŷ) instead of (ŷ - y), or a descent direction "
+                       "returned as the gradient?)")
+                return _Pattern("sign_flip", f"sign flip: hand = -1 x reference{why}", c)
             hints = _factor_hints(c, ns)
             text = f"hand = {_fmt_factor(c)} x reference"
             if hints:
@@ -932,12 +915,13 @@ def _pattern(h: np.ndarray, r: np.ndarray, tol: np.ndarray, rtol: float,
             if math.isclose(abs(shift), 1.0 / n, rel_tol=1e-6):
                 hint = f" (1/n with n = {n}, {where}?)"
                 break
+        why = ("" if brief else ". A shift along the all-ones direction is invisible to "
+               "directional derivatives that keep sum(x) fixed (probabilities on the simplex), "
+               "but it is not the gradient")
         return _Pattern(
             "offset",
             f"hand = reference {'+' if shift > 0 else '-'} {_fmt_factor(abs(shift))} on every "
-            f"entry: a constant offset{hint}. A shift along the all-ones direction is invisible "
-            "to directional derivatives that keep sum(x) fixed (probabilities on the simplex), "
-            "but it is not the gradient",
+            f"entry: a constant offset{hint}{why}",
         )
     return None
 
@@ -978,14 +962,16 @@ def _transposed(h: np.ndarray, r: np.ndarray, tol: np.ndarray, wrong: np.ndarray
     return None
 
 
-def _row_offset(h: np.ndarray, r: np.ndarray, tol: np.ndarray, rtol: float,
-                layout: Any) -> str | None:
+def _row_offset(h: np.ndarray, r: np.ndarray, tol: np.ndarray, wrong: np.ndarray,
+                rtol: float, layout: Any) -> str | None:
     """``hand = reference + c_row`` along the last axis of every wrong leaf (softmax-style)."""
     texts = []
     for off, size, shape, path in _leaf_segments(layout):
         sl = slice(off, off + size)
-        if len(shape) < 2:
+        if not wrong[sl].any():
             continue
+        if len(shape) < 2:
+            return None
         d = (h[sl] - r[sl]).reshape(-1, shape[-1])
         t = tol[sl].reshape(-1, shape[-1])
         rows = np.median(d, axis=1, keepdims=True)
@@ -1015,7 +1001,7 @@ def _classify(h: np.ndarray, r: np.ndarray, tol: np.ndarray, wrong: np.ndarray, 
         if leaves is not None:
             return _Verdict(False, "transposed",
                             f"transposed: hand[i, j] = reference[j, i] in {', '.join(leaves)}")
-        rows = _row_offset(h, r, tol, rtol, layout)
+        rows = _row_offset(h, r, tol, wrong, rtol, layout)
         if rows is not None:
             return _Verdict(False, "offset", rows)
     segments = _leaf_segments(layout)
@@ -1027,7 +1013,7 @@ def _classify(h: np.ndarray, r: np.ndarray, tol: np.ndarray, wrong: np.ndarray, 
             w = wrong[sl]
             if not w.any():
                 continue
-            p = _pattern(h[sl][w], r[sl][w], tol[sl][w], rtol, ns)
+            p = _pattern(h[sl][w], r[sl][w], tol[sl][w], rtol, ns, brief=True)
             explained &= p is not None
             if w.all():
                 where = f"{path} (all {size} entries)" if size > 1 else path
@@ -1045,7 +1031,7 @@ def _classify(h: np.ndarray, r: np.ndarray, tol: np.ndarray, wrong: np.ndarray, 
         idx = np.flatnonzero(wrong)
         text = (f"{count} of {total} entries wrong: indices "
                 f"{_fmt_list([layout.fmt(k) for k in idx], count)}")
-        p = _pattern(h[idx], r[idx], tol[idx], rtol, ns)
+        p = _pattern(h[idx], r[idx], tol[idx], rtol, ns, brief=True)
         if p is not None:
             text += f"; there {p.text} (one branch of a piecewise formula?)"
         else:
@@ -1337,13 +1323,14 @@ def check_gradient(
     confined to some entries, NaN/Inf, a kink at the point, wrong shape): see
     :class:`GradientReport` and the module docstring.
 
-    ``f`` may be plain numpy: when JAX cannot trace it (or tracing gives a different value), the
-    reference is by finite differences (see :meth:`_Problem.fd_gradient`). Each coordinate costs
-    4 evaluations of ``f`` (more near a kink), so keep the argument to a few thousand entries.
-    At a kink of ``f`` the gradient does not exist: finite differences detect it (left and right
-    derivatives differ) and the report says so (kind "nonsmooth") instead of a plain failure.
-    With an autodiff reference, kinks are probed only at entries that disagree; a hand value
-    equal to JAX's choice of subgradient passes.
+    ``f`` may be plain numpy: when JAX cannot trace it, the reference is by finite
+    differences (central, Richardson-extrapolated, with a per-entry error estimate and steps
+    that shrink off nearby kinks and domain boundaries; see the module docstring). Each
+    coordinate costs about 4 evaluations of ``f`` (more near a kink), so keep the argument to a
+    few thousand entries. At a kink of ``f`` the gradient does not exist: finite differences
+    detect it (left and right derivatives differ) and the report says so (kind "nonsmooth")
+    instead of a plain failure. With an autodiff reference, kinks are probed only at entries
+    that disagree: a hand value equal to JAX's choice of subgradient passes.
 
     Args:
         f: ``f(*args) -> scalar`` (a size-1 array is accepted).

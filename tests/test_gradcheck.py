@@ -192,6 +192,62 @@ def test_square_transpose_is_diagnosed(backend):
     assert "hand[i, j] = reference[j, i]" in report.diagnosis
 
 
+def test_each_leaf_with_its_own_error():
+    params, t = _point("pytree")
+
+    def hand(params, t):
+        g = grad_tree(params, t)
+        return {"w": 2.0 * g["w"], "b": -g["b"]}
+
+    for f in (f_tree_np, f_tree_jax):
+        report = check_gradient(f, hand, params, t)
+        assert report.kind == "per_leaf", str(report)
+        assert "['b'] (all 3 entries): sign flip" in report.diagnosis
+        assert "['w'] (all 12 entries): hand = 2.000 x reference" in report.diagnosis
+
+
+def test_no_simple_pattern_is_unexplained():
+    p, t = _point("array")
+    noise = np.random.default_rng(8).normal(size=(N, D))
+    report = check_gradient(f_array_jax, lambda *a: grad_array(*a) + noise, p, t)
+    assert report.kind == "unexplained" and "cosine similarity" in report.diagnosis
+    assert report.num_wrong == N * D
+
+
+def test_offset_per_row_softmax_style():
+    # Cross-entropy over softmax rows: hand = true gradient + a different constant per row.
+    rng = np.random.default_rng(9)
+    z = rng.normal(size=(N, D))
+    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    labels = np.eye(D)[rng.integers(0, D, N)]
+
+    def cce(p, y):
+        return -jnp.sum(y * jnp.log(p)) / p.shape[0]
+
+    shift = np.arange(1.0, N + 1.0)[:, None]
+    report = check_gradient(cce, lambda p, y: -y / (N * p) + shift, probs, labels)
+    assert report.kind == "offset" and "on each row i" in report.diagnosis, str(report)
+
+
+def test_jax_derivative_that_is_not_the_derivative_of_the_values():
+    # x * stop_gradient(x): its values are x**2 but JAX differentiates it to x.
+    def f(x):
+        return jnp.sum(x * jax.lax.stop_gradient(x))
+
+    x = np.array([0.5, -1.5, 2.0])
+    report = check_gradient(f, lambda x: 2 * x, x)
+    assert report.kind == "reference_disagrees", str(report)
+    assert "agrees with finite differences" in report.diagnosis
+    assert check_gradient(f, lambda x: 2 * x, x, reference="finite_difference").ok
+
+
+def test_reference_not_finite():
+    # sqrt at 0: the derivative is infinite there.
+    report = check_gradient(lambda x: jnp.sum(jnp.sqrt(x)), lambda x: np.zeros(2),
+                            np.array([0.0, 1.0]))
+    assert report.kind == "reference_nonfinite" and "[0]" in report.diagnosis
+
+
 def test_indices_are_in_the_arguments_own_shape():
     p, t = _point("array")
     hand = grad_array(p, t)
