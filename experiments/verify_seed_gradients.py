@@ -330,16 +330,17 @@ def print_table(rows: list[Row]) -> None:
 
     table = Table(title="Hand-derived gradients of the seed document (w.r.t. y_pred / the "
                   "parameters, of the mean loss)", show_lines=True)
-    for column in ("hand-derived", "source", "gradient of", "w.r.t.", "point", "verdict",
-                   "diagnosis"):
-        table.add_column(column, overflow="fold")
+    for column, width in (("hand-derived", 26), ("source", 9), ("gradient of", 20),
+                          ("w.r.t.", 8), ("point", 14), ("verdict", 9), ("diagnosis", 60)):
+        table.add_column(column, overflow="fold", max_width=width,
+                         ratio=4 if column == "diagnosis" else None)
     for row in rows:
         verdict = "[green]correct[/green]" if row.ok else "[red]wrong[/red]"
         if row.kind == "nonsmooth":
             verdict = "[yellow]nonsmooth point[/yellow]"
         table.add_row(row.name, row.source, row.of, row.wrt, row.point, verdict,
                       row.diagnosis or "")
-    Console(width=160).print(table)
+    Console(width=170).print(table)
 
 
 def main() -> None:
