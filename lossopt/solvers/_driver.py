@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -114,6 +115,20 @@ def minimize(
         >>> len(trace["loss"]) == int(res.iterations) + 1
         True
     """
+    static, traced = _prepare(
+        fun, init_params, solver, args, max_iters, gtol, ftol, xtol, metrics, metric_args,
+        record_every,
+    )
+    return _solve(*static, solver, *traced)
+
+
+def _prepare(
+    fun, init_params, solver, args, max_iters, gtol, ftol, xtol, metrics, metric_args,
+    record_every,
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """Validate minimize's arguments; split them into static (cache key) and traced parts."""
+    if not callable(fun):
+        raise TypeError(f"`fun` must be callable as fun(params, *args); got {describe(fun)}")
     if not isinstance(args, tuple):
         raise TypeError(
             f"`args` must be a tuple of extra arguments for fun; got {describe(args)}. "
@@ -140,20 +155,9 @@ def minimize(
     # A tolerance that is a concrete 0 compiles its rule out; any other value (a traced one
     # included) is tested in the loop.
     rules_enabled = tuple(not _is_concrete_zero(t) for t in (gtol, ftol, xtol))
-    return _solve(
-        fun,
-        metric_items,
-        max_iters,
-        record_every,
-        rules_enabled,
-        solver,
-        init_params,
-        args,
-        metric_args,
-        gtol,
-        ftol,
-        xtol,
-    )
+    static = (fun, metric_items, max_iters, record_every, rules_enabled)
+    traced = (init_params, args, metric_args, gtol, ftol, xtol)
+    return static, traced
 
 
 def _check_metrics(metrics: Any) -> tuple[tuple[str, Callable[..., Any]], ...]:
@@ -221,8 +225,7 @@ def _is_concrete_zero(x: Any) -> bool:
     return value is not None and bool(np.all(value == 0))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
-def _solve(
+def _solve_impl(
     fun,
     metric_items,
     max_iters,
@@ -425,6 +428,9 @@ def _solve(
     )
 
 
+_solve = jax.jit(_solve_impl, static_argnums=(0, 1, 2, 3, 4))
+
+
 def sweep(
     fun: Callable[..., Any],
     init_params: Any,
@@ -434,10 +440,14 @@ def sweep(
 ) -> Result:
     """Run :func:`minimize` once per hyperparameter value of ``grid``, vmapped into one call.
 
-    This is ``jax.vmap(lambda h: minimize(fun, init_params, make_solver(h), ...))(grid)``: the
-    lanes share one compiled loop, the data's matrix-vector products become matrix-matrix
-    products across lanes, and each lane stops on its own rule (finished lanes freeze; their
-    ``iterations`` are their own). The loop runs until the slowest lane stops.
+    This is ``jax.vmap(lambda h: minimize(fun, init_params, make_solver(h), ...))(grid)``
+    inside one cached ``jax.jit``: the lanes share one compiled loop, the data's matrix-vector
+    products become matrix-matrix products across lanes, and each lane stops on its own rule
+    (finished lanes freeze; their ``iterations`` are their own). The loop runs until the
+    slowest lane stops. Every run's solver is first built on the host, so each grid value is
+    validated eagerly. The compiled sweep is cached on ``fun`` and the solver class or factory
+    (by identity: pass a class, or a function defined once, rather than a new lambda per call)
+    besides :func:`minimize`'s static options.
 
     ``solver`` and ``grid`` combine in three ways (``grid``'s leaves are arrays sharing a
     leading axis of length ``L``, the number of runs):
@@ -489,20 +499,65 @@ def sweep(
             "every `grid` leaf must be an array with the same leading length (one entry per "
             f"run); got shapes {[leaf.shape for leaf in leaves]}"
         )
+    (num_runs,) = lengths
     is_instance = dataclasses.is_dataclass(solver) and not isinstance(solver, type)
-    if is_instance and not isinstance(grid, Mapping):
+    if is_instance:
+        if not isinstance(grid, Mapping):
+            raise TypeError(
+                "with a solver instance, `grid` must be a dict {field name: values}; got "
+                f"{describe(grid)}. Or pass a factory: lambda h: GradientDescent(learning_rate=h)"
+            )
+        kind, factory, base = "replace", None, solver
+    elif callable(solver):
+        kind = "kwargs" if isinstance(grid, Mapping) else "call"
+        factory, base = solver, None
+    else:
         raise TypeError(
-            "with a solver instance, `grid` must be a dict {field name: values}; got "
-            f"{describe(grid)}. Or pass a factory: lambda h: GradientDescent(learning_rate=h)"
+            "`solver` must be a solver class, a factory returning a solver, or a solver "
+            f"instance; got {describe(solver)}"
         )
+    # Build every run's solver once on the host (from numpy copies: cheap), which validates
+    # each grid value eagerly. Under an outer jax.jit the grid is traced and this is skipped.
+    host_grid = jax.tree.map(concrete_value, grid)
+    if all(leaf is not None for leaf in jax.tree.leaves(host_grid, is_leaf=lambda x: x is None)):
+        solvers = [
+            _build_solver(kind, factory, base, jax.tree.map(lambda x, i=i: x[i], host_grid))
+            for i in range(num_runs)
+        ]
+    else:
+        solvers = [_build_solver(kind, factory, base, jax.tree.map(lambda x: x[0], grid))]
+    static, traced = _prepare(fun, init_params, solvers[0], **_minimize_options(minimize_kwargs))
+    return _sweep(kind, factory, *static, base, grid, *traced)
 
-    def build(point):
-        if is_instance:
-            return dataclasses.replace(solver, **point)
-        if isinstance(point, Mapping):
-            return solver(**point)
-        return solver(point)
 
-    return jax.vmap(lambda point: minimize(fun, init_params, build(point), **minimize_kwargs))(
-        grid
-    )
+def _minimize_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(minimize).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    unknown = set(kwargs) - set(defaults)
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments for minimize: {sorted(unknown)}")
+    return {**defaults, **kwargs}
+
+
+def _build_solver(kind: str, factory: Any, base: Any, point: Any) -> Any:
+    if kind == "replace":
+        return dataclasses.replace(base, **point)
+    if kind == "kwargs":
+        return factory(**point)
+    return factory(point)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
+def _sweep(kind, factory, fun, metric_items, max_iters, record_every, rules_enabled, base,
+           grid, init_params, args, metric_args, gtol, ftol, xtol):
+    # One jitted program for the whole sweep, cached like minimize's (the factory is part of
+    # the key: pass a class or a function defined once, not a new lambda per call).
+    def one(point):
+        solver = _build_solver(kind, factory, base, point)
+        return _solve_impl(fun, metric_items, max_iters, record_every, rules_enabled, solver,
+                           init_params, args, metric_args, gtol, ftol, xtol)
+
+    return jax.vmap(one)(grid)
