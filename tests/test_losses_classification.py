@@ -3,6 +3,7 @@ saturated inputs, subgradients at kinks, label handling, bad inputs, reductions,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from sklearn.metrics import hinge_loss as sk_hinge_loss
 from sklearn.metrics import log_loss as sk_log_loss
 
 from lossopt import losses
+from lossopt.losses import _classification
 
 N, K = 5, 4  # examples, classes
 IGNORE = -100
@@ -327,6 +329,34 @@ def J(fn, *args, **kwargs):
     return jax.jit(lambda *a: fn(*a, **kwargs))(*args)
 
 
+def _compiled(case: Case):
+    """Everything the per-case tests need from ``case``'s loss, in ONE compiled function shared
+    by those tests (the drawn arrays have the same shapes for every seed, so no retrace)."""
+    return _compiled_by_id(case.id)
+
+
+@functools.cache
+def _compiled_by_id(case_id: str):
+    case = CASES[CASE_IDS.index(case_id)]
+    mean_loss = case.loss()
+
+    @jax.jit
+    def run(a, b, w):
+        zero = jnp.zeros_like(w)
+        return (
+            case.loss(reduction="none")(a, b),
+            case.loss(reduction="sum")(a, b),
+            mean_loss(a, b),
+            case.loss(weights=w)(a, b),
+            case.loss(weights=w, reduction="none")(a, b),
+            jax.value_and_grad(lambda x: case.loss(weights=zero)(x, b))(a),
+            jax.grad(mean_loss)(a, b),
+            jax.hessian(mean_loss)(a, b),
+        )
+
+    return run
+
+
 def _draw(case: Case, seed: int = 0):
     return case.draw(np.random.default_rng(seed))
 
@@ -337,7 +367,10 @@ def _mean(values, norms, weights=None):
 
 
 def test_every_classification_loss_has_a_case():
-    assert {c.name for c in CASES} == {e.name for e in losses.catalog("classification")}
+    # This module's public losses (other modules may register classification losses of their own).
+    public = set(_classification.__all__)
+    assert {c.name for c in CASES} == public
+    assert all(losses.info(name).task == "classification" for name in public)
 
 
 # --------------------------------------------------------------------------------------------
@@ -403,21 +436,10 @@ def test_reference_reductions_weights_and_jit(case):
     values, norms = case.reference(first, labels)
     w = np.random.default_rng(12).uniform(0.0, 2.0, size=values.shape)
     w[0] = 0.0
-
-    @jax.jit
-    def run(a, b, w):
-        zero = jnp.zeros_like(w)
-        return (
-            case.loss(reduction="none")(a, b),
-            case.loss(reduction="sum")(a, b),
-            case.loss()(a, b),
-            case.loss(weights=w)(a, b),
-            case.loss(weights=w, reduction="none")(a, b),
-            jax.value_and_grad(lambda x: case.loss(weights=zero)(x, b))(a),
-        )
-
     a, b = jnp.asarray(first), jnp.asarray(labels)
-    none, total, mean, weighted, weighted_none, (zero_value, zero_grad) = run(a, b, jnp.asarray(w))
+    out = _compiled(case)(a, b, jnp.asarray(w))
+    none, total, mean, weighted, weighted_none = out[:5]
+    zero_value, zero_grad = out[5]
     # Same float64 math in a different arrangement (log_softmax vs explicit loops): round-off
     # of a few ulps of terms of size ~10.
     tol = dict(rtol=1e-12, atol=1e-12)
@@ -566,13 +588,9 @@ def _fd_hessian(f, x, h):
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_gradient_and_hessian_match_finite_differences(case):
     first, labels = _draw(case, seed=8)
-    first = first[:3]  # three examples keep the FD Hessian cheap
-    labels = labels[:3]
     ref = lambda x: _mean(*case.reference(x, labels))
-    loss = case.loss(reduction="mean")
-    g, hess = jax.jit(lambda a, b: (jax.grad(loss)(a, b), jax.hessian(loss)(a, b)))(
-        jnp.asarray(first), jnp.asarray(labels)
-    )
+    w = jnp.ones(case.reference(first, labels)[0].shape)
+    *_, g, hess = _compiled(case)(jnp.asarray(first), jnp.asarray(labels), w)
     # Drawn points are >= 0.05 from the probability bounds and >= 0.2 from every hinge kink,
     # so h = 1e-6 gives truncation ~h^2 |f'''| ~ 1e-10 and round-off ~eps |f| / h ~ 1e-10.
     np.testing.assert_allclose(g, _fd_gradient(ref, first, 1e-6), rtol=1e-6, atol=1e-8)

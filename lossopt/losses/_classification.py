@@ -452,6 +452,8 @@ _CE_DOC_OPTIONS = """
       mask them with ``weights``); ignored entries are 0 in ``"none"`` and left out of both
       sums. ``weights`` (per example) multiply numerator and denominator alike.
     * ``axis``: the class axis (default last; PyTorch's layout is ``axis=1``).
+    * ``weights``, ``reduction``: per-example weights; "mean" (default), "sum" or "none"
+      (one value per example: the input's shape without the class axis).
 """
 
 

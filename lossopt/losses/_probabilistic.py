@@ -14,6 +14,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lossopt._validation import (
     as_float_array,
@@ -171,7 +172,7 @@ def gaussian_nll(mean, targets, *, variance, full=False, eps=1e-6, weights=None,
     """
     check_reduction(reduction)
     check_positive(eps, "eps")
-    if not isinstance(full, bool):
+    if not isinstance(full, (bool, np.bool_)):
         raise TypeError(f"`full` must be a bool; got {describe(full)}")
     mu = as_float_array(mean, "mean")
     y = as_float_array(targets, "targets", like=mu)
@@ -218,7 +219,7 @@ def poisson_nll(log_rate, counts, *, full=False, weights=None, reduction="mean")
         [1.0, -0.2817]
     """
     check_reduction(reduction)
-    if not isinstance(full, bool):
+    if not isinstance(full, (bool, np.bool_)):
         raise TypeError(f"`full` must be a bool; got {describe(full)}")
     x = as_float_array(log_rate, "log_rate")
     c = as_float_array(counts, "counts", like=x)
