@@ -43,8 +43,8 @@ from lossopt.experiment._problem import Problem, build_problem
 __all__ = ["ExperimentResult", "plan", "run_experiment"]
 
 SUMMARY_COLUMNS = (
-    "run_id", "data", "loss", "solver", "hyperparameters", "seed", "status", "converged", "iterations",
-    "final_loss", "grad_norm", "val_metric_name", "val_metric", "num_fun_evals",
+    "run_id", "data", "loss", "solver", "hyperparameters", "seed", "status", "converged",
+    "iterations", "final_loss", "grad_norm", "val_metric_name", "val_metric", "num_fun_evals",
     "num_grad_evals", "wall_time_s", "compile_time_s", "lanes_in_call",
 )
 
