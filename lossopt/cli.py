@@ -7,6 +7,8 @@ Subcommands:
   when none is given) and write traces, a summary table and plots.
 * ``lossopt plot RESULTS_DIR``: redraw the figures of a results folder.
 * ``lossopt losses [--task TASK] [--json]``: the loss catalogue as a table.
+* ``lossopt check-grad FILE.py:LOSS FILE.py:GRAD --arg NAME=KIND:SHAPE ...``: check a
+  hand-derived gradient against autodiff or finite differences and explain a mismatch.
 
 Exit status: 0 on success, 1 when the requested check fails, 2 on bad usage.
 """

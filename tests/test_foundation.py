@@ -68,10 +68,9 @@ def test_catalog_entries_are_complete_and_every_public_loss_is_registered():
         assert isinstance(e.convex, bool) and isinstance(e.smooth, bool)
         assert "weights" not in e.hyperparameters and "reduction" not in e.hyperparameters
     registered = {e.name for e in entries}
-    helpers = {"catalog", "get", "info", "names", "reduce_loss", "LossInfo", "REDUCTIONS"}
+    helpers = {"catalog", "get", "info", "names", "reduce_loss", "LossInfo", "REDUCTIONS",
+               "robust"}  # `robust` is the namespace of rho/psi/weight triples
     exported = set(losses.__all__) - helpers
-    # Multi-task combinators take a dict of loss values, not (predictions, targets).
-    exported -= {"combine", "uncertainty_weighted"}
     assert exported <= registered, exported - registered
 
 
@@ -179,6 +178,10 @@ def test_cli_losses_table_through_the_console_script():
     for name in ("mse", "huber", "log_cosh", "quantile"):
         assert name in out
     assert "hinge" not in out
+
+
+def test_required_hyperparameters_are_marked():
+    assert repr(losses.info("gaussian_nll").hyperparameters["variance"]) == "<required>"
 
 
 def test_cli_without_command_is_usage_error(capsys):

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from lossopt import losses
 
@@ -35,9 +36,10 @@ class Recipe:
     at a large ``scale`` a point whose error grows with ``scale`` (for robustness).
     """
 
-    draw: Callable[[np.random.Generator, float | None], tuple[np.ndarray, tuple, dict]]
-    witness: Callable[[], tuple[np.ndarray, tuple, dict]] | None = None
+    draw: Callable[[np.random.Generator, float | None], tuple[Any, tuple, dict]]
+    witness: Callable[[], tuple[Any, tuple, dict]] | None = None
     hyper: dict[str, Any] = field(default_factory=dict)
+    reduce: bool = True  # False for the multi-task combinators (no `reduction` argument)
 
 
 def _regression(rng, scale):
@@ -146,6 +148,136 @@ def _poisson(rng, scale):
     return np.full(N, np.log(scale) * 30), (counts,), {}  # rate = scale**30: overflows by design
 
 
+def _robust_witness(r=3.0, **hyper):
+    # Redescending robust losses bend down beyond their scale: r = 3 c has negative curvature
+    # (Tukey's is flat beyond c; inside, rho'' = (1 - u)(1 - 5u) < 0 for u = (r/c)^2 > 1/5).
+    return lambda: (np.array([r]), (np.array([0.0]),), hyper)
+
+
+def _pairs(rng, scale, labels):
+    x2 = rng.normal(size=(N, 3))
+    if scale is None:
+        return x2 + rng.normal(size=(N, 3)), (x2, labels), {}
+    return x2 + scale * np.ones((N, 3)), (x2, labels), {}
+
+
+def _contrastive(rng, scale):
+    return _pairs(rng, scale, np.zeros(N))  # similar pairs (label 0) pulled together
+
+
+def _cosine_embedding(rng, scale):
+    y = np.ones(N)
+    x2 = rng.normal(size=(N, 3))
+    if scale is None:
+        return rng.normal(size=(N, 3)), (x2, y), {}
+    return -scale * x2, (x2, y), {}  # pointing away from its partner, ever longer
+
+
+def _margin_ranking(rng, scale):
+    y = np.ones(N)
+    x2 = rng.normal(size=N)
+    if scale is None:
+        return rng.normal(size=N), (x2, y), {}
+    return x2 - scale, (x2, y), {}  # ranked the wrong way round by `scale`
+
+
+def _triplet(rng, scale):
+    p, n = rng.normal(size=(N, 3)), rng.normal(size=(N, 3))
+    if scale is None:
+        return rng.normal(size=(N, 3)), (p, n), {}
+    return p + scale * np.ones((N, 3)), (p, n), {}  # anchor far from its positive
+
+
+def _info_nce(rng, scale):
+    labels = np.array([0, 0, 1, 1])
+    e = rng.normal(size=(N, 3))
+    return (e if scale is None else scale * e), (labels,), {}
+
+
+def _segmentation(rng, scale):
+    t = (rng.uniform(size=(2, 6)) < 0.5).astype(np.float64)
+    if scale is None:
+        return rng.uniform(0.05, 0.95, size=(2, 6)), (t,), {}
+    return np.where(t == 1, 1.0 / scale, 1 - 1.0 / scale), (t,), {}
+
+
+def _ctc(rng, scale):
+    T, V = 5, 4
+    labels = np.array([[1, 2, 0], [3, 3, 0]])
+    label_pad = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    logit_pad = np.zeros((2, T))
+    if scale is None:
+        logits = rng.normal(size=(2, T, V)) * 2
+    else:
+        logits = scale * np.eye(V)[np.zeros((2, T), dtype=int)]  # confident blanks everywhere
+    return logits, (logit_pad, labels, label_pad), {}
+
+
+def _task_losses(rng, scale):
+    values = rng.uniform(0.1, 2.0, size=2) if scale is None else np.full(2, scale)
+    return {"a": values[0], "b": values[1]}, (), {}
+
+
+def _uncertainty(rng, scale):
+    first, _, _ = _task_losses(rng, scale)
+    return first, ({"a": 0.3, "b": -0.2},), {}
+
+
+PART_2 = {
+    "tukey": Recipe(_regression, witness=_robust_witness(r=0.8, c=1.0)),
+    "cauchy": Recipe(_regression, witness=_robust_witness(c=1.0)),
+    "geman_mcclure": Recipe(_regression, witness=_robust_witness(c=1.0)),
+    "welsch": Recipe(_regression, witness=_robust_witness(c=1.0)),
+    "barron": Recipe(_regression, witness=_robust_witness(alpha=0.0, scale=1.0)),
+    "barron_nll": Recipe(_regression, witness=_robust_witness(alpha=0.0, scale=1.0)),
+    # (m - |d|)^2 near d = 0 has tangential curvature -2 (m - |d|) / |d| < 0 (similar pairs
+    # use label 0, dissimilar label 1 as in the seed).
+    "contrastive": Recipe(
+        _contrastive,
+        witness=lambda: (np.array([[0.3, 0.0]]), (np.zeros((1, 2)), np.ones(1)), {}),
+    ),
+    # 1 - cos(x1, x2) peaks where x1 points away from x2: negative tangential curvature there.
+    "cosine_embedding": Recipe(
+        _cosine_embedding,
+        witness=lambda: (np.array([[-1.0, 0.1]]), (np.array([[1.0, 0.0]]), np.ones(1)), {}),
+    ),
+    "margin_ranking": Recipe(_margin_ranking),
+    # |a - p| - |a - n| + margin with the euclidean distance: -|a - n| bends down.
+    "triplet": Recipe(
+        _triplet,
+        witness=lambda: (np.array([[0.0, 0.0]]), (np.array([[3.0, 0.0]]), np.array([[0.5, 0.1]])),
+                         {"distance": "euclidean", "margin": 10.0}),
+    ),
+    "info_nce": Recipe(
+        _info_nce,
+        witness=lambda: (np.array([[1.0, 0.2], [0.9, -0.4], [-1.0, 0.3], [0.2, -1.0]]),
+                         (np.array([0, 0, 1, 1]),), {}),
+    ),
+    # Linear-fractional in p: curvature of both signs (all-positive targets, mixed predictions).
+    "dice": Recipe(
+        _segmentation,
+        witness=lambda: (np.array([[0.9, 0.1, 0.8, 0.2]]), (np.array([[1.0, 0.0, 1.0, 1.0]]),),
+                         {"smooth": 0.1}),
+    ),
+    "tversky": Recipe(
+        _segmentation,
+        witness=lambda: (np.array([[0.9, 0.1, 0.8, 0.2]]), (np.array([[1.0, 0.0, 1.0, 1.0]]),),
+                         {"smooth": 0.1}),
+    ),
+    "focal_tversky": Recipe(
+        _segmentation,
+        witness=lambda: (np.array([[0.9, 0.1, 0.8, 0.2]]), (np.array([[1.0, 0.0, 1.0, 1.0]]),),
+                         {"smooth": 0.1}),
+    ),
+    "ctc": Recipe(
+        _ctc,
+        witness=lambda: _ctc(np.random.default_rng(0), None),
+    ),
+    "combine": Recipe(_task_losses, reduce=False),
+    "uncertainty_weighted": Recipe(_uncertainty, reduce=False),
+}
+
+
 RECIPES: dict[str, Recipe] = {
     **{
         name: Recipe(_regression)
@@ -175,6 +307,7 @@ RECIPES: dict[str, Recipe] = {
     "nll": Recipe(_nll),
     "gaussian_nll": Recipe(_gaussian),
     "poisson_nll": Recipe(_poisson),
+    **PART_2,
 }
 
 
@@ -182,11 +315,23 @@ def _entries():
     return [e for e in losses.catalog() if e.name in RECIPES]
 
 
-def _scalar_loss(entry, rest, kwargs):
-    fn = losses.get(entry.name, **RECIPES[entry.name].hyper)
-    rest = tuple(jnp.asarray(r) for r in rest)
-    kwargs = {k: jnp.asarray(v) for k, v in kwargs.items()}
-    return lambda first: fn(first, *rest, **kwargs, reduction="sum")
+def _as_jax(tree):
+    return jax.tree.map(lambda v: v if isinstance(v, str) else jnp.asarray(v, jnp.float64)
+                        if np.asarray(v).dtype.kind == "f" else jnp.asarray(v), tree)
+
+
+def _flat_problem(entry, first, rest, kwargs):
+    """``(x0, f)`` with ``f(x)`` the summed loss as a function of the flattened first argument."""
+    recipe = RECIPES[entry.name]
+    fn = losses.get(entry.name, **recipe.hyper)
+    rest, kwargs = _as_jax(rest), _as_jax(kwargs)
+    x0, unravel = ravel_pytree(_as_jax(first))
+    extra = {"reduction": "sum"} if recipe.reduce else {}
+
+    def f(x):
+        return jnp.sum(fn(unravel(x), *rest, **kwargs, **extra))
+
+    return x0, f
 
 
 def test_every_registered_loss_has_a_recipe():
@@ -200,19 +345,15 @@ def test_convexity_claim(entry):
     rng = np.random.default_rng(11)
     if entry.convex:
         for _ in range(3):
-            first, rest, kwargs = recipe.draw(rng, None)
-            f = _scalar_loss(entry, rest, kwargs)
-            x = jnp.asarray(first)
-            h = np.asarray(jax.hessian(f)(x)).reshape(x.size, x.size)
+            x, f = _flat_problem(entry, *recipe.draw(rng, None))
+            h = np.asarray(jax.hessian(f)(x))
             eig = np.linalg.eigvalsh(0.5 * (h + h.T))
             # PSD up to float64 round-off relative to the largest curvature.
             assert eig.min() >= -1e-9 * max(1.0, np.abs(eig).max()), (entry.name, eig)
     else:
         assert recipe.witness is not None, f"{entry.name} claims non-convexity: give a witness"
-        first, rest, kwargs = recipe.witness()
-        f = _scalar_loss(entry, rest, kwargs)
-        x = jnp.asarray(first)
-        h = np.asarray(jax.hessian(f)(x)).reshape(x.size, x.size)
+        x, f = _flat_problem(entry, *recipe.witness())
+        h = np.asarray(jax.hessian(f)(x))
         assert np.linalg.eigvalsh(0.5 * (h + h.T)).min() < -1e-6, entry.name
 
 
@@ -221,8 +362,8 @@ def test_robustness_claim(entry):
     recipe = RECIPES[entry.name]
 
     def grad_norm(scale):
-        first, rest, kwargs = recipe.draw(np.random.default_rng(5), scale)
-        g = jax.grad(_scalar_loss(entry, rest, kwargs))(jnp.asarray(first))
+        x, f = _flat_problem(entry, *recipe.draw(np.random.default_rng(5), scale))
+        g = jax.grad(f)(x)
         return float(jnp.max(jnp.abs(g)))
 
     moderate, huge = grad_norm(1e2), grad_norm(1e6)
@@ -235,17 +376,15 @@ def test_robustness_claim(entry):
 
 @pytest.mark.parametrize("entry", [e for e in _entries() if e.smooth], ids=lambda e: e.name)
 def test_smooth_losses_have_hessians_matching_gradient_differences(entry):
-    first, rest, kwargs = RECIPES[entry.name].draw(np.random.default_rng(3), None)
-    f = _scalar_loss(entry, rest, kwargs)
-    x = np.asarray(first, dtype=np.float64)
+    x0, f = _flat_problem(entry, *RECIPES[entry.name].draw(np.random.default_rng(3), None))
+    x = np.asarray(x0)
     grad = jax.jit(jax.grad(f))
-    h = np.asarray(jax.hessian(f)(jnp.asarray(x))).reshape(x.size, x.size)
+    h = np.asarray(jax.hessian(f)(x0))
     step = 1e-6
     fd = np.empty_like(h)
     for i in range(x.size):
         e = np.zeros(x.size)
         e[i] = step
-        e = e.reshape(x.shape)
         fd[:, i] = (np.asarray(grad(x + e)) - np.asarray(grad(x - e))).ravel() / (2 * step)
     # Central differences of the gradient: error ~ step^2 * |f''''| + eps / step ~ 1e-9.
     np.testing.assert_allclose(h, fd, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(h).max()))

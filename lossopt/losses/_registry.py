@@ -52,7 +52,7 @@ class LossInfo:
         probabilistic: a negative log-likelihood or divergence.
         reference: where the loss comes from (paper or library documentation).
         hyperparameters: keyword-only hyperparameters and their defaults (``weights`` and
-            ``reduction`` excluded).
+            ``reduction`` excluded; ``REQUIRED`` marks one without a default).
     """
 
     name: str
@@ -73,6 +73,14 @@ class LossInfo:
         return doc.splitlines()[0] if doc else ""
 
 
+class _Required:
+    """Marks a hyperparameter without a default (e.g. ``gaussian_nll``'s ``variance``)."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+REQUIRED = _Required()
 _REGISTRY: dict[str, LossInfo] = {}
 _COMMON_KWARGS = ("weights", "reduction")
 
@@ -80,7 +88,7 @@ _COMMON_KWARGS = ("weights", "reduction")
 def _hyperparameters(fn: Callable[..., Any]) -> dict[str, Any]:
     params = inspect.signature(fn).parameters.values()
     return {
-        p.name: p.default
+        p.name: REQUIRED if p.default is inspect.Parameter.empty else p.default
         for p in params
         if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _COMMON_KWARGS
     }
