@@ -198,6 +198,9 @@ def contrastive(x1, x2, labels, *, margin=1.0, weights=None, reduction="mean"):
         margin: margin > 0.
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
+    Returns:
+        The reduced loss (a scalar), or per-example losses (shape ``x1.shape[:-1]``) with "none".
+
     Raises:
         ValueError: mismatched shapes, labels outside ``[0, 1]``, ``margin <= 0``, unknown
             reduction.
@@ -249,6 +252,9 @@ def cosine_embedding(x1, x2, labels, *, margin=0.0, weights=None, reduction="mea
         margin: in ``[-1, 1]`` (PyTorch suggests 0 to 0.5).
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
+    Returns:
+        The reduced loss (a scalar), or per-example losses (shape ``x1.shape[:-1]``) with "none".
+
     Raises:
         ValueError: mismatched shapes, labels other than +-1, ``margin`` outside ``[-1, 1]``,
             unknown reduction.
@@ -259,6 +265,9 @@ def cosine_embedding(x1, x2, labels, *, margin=0.0, weights=None, reduction="mea
         >>> l = cosine_embedding(x1, x2, jnp.array([1, -1]), margin=0.5, reduction="none")
         >>> [round(float(v), 4) for v in l]  # cos = 0.7071
         [0.2929, 0.2071]
+
+    References:
+        PyTorch documentation, ``torch.nn.CosineEmbeddingLoss``.
     """
     check_reduction(reduction)
     check_in_interval(margin, "margin", -1.0, 1.0, closed_low=True, closed_high=True)
@@ -294,6 +303,9 @@ def margin_ranking(x1, x2, labels, *, margin=0.0, weights=None, reduction="mean"
         margin: any real number (PyTorch allows negative margins too).
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
+    Returns:
+        The reduced loss (a scalar), or the elementwise losses with "none".
+
     Raises:
         ValueError: mismatched shapes, labels other than +-1, unknown reduction.
 
@@ -303,6 +315,10 @@ def margin_ranking(x1, x2, labels, *, margin=0.0, weights=None, reduction="mean"
         ...                    margin=0.2, reduction="none")
         >>> [round(float(v), 4) for v in l]
         [0.0, 0.7]
+
+    References:
+        PyTorch documentation, ``torch.nn.MarginRankingLoss``; Herbrich, R., Graepel, T. &
+        Obermayer, K. (2000). Large margin rank boundaries for ordinal regression.
     """
     check_reduction(reduction)
     check_in_interval(margin, "margin", -np.inf, np.inf)
@@ -341,6 +357,9 @@ def info_nce(embeddings, labels, *, temperature=0.07, weights=None, reduction="m
         temperature: > 0.
         weights: optional per-anchor weights ``(n,)``; reduction: "mean", "sum" or "none"
             (per-anchor values, 0 for anchors without positives).
+
+    Returns:
+        The reduced loss (a scalar), or the per-anchor losses ``(n,)`` with "none".
 
     Raises:
         ValueError: embeddings not 2-D, labels not of shape ``(n,)``, ``temperature <= 0``,

@@ -421,6 +421,9 @@ def cauchy(predictions, targets, *, c=1.0, weights=None, reduction="mean"):
         c: scale > 0 (scalar or broadcastable to the residual shape).
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
+    Returns:
+        The reduced loss (a scalar), or the elementwise losses with "none".
+
     Raises:
         ValueError: mismatched shapes, ``c <= 0``, unknown reduction.
 
@@ -456,6 +459,9 @@ def geman_mcclure(predictions, targets, *, c=1.0, weights=None, reduction="mean"
         c: scale > 0 (scalar or broadcastable to the residual shape).
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
+    Returns:
+        The reduced loss (a scalar), or the elementwise losses with "none".
+
     Raises:
         ValueError: mismatched shapes, ``c <= 0``, unknown reduction.
 
@@ -490,6 +496,9 @@ def welsch(predictions, targets, *, c=1.0, weights=None, reduction="mean"):
         predictions, targets: arrays of the same shape.
         c: scale > 0 (scalar or broadcastable to the residual shape).
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar), or the elementwise losses with "none".
 
     Raises:
         ValueError: mismatched shapes, ``c <= 0``, unknown reduction.
@@ -539,6 +548,9 @@ def barron(predictions, targets, *, alpha=1.0, scale=1.0, weights=None, reductio
         alpha: shape parameter in ``[-inf, inf)`` (scalar or broadcastable array).
         scale: scale > 0 (scalar or broadcastable array).
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar), or the elementwise losses with "none".
 
     Raises:
         ValueError: mismatched shapes, NaN or ``+inf`` ``alpha``, ``scale <= 0``, parameters
@@ -613,6 +625,9 @@ def barron_nll(predictions, targets, *, alpha=1.0, scale=1.0, weights=None, redu
             outside the interval give NaN).
         scale: scale > 0 (scalar or broadcastable array).
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar), or the elementwise losses with "none".
 
     Raises:
         ValueError: mismatched shapes, concrete ``alpha`` outside ``[0, 2]``, ``scale <= 0``,

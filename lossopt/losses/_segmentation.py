@@ -184,6 +184,9 @@ def tversky(
         smooth: > 0.
         class_axis, class_weights, weights, reduction: as for :func:`dice`.
 
+    Returns:
+        The reduced loss (a scalar), or per-example losses ``(n,)`` with "none".
+
     Raises:
         ValueError: as :func:`dice`, and negative ``alpha`` or ``beta``.
 
@@ -239,6 +242,9 @@ def focal_tversky(
         alpha, beta, smooth: as for :func:`tversky`.
         gamma: exponent > 0.
         class_axis, class_weights, weights, reduction: as for :func:`dice`.
+
+    Returns:
+        The reduced loss (a scalar), or per-example losses ``(n,)`` with "none".
 
     Raises:
         ValueError: as :func:`tversky`, and ``gamma <= 0``.

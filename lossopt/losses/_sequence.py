@@ -49,7 +49,7 @@ def _check_labels(labels, label_valid, num_classes: int, blank_id: int) -> None:
 @functools.partial(jax.jit, static_argnums=(4, 5))
 def _ctc_values(x, frame_pad, lab, label_valid, blank_id, zero_infinity):
     """Per-sequence CTC losses ``(B,)`` from validated inputs (jitted: one compile per shape)."""
-    batch, _, num_classes = x.shape
+    batch, frames, num_classes = x.shape
     n = lab.shape[1]
     states = 2 * n + 1
     in_range = (lab >= 0) & (lab < num_classes) & (lab != blank_id)
@@ -67,16 +67,20 @@ def _ctc_values(x, frame_pad, lab, label_valid, blank_id, zero_infinity):
     log_zero = jnp.asarray(_LOG_ZERO, x.dtype)
     start = jnp.full((batch, states), log_zero).at[:, 0].set(0)  # virtual frame before t = 0
 
+    # Emission log-probabilities of every extended-label state at every frame, gathered once
+    # outside the loop: (B, T, S).
+    index = jnp.broadcast_to(ext[:, None, :], (batch, frames, states))
+    emissions = jnp.take_along_axis(log_probs, index, axis=2)
+
     def step(prev, inputs):
-        lp_t, pad_t = inputs
-        emit = jnp.take_along_axis(lp_t, ext, axis=1)
+        emit, pad_t = inputs
         from_prev = jnp.concatenate([jnp.full((batch, 1), log_zero), prev[:, :-1]], axis=1)
         from_skip = jnp.concatenate([jnp.full((batch, 2), log_zero), prev[:, :-2]], axis=1)
         from_skip = jnp.where(skip, from_skip, log_zero)
         new = jnp.logaddexp(jnp.logaddexp(prev, from_prev), from_skip) + emit
         return jnp.where(pad_t[:, None] != 0, prev, new), None
 
-    alpha, _ = jax.lax.scan(step, start, (jnp.swapaxes(log_probs, 0, 1), frame_pad.T))
+    alpha, _ = jax.lax.scan(step, start, (jnp.swapaxes(emissions, 0, 1), frame_pad.T))
 
     length = jnp.sum(label_valid, axis=1)
     last = jnp.take_along_axis(alpha, (2 * length)[:, None], axis=1)[:, 0]
