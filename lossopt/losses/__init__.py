@@ -1,9 +1,16 @@
 """Loss functions: pure JAX, safe to differentiate twice, registered by name.
 
-Every loss has the signature ``loss(predictions, targets, *, <hyperparameters>, weights=None,
-reduction="mean")`` (classification losses name the arguments ``(logits, labels)`` or
-``(probs, labels)``). See :func:`catalog` for the list with properties and :func:`get` to look a
-loss up by name with hyperparameters bound.
+Per-example losses have the signature ``loss(predictions, targets, *, <hyperparameters>,
+weights=None, reduction="mean")``; classification losses name the arguments ``(logits, labels)``
+or ``(probs, labels)``, and losses with other natural inputs keep them in the same shape of
+call: ``triplet(anchor, positive, negative, ...)``, ``contrastive(x1, x2, labels, ...)``,
+``info_nce(embeddings, labels, ...)``, ``ctc(logits, logit_paddings, labels, label_paddings,
+...)``. The multi-task combinators ``combine(losses, weights)`` and
+``uncertainty_weighted(losses, log_vars)`` take a dict of task losses. :mod:`lossopt.losses.robust`
+holds the rho/psi/IRLS-weight triples of the robust losses.
+
+See :func:`catalog` for the list with properties and :func:`get` to look a loss up by name with
+hyperparameters bound.
 """
 
 from lossopt.losses import robust

@@ -104,9 +104,10 @@ _EMB = dict(task="embedding", input_kind="embeddings", probabilistic=False)
 
 @register(
     **_EMB,
-    convex=False,
+    convex=False,  # convex in the anchor for squared distances, not for euclidean ones
     smooth=False,
-    robust=False,
+    # Bounded in the anchor: d/da (|a-p|^2 - |a-n|^2) = 2 (n - p); unit vectors for euclidean.
+    robust=True,
     reference="Schroff et al. (2015), FaceNet, CVPR; torch.nn.TripletMarginLoss",
 )
 def triplet(
