@@ -14,6 +14,6 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     for block in blocks:
-        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
+        exec(compile(block, str(README), "exec"), namespace)  # our own README
     out = capsys.readouterr().out
     assert "False constant_factor" in out  # the gradient checker's example diagnoses the bug
