@@ -94,6 +94,23 @@ def test_nonfinite_initial_point():
     np.testing.assert_array_equal(res.params, [0.0, 1.0])
 
 
+def mean_absolute(w, X, y):
+    return lossopt.losses.mae(X @ w, y)
+
+
+@pytest.mark.parametrize("linear_solver", ["cholesky", "cg"])
+def test_newton_without_curvature_falls_back_to_gradient_steps(data, linear_solver):
+    # The MAE's Hessian is exactly zero: the shifted Cholesky has no scale to shift by (and CG
+    # meets zero curvature at once), so Newton must take Armijo gradient steps, not fail.
+    X, y = data
+    res = lossopt.minimize(mean_absolute, jnp.zeros(3), Newton(linear_solver=linear_solver),
+                           args=(X, y), max_iters=50, gtol=0.0)
+    loss = res.trace.to_numpy()["loss"]
+    assert int(res.iterations) >= 10
+    assert np.all(np.diff(loss) < 0)  # a monotone method: every accepted step decreases
+    assert loss[-1] < 0.5 * loss[0]
+
+
 def test_max_iters(data):
     X, y = data
     res = lossopt.minimize(least_squares, jnp.zeros(3), GradientDescent(learning_rate=1e-4),

@@ -34,8 +34,9 @@ class Newton:
     ``beta - min(diag(A))`` with ``A = H + damping I`` and ``beta = 1e-3 * max|diag(A)|``; while
     the Cholesky factor of ``A + tau I`` contains NaN (JAX's signal for "not positive
     definite"), ``tau <- max(2 tau, beta)``, at most ``max_shifts`` times. A positive definite
-    ``A`` therefore costs exactly one factorisation. If every shift fails, or the solution is
-    not finite or not a descent direction, the step falls back to ``d = -g``. So the direction
+    ``A`` therefore costs exactly one factorisation. If every shift fails, the solution is not
+    finite or not a descent direction, or ``A`` has no curvature at all (a zero diagonal, as for
+    the piecewise-linear MAE), the step falls back to ``d = -g``. So the direction
     always descends and Newton does not converge to a saddle point or maximum it did not start
     on: on ``sum(y**4 - y**2)`` from ``[0.1, 0.2]`` it reaches ``+-1/sqrt(2)``.
 
@@ -177,7 +178,11 @@ def _shifted_cholesky_direction(
 
     _, chol, _ = lax.while_loop(cond, body, (tau0, chol0, jnp.asarray(0, jnp.int32)))
     d = jax.scipy.linalg.cho_solve((chol, True), -g)
-    usable = _all_finite(chol) & _all_finite(d) & (jnp.vdot(g, d) < 0)
+    # A Hessian without any curvature (a zero diagonal: piecewise-linear objectives such as the
+    # MAE) carries no scale for the shift: beta would fall to sqrt(tiny) and d = -g / beta would
+    # be astronomically long, beyond what backtracking can shrink. Use the gradient direction.
+    has_curvature = jnp.max(jnp.abs(diag)) > 0
+    usable = has_curvature & _all_finite(chol) & _all_finite(d) & (jnp.vdot(g, d) < 0)
     return jnp.where(usable, d, -g)
 
 
