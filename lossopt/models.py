@@ -68,7 +68,8 @@ class Linear:
     def apply(self, params: Any, x: jax.Array, *, key: Any = None, train: bool = False):
         """``x @ w + b`` (``key`` and ``train`` are accepted for a uniform interface)."""
         del key, train
-        return x @ params["w"] + params["b"]
+        out = x @ params["w"]
+        return out + jnp.broadcast_to(params["b"], out.shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,11 +123,13 @@ class MLP:
         keys = (jax.random.split(key, len(layers)) if (train and key is not None and
                                                        self.dropout > 0) else None)
         for i, layer in enumerate(layers[:-1]):
-            h = act(h @ layer["w"] + layer["b"])
+            z = h @ layer["w"]
+            h = act(z + jnp.broadcast_to(layer["b"], z.shape))
             if keys is not None:
                 keep = jax.random.bernoulli(keys[i], 1.0 - self.dropout, h.shape)
                 h = jnp.where(keep, h / (1.0 - self.dropout), 0.0)
-        out = h @ layers[-1]["w"] + layers[-1]["b"]
+        out = h @ layers[-1]["w"]
+        out = out + jnp.broadcast_to(layers[-1]["b"], out.shape)
         return out[..., 0] if self.n_outputs is None else out
 
 

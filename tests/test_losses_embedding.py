@@ -41,7 +41,9 @@ def _triplet_ref(a, p, n, margin, kind, swap):
 def test_registered_with_properties():
     expected = {
         # name: (input_kind, convex, smooth, robust)
-        "triplet": ("embeddings", False, False, False),
+        # Bounded anchor gradient (2 (n - p) for squared distances): checked numerically in
+        # tests/test_loss_properties.py like every robust claim.
+        "triplet": ("embeddings", False, False, True),
         "contrastive": ("embeddings", False, False, False),
         "cosine_embedding": ("embeddings", False, False, True),
         "margin_ranking": ("scores", True, False, True),
