@@ -313,3 +313,14 @@ def test_seed_experiment_data_and_least_squares_answer():
     coef, *_ = np.linalg.lstsq(A, ds.y_train, rcond=None)
     # noise 0.5 and 80 examples: the estimate is within a few standard errors (~0.06) of truth.
     np.testing.assert_allclose(coef[:5], ds.true_params, atol=0.3)
+
+
+def test_plot_command_redraws_the_figures(tiny_cfg, tmp_path, capsys):
+    run_experiment(tiny_cfg, out_dir=tmp_path, plots=False)
+    assert not (tmp_path / "convergence.png").exists()
+    assert main(["plot", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(tmp_path / "convergence.png"), str(tmp_path / "losses.png")]
+    assert (tmp_path / "convergence.png").stat().st_size > 10_000
+    assert main(["plot", str(tmp_path / "missing")]) == 2
+    assert "no summary.json" in capsys.readouterr().err
