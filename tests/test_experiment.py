@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -33,10 +34,12 @@ CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
 STATUSES = {s.name for s in lossopt.Status}
 
 
-def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def _run_cli(*args: str, cwd: Path, cache: Path | None = None) -> subprocess.CompletedProcess:
+    # Each test gets its own compilation cache: tests never read or write the user's cache.
+    env = {**os.environ, "LOSSOPT_CACHE_DIR": str(cache or cwd / "jax-cache")}
     return subprocess.run(
         [sys.executable, "-m", "lossopt.cli", "run", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=600,
+        capture_output=True, text=True, cwd=cwd, timeout=600, env=env,
     )
 
 
@@ -85,6 +88,21 @@ def test_default_run_through_the_console_script(tmp_path):
     # Newton on least squares converges in one step (the objective is quadratic).
     newton = [r for r in rows if r["loss"] == "mse" and r["solver"] == "newton"]
     assert newton and all(r["status"] == "CONVERGED" and r["iterations"] <= 2 for r in newton)
+    # The compiled solver loops went to the persistent cache for the next run to reuse.
+    assert len(list((tmp_path / "jax-cache").iterdir())) >= 5
+
+
+def test_compile_cache_location(monkeypatch, tmp_path):
+    from lossopt.cli import compile_cache_dir
+
+    monkeypatch.setenv("LOSSOPT_CACHE_DIR", str(tmp_path / "c"))
+    assert compile_cache_dir() == tmp_path / "c"
+    assert compile_cache_dir(disabled=True) is None
+    monkeypatch.setenv("LOSSOPT_CACHE_DIR", "")
+    assert compile_cache_dir() is None
+    monkeypatch.delenv("LOSSOPT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compile_cache_dir() == tmp_path / "xdg" / "lossopt" / "jax"
 
 
 @pytest.mark.parametrize("config", [c for c in CONFIGS if c.stem != "quickstart"],
