@@ -120,9 +120,9 @@ def plot_loss_shapes(loss_entries: Sequence[dict[str, Any]], path: str | Path) -
         fn = losses.get(name, **hyper)
         info = losses.info(name)
         if name in _CLASSIFICATION:
-            kind = "binary" if _CLASSIFICATION[name][1] == "scalar" else "multiclass"
-            if name == "poisson_nll":
-                kind = "counts"
+            tasks, outputs = _CLASSIFICATION[name][:2]
+            kind = "counts" if "counts" in tasks else (
+                "binary" if outputs == "scalar" else "multiclass")
         elif info.task == "regression":
             kind = "regression"
         else:
@@ -131,48 +131,46 @@ def plot_loss_shapes(loss_entries: Sequence[dict[str, Any]], path: str | Path) -
     if not groups:
         groups = {"regression": [("mse", "mse", losses.mse)]}
     fig, axes = _figure(len(groups))
-    z = jnp.linspace(-3.0, 3.0, 301)
     for ax, (kind, items) in zip(axes, groups.items(), strict=True):
+        x, xlabel = _SHAPE_AXES[kind]
+        x = jnp.asarray(x)
         for label, name, fn in items:
-            if kind == "regression":
-                y = fn(z, jnp.zeros_like(z), reduction="none")
-                ax.set_xlabel("residual (prediction - target)")
-            elif kind == "binary":
-                contract = _CLASSIFICATION[name]
-                x = jnp.linspace(-4.0, 4.0, 301)
-                inputs = 1 / (1 + jnp.exp(-x)) if contract[2] == "sigmoid" else x
-                labels = jnp.ones_like(x)
-                y = fn(inputs, labels, reduction="none")
-                z_plot = x
-                ax.set_xlabel("logit / score of a positive example")
-            elif kind == "counts":
-                x = jnp.linspace(-2.0, 3.0, 301)
-                y = fn(x, jnp.full_like(x, 3.0), reduction="none")
-                z_plot = x
-                ax.set_xlabel("log-rate (count = 3)")
-            else:
-                x = jnp.linspace(-4.0, 4.0, 301)
-                logits = jnp.stack([x, jnp.zeros_like(x), jnp.zeros_like(x)], axis=-1)
-                transform = _CLASSIFICATION[name][2]
-                labels = jnp.zeros(x.shape, dtype=jnp.int32)
-                if transform == "softmax":
-                    inputs = jnp.exp(logits - jnp.max(logits, -1, keepdims=True))
-                    inputs = inputs / inputs.sum(-1, keepdims=True)
-                elif transform == "log_softmax":
-                    inputs = logits - jnp.log(jnp.sum(jnp.exp(logits), -1, keepdims=True))
-                else:
-                    inputs = logits
-                if _CLASSIFICATION[name][3] == "onehot":
-                    labels = jnp.zeros_like(logits).at[:, 0].set(1.0)
-                y = fn(inputs, labels, reduction="none")
-                z_plot = x
-                ax.set_xlabel("true-class logit (3 classes, others 0)")
-            ax.plot(z if kind == "regression" else z_plot, np.asarray(y), label=label)
+            inputs, targets = _shape_inputs(kind, name, x)
+            ax.plot(np.asarray(x), np.asarray(fn(inputs, targets, reduction="none")), label=label)
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("loss")
         ax.set_title(f"{kind} losses")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     return _save(fig, Path(path))
+
+
+# kind -> (x grid, axis label) of the loss-shape panels
+_SHAPE_AXES = {
+    "regression": (np.linspace(-3.0, 3.0, 301), "residual (prediction - target)"),
+    "binary": (np.linspace(-4.0, 4.0, 301), "logit / score of a positive example"),
+    "counts": (np.linspace(-2.0, 3.0, 301), "log-rate (count = 3)"),
+    "multiclass": (np.linspace(-4.0, 4.0, 301), "true-class logit (3 classes, others 0)"),
+}
+
+
+def _shape_inputs(kind: str, name: str, x):
+    """The loss's (first argument, targets) along the panel's x axis, as `lossopt run` feeds it."""
+    import jax.numpy as jnp
+
+    from lossopt.experiment._problem import _CLASSIFICATION, _TRANSFORMS, _labels
+
+    if kind == "regression":
+        return x, jnp.zeros_like(x)
+    if kind == "counts":
+        return x, jnp.full_like(x, 3.0)
+    _, _, transform, label_kind = _CLASSIFICATION[name]
+    if kind == "binary":
+        labels = jnp.ones(x.shape, dtype=jnp.int32)
+        return _TRANSFORMS[transform](x), _labels(labels, label_kind, 2)
+    logits = jnp.stack([x, jnp.zeros_like(x), jnp.zeros_like(x)], axis=-1)
+    labels = jnp.zeros(x.shape, dtype=jnp.int32)
+    return _TRANSFORMS[transform](logits), _labels(labels, label_kind, 3)
 
 
 def plot_results(out_dir: str | Path, cfg: dict[str, Any] | None = None) -> list[Path]:

@@ -342,3 +342,14 @@ def test_plot_command_redraws_the_figures(tiny_cfg, tmp_path, capsys):
     assert (tmp_path / "convergence.png").stat().st_size > 10_000
     assert main(["plot", str(tmp_path / "missing")]) == 2
     assert "no summary.json" in capsys.readouterr().err
+
+
+def test_loss_shapes_figure_covers_every_kind_of_supervised_loss(tmp_path):
+    from lossopt.experiment._problem import loss_tasks
+    from lossopt.plotting import plot_loss_shapes
+
+    usable = [e.name for e in lossopt.losses.catalog() if loss_tasks(e.name)]
+    # Every supervised loss that `lossopt run` accepts can be drawn (with its defaults).
+    assert {"mse", "hinge", "softmax_cross_entropy", "poisson_nll", "tukey"} <= set(usable)
+    path = plot_loss_shapes([{"name": n} for n in usable], tmp_path / "losses.png")
+    assert path.stat().st_size > 20_000
