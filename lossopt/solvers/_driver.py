@@ -37,6 +37,9 @@ def minimize(
     metrics: Mapping[str, Callable[..., Any]] | None = None,
     metric_args: tuple[Any, ...] = (),
     record_every: int = 1,
+    key: Any = None,
+    batch_size: int | None = None,
+    max_epochs: int | None = None,
 ) -> Result:
     """Minimise ``fun(params, *args)`` with ``solver`` in one compiled ``lax.while_loop``.
 
@@ -87,6 +90,36 @@ def minimize(
             the compiled program.
         metric_args: extra positional arguments for every metric; a tuple.
         record_every: record the trace every this many iterations (>= 1, static).
+        key: a PRNG key (``jax.random.key(seed)``) for a stochastic objective. Then ``fun`` is
+            called as ``fun(params, *args, key=k)`` with ``k = jax.random.fold_in(key, i)`` on
+            iteration ``i`` (the initial point is evaluated with ``i = 0``): a fresh key every
+            iteration, the same key for every line-search trial of one iteration, and the same
+            run for the same key. Metrics are called without a key (evaluation mode). Under
+            ``jax.vmap`` over keys each lane draws its own keys. ``None`` (the default) calls
+            ``fun(params, *args)`` and compiles nothing extra into the loop.
+        batch_size: minibatch size (>= 1, static). Each iteration then evaluates ``fun`` on
+            ``batch_size`` rows drawn along axis 0 of every array in ``args`` (all must share
+            the leading size ``n`` >= ``batch_size``): without replacement within an epoch and
+            reshuffled each epoch, inside the compiled loop. An epoch is ``n // batch_size``
+            steps; the last ``n % batch_size`` rows of each epoch's permutation are dropped
+            (different rows each epoch). The shuffle of epoch ``e`` is a permutation from
+            ``fold_in(fold_in(key, 2**32 - 1), e)``, so it is independent of the keys ``fun``
+            receives; without ``key`` the shuffle uses ``jax.random.key(0)`` and ``fun`` gets
+            no key.
+        max_epochs: with ``batch_size``, stop after this many epochs (>= 0, static): the
+            iteration cap is ``min(max_iters, max_epochs * (n // batch_size))``. Without
+            ``batch_size`` an epoch is one iteration.
+
+    With ``key`` or ``batch_size`` every quantity the loop sees is a minibatch one: iteration
+    ``i``'s step uses objective ``f_i`` (minibatch ``i``, key ``i``), and the new iterate is
+    then evaluated on ``f_{i+1}``, which the next step needs. That value and gradient are what
+    the trace records (``loss``: the minibatch loss of each iterate on the minibatch it is
+    about to step on), what ``result.value``/``grad_norm`` report and what the ``gtol``/``ftol``
+    rules and the NONFINITE check test: stochastic quantities, so ``gtol`` rarely fires; set
+    ``gtol=0`` and bound the run with ``max_epochs``, and use ``metrics`` (e.g. the full
+    training or validation loss via ``metric_args``, every ``record_every`` steps) to monitor
+    it. The solver's own evaluation of the new point on the old minibatch is unused (compiled
+    away) and the re-evaluation stands in for it in ``num_fun_evals``/``num_grad_evals``.
 
     Returns:
         A :class:`~lossopt.Result` (params in ``init_params``'s structure, status, trace and
@@ -94,10 +127,12 @@ def minimize(
 
     Raises:
         TypeError: ``args``/``metric_args`` not tuples, non-floating ``init_params``, a
-            non-callable metric, an object that is not a solver, or (while tracing) a ``fun``
-            that does not return a real scalar.
-        ValueError: a negative tolerance, ``max_iters < 0``, ``record_every < 1`` or a metric
-            name that collides with a trace column.
+            non-callable metric, an object that is not a solver, a ``key`` that is not a PRNG
+            key, or (while tracing) a ``fun`` that does not return a real scalar.
+        ValueError: a negative tolerance, ``max_iters < 0``, ``record_every < 1``, a metric
+            name that collides with a trace column, ``batch_size < 1``, ``batch_size`` larger
+            than the number of examples, arrays in ``args`` without a common leading size
+            (with ``batch_size``) or ``max_epochs < 0``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -114,17 +149,36 @@ def minimize(
         >>> trace = res.trace.to_numpy()  # iterations + 1 records, the initial point first
         >>> len(trace["loss"]) == int(res.iterations) + 1
         True
+
+        Minibatch SGD with momentum (10 rows per step, 40 epochs of 5 steps, monitored by the
+        full-data loss), then a stochastic objective that receives a key (noisy inputs):
+
+        >>> sgd = GradientDescent(learning_rate=0.05, momentum=0.5)
+        >>> res = lossopt.minimize(objective, jnp.zeros(3), sgd, args=(X, y), batch_size=10,
+        ...                        max_epochs=40, gtol=0.0,
+        ...                        metrics={"full_loss": objective}, metric_args=(X, y))
+        >>> print(int(res.iterations), jnp.round(res.params, 2))
+        200 [ 1.  -2.   0.5]
+        >>> bool(res.trace.to_numpy()["full_loss"][-1] < 1e-6)
+        True
+        >>> def noisy(w, X, y, *, key):
+        ...     return objective(w, X + 0.01 * jax.random.normal(key, X.shape, X.dtype), y)
+        >>> run = lambda key: lossopt.minimize(noisy, jnp.zeros(3), sgd, args=(X, y),
+        ...                                    batch_size=10, max_epochs=40, gtol=0.0, key=key)
+        >>> a, b = run(jax.random.key(1)), run(jax.random.key(1))
+        >>> bool((a.params == b.params).all()), bool(jnp.allclose(a.params, res.params, atol=0.05))
+        (True, True)
     """
     static, traced = _prepare(
         fun, init_params, solver, args, max_iters, gtol, ftol, xtol, metrics, metric_args,
-        record_every,
+        record_every, key, batch_size, max_epochs,
     )
     return _solve(*static, solver, *traced)
 
 
 def _prepare(
     fun, init_params, solver, args, max_iters, gtol, ftol, xtol, metrics, metric_args,
-    record_every,
+    record_every, key=None, batch_size=None, max_epochs=None,
 ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """Validate minimize's arguments; split them into static (cache key) and traced parts."""
     if not callable(fun):
@@ -155,9 +209,79 @@ def _prepare(
     # A tolerance that is a concrete 0 compiles its rule out; any other value (a traced one
     # included) is tested in the loop.
     rules_enabled = tuple(not _is_concrete_zero(t) for t in (gtol, ftol, xtol))
-    static = (fun, metric_items, max_iters, record_every, rules_enabled)
-    traced = (init_params, args, metric_args, gtol, ftol, xtol)
+    key = _check_key(key)
+    if key is not None:
+        _check_accepts_key(fun)
+    steps_per_epoch = _check_batching(args, batch_size)
+    if max_epochs is not None:
+        if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < 0:
+            raise ValueError(f"`max_epochs` must be an int >= 0; got {max_epochs!r}")
+        max_iters = min(max_iters, max_epochs * steps_per_epoch)
+    # None on the deterministic path: nothing stochastic is traced into the loop.
+    stochastic = None if key is None and batch_size is None else (key is not None, batch_size)
+    static = (fun, metric_items, max_iters, record_every, rules_enabled, stochastic)
+    traced = (init_params, args, metric_args, gtol, ftol, xtol, key)
     return static, traced
+
+
+def _check_key(key: Any) -> Any:
+    if key is None:
+        return None
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(
+                f"`key` must be a single PRNG key (shape ()); got shape {key.shape}. To give "
+                "each run its own key, jax.vmap minimize over a batch of keys."
+            )
+        return key
+    if dtype == jnp.uint32 and getattr(key, "shape", None) == (2,):
+        return jax.random.wrap_key_data(key)  # a legacy jax.random.PRNGKey
+    raise TypeError(f"`key` must be a PRNG key such as jax.random.key(0); got {describe(key)}")
+
+
+def _check_accepts_key(fun: Callable[..., Any]) -> None:
+    try:
+        signature = inspect.signature(fun)
+    except (TypeError, ValueError):  # no signature to inspect (a builtin): let the call decide
+        return
+    params = signature.parameters.values()
+    if not any(
+        (p.name == "key" and p.kind is not inspect.Parameter.POSITIONAL_ONLY)
+        or p.kind is inspect.Parameter.VAR_KEYWORD
+        for p in params
+    ):
+        raise TypeError(
+            "with `key`, fun is called as fun(params, *args, key=k) with a fresh key every "
+            f"iteration, but {getattr(fun, '__name__', 'fun')}{signature} takes no `key`: add "
+            "a keyword argument `key`, or pass key=None (minibatches alone need no key)"
+        )
+
+
+def _check_batching(args: tuple[Any, ...], batch_size: Any) -> int:
+    """Validate ``batch_size`` against ``args``; return the steps per epoch (1 without it)."""
+    if batch_size is None:
+        return 1
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be an int >= 1 or None; got {batch_size!r}")
+    leaves = jax.tree.leaves(args)
+    if not leaves:
+        raise ValueError(
+            "`batch_size` draws minibatches from the arrays in `args`, but `args` is empty"
+        )
+    shapes = [tuple(jnp.shape(leaf)) for leaf in leaves]
+    sizes = {shape[0] if shape else None for shape in shapes}
+    if None in sizes or len(sizes) != 1:
+        raise ValueError(
+            "with `batch_size`, every array in `args` is sliced along axis 0, so all must be "
+            f"arrays sharing the same leading size (the number of examples); got shapes {shapes}"
+        )
+    (n,) = sizes
+    if batch_size > n:
+        raise ValueError(
+            f"`batch_size` ({batch_size}) exceeds the number of examples in `args` ({n})"
+        )
+    return n // batch_size
 
 
 def _check_metrics(metrics: Any) -> tuple[tuple[str, Callable[..., Any]], ...]:
@@ -214,6 +338,12 @@ class _Carry(NamedTuple):
     metric_bufs: dict[str, jax.Array]
     best_params: Any
     best_value: jax.Array
+    perm: Any = None  # with batch_size: this epoch's permutation of the examples
+
+
+# Folded into the user's key to derive the shuffling key; iterations (the other fold_in data)
+# never reach it, so the shuffle is independent of the keys that `fun` receives.
+_SHUFFLE_STREAM = 0xFFFFFFFF
 
 
 def _as_count(x: Any) -> jax.Array:
@@ -238,8 +368,52 @@ def _solve_impl(
     gtol,
     ftol,
     xtol,
+    key=None,
+    stochastic=None,
 ) -> Result:
-    objective = Objective(fun, args)
+    if stochastic is None:
+        objective = Objective(fun, args)
+        perm0 = None
+    else:
+        has_key, batch_size = stochastic
+        if batch_size is not None:
+            num_examples = jax.tree.leaves(args)[0].shape[0]
+            steps_per_epoch = num_examples // batch_size
+            shuffle_key = jax.random.fold_in(
+                key if has_key else jax.random.key(0), _SHUFFLE_STREAM
+            )
+
+            def epoch_permutation(epoch):
+                return jax.random.permutation(
+                    jax.random.fold_in(shuffle_key, epoch), num_examples
+                )
+
+            def next_perm(k, perm):
+                # A new permutation only at an epoch boundary (a cond: the sort is skipped on
+                # the other steps; under vmap it becomes a select).
+                return lax.cond(
+                    k % steps_per_epoch == 0,
+                    lambda: epoch_permutation(k // steps_per_epoch),
+                    lambda: perm,
+                )
+
+            perm0 = epoch_permutation(0)
+        else:
+            perm0 = None
+
+        def objective_at(k, perm):
+            """The objective of iteration ``k``: its minibatch and its key."""
+            data = args
+            if batch_size is not None:
+                start = (k % steps_per_epoch) * batch_size
+                rows = lax.dynamic_slice_in_dim(perm, start, batch_size)
+                data = jax.tree.map(lambda a: jnp.take(a, rows, axis=0), args)
+            if not has_key:
+                return Objective(fun, data)
+            k_key = jax.random.fold_in(key, k)
+            return Objective(lambda p, *a: fun(p, *a, key=k_key), data)
+
+        objective = objective_at(jnp.asarray(0, jnp.int32), perm0)
     value0, grad0 = objective.value_and_grad(init_params)
     dtype = value0.dtype
     use_gtol, use_ftol, use_xtol = rules_enabled
@@ -301,6 +475,7 @@ def _solve_impl(
         },
         best_params=init_params if track_best else None,
         best_value=value0,
+        perm=perm0,
     )
 
     def record_metrics(k, params):
@@ -320,9 +495,21 @@ def _solve_impl(
         # a failed line search) always ends it: instead of selecting between the old and new
         # iterate on every step, the carry keeps the previous iterate and the choice is made
         # once, after the loop.
-        out = solver.step(objective, c.params, c.value, c.grad, c.state)
-        value = out.value.astype(dtype)
-        grad_norm = tree_max_abs(out.grad).astype(dtype)
+        if stochastic is None:
+            out = solver.step(objective, c.params, c.value, c.grad, c.state)
+            new_value, new_grad, perm = out.value, out.grad, None
+        else:
+            # The step sees iteration k-1's objective (minibatch and key; line-search trials
+            # share it). The new iterate is then evaluated on iteration k's objective, which
+            # the next step needs: the step's own final evaluation of the new point on the old
+            # minibatch is unused and compiled away (unless a line search consumed it), so
+            # this evaluation stands in for it in the counts.
+            out = solver.step(objective_at(c.k, c.perm), c.params, c.value, c.grad, c.state)
+            next_k = c.k + 1
+            perm = None if c.perm is None else next_perm(next_k, c.perm)
+            new_value, new_grad = objective_at(next_k, perm).value_and_grad(out.params)
+        value = new_value.astype(dtype)
+        grad_norm = tree_max_abs(new_grad).astype(dtype)
         finite = is_finite(value, grad_norm, out.params)
         failed = jnp.asarray(out.failed)
         k = c.k + 1
@@ -375,7 +562,7 @@ def _solve_impl(
             k=k,
             params=out.params,
             value=value,
-            grad=out.grad,
+            grad=new_grad,
             grad_norm=grad_norm,
             state=out.state,
             accepted=accepted,
@@ -391,6 +578,7 @@ def _solve_impl(
             metric_bufs={n: write(c.metric_bufs[n], metric_values[n]) for n in c.metric_bufs},
             best_params=best_params,
             best_value=best_value,
+            perm=perm,
         )
 
     final = lax.while_loop(lambda c: ~c.done, body, carry)
@@ -428,7 +616,13 @@ def _solve_impl(
     )
 
 
-_solve = jax.jit(_solve_impl, static_argnums=(0, 1, 2, 3, 4))
+def _solve_entry(fun, metric_items, max_iters, record_every, rules_enabled, stochastic, solver,
+                 init_params, args, metric_args, gtol, ftol, xtol, key):
+    return _solve_impl(fun, metric_items, max_iters, record_every, rules_enabled, solver,
+                       init_params, args, metric_args, gtol, ftol, xtol, key, stochastic)
+
+
+_solve = jax.jit(_solve_entry, static_argnums=(0, 1, 2, 3, 4, 5))
 
 
 def sweep(
@@ -550,14 +744,14 @@ def _build_solver(kind: str, factory: Any, base: Any, point: Any) -> Any:
     return factory(point)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
-def _sweep(kind, factory, fun, metric_items, max_iters, record_every, rules_enabled, base,
-           grid, init_params, args, metric_args, gtol, ftol, xtol):
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7))
+def _sweep(kind, factory, fun, metric_items, max_iters, record_every, rules_enabled, stochastic,
+           base, grid, init_params, args, metric_args, gtol, ftol, xtol, key):
     # One jitted program for the whole sweep, cached like minimize's (the factory is part of
     # the key: pass a class or a function defined once, not a new lambda per call).
     def one(point):
         solver = _build_solver(kind, factory, base, point)
         return _solve_impl(fun, metric_items, max_iters, record_every, rules_enabled, solver,
-                           init_params, args, metric_args, gtol, ftol, xtol)
+                           init_params, args, metric_args, gtol, ftol, xtol, key, stochastic)
 
     return jax.vmap(one)(grid)
