@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lossopt.experiment._config import ConfigError, dump_toml, solver_parameters
+from lossopt.experiment._config import ConfigError, dump_toml
 from lossopt.experiment._data import Dataset, load_dataset
 from lossopt.experiment._problem import Problem, build_problem
 
@@ -204,7 +204,6 @@ def _as_list(v: Any) -> list[Any]:
 
 
 def _validate_solver(index: int, name: str, options: dict[str, Any]) -> None:
-    solver_parameters(name)  # the name was checked when the config was resolved
     try:
         make_solver(name, options)
     except (TypeError, ValueError) as err:
