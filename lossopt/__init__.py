@@ -3,7 +3,7 @@
 Public names only; everything else lives in private modules.
 """
 
-from lossopt import losses, regularizers, solvers
+from lossopt import distributed, losses, regularizers, solvers
 from lossopt.derivatives import grad, hessian, hessian_matrix, hvp
 from lossopt.gradcheck import GradientReport, check_gradient, check_hessian
 from lossopt.solvers import Result, Status, Trace, minimize, sweep
@@ -17,6 +17,7 @@ __all__ = [
     "Trace",
     "__version__",
     "check_gradient",
+    "distributed",
     "check_hessian",
     "grad",
     "hessian",
