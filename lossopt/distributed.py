@@ -125,8 +125,8 @@ def shard_batch(args: Any, mesh: Mesh, *, axis: str | None = None) -> Any:
     Example:
         >>> import jax.numpy as jnp
         >>> X, y = shard_batch((jnp.ones((8, 3)), jnp.zeros(8)), data_mesh(1))
-        >>> X.sharding.spec
-        PartitionSpec('data',)
+        >>> tuple(X.sharding.spec), X.sharding.is_fully_replicated
+        (('data',), True)
     """
     axis = _data_axis(mesh, axis)
     num_shards = mesh.shape[axis]
@@ -165,8 +165,8 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     Example:
         >>> import jax.numpy as jnp
         >>> w = replicate(jnp.zeros(3), data_mesh(1))
-        >>> w.sharding.spec
-        PartitionSpec()
+        >>> tuple(w.sharding.spec), w.sharding.is_fully_replicated
+        ((), True)
     """
     _data_axis(mesh, mesh.axis_names[0] if isinstance(mesh, Mesh) else None)
     sharding = NamedSharding(mesh, PartitionSpec())

@@ -16,6 +16,7 @@ methods and a ``monotone`` property; only :func:`minimize` loops.
 - :class:`Optax` -- any optax optimizer, including ``optax.lbfgs()``.
 """
 
+from lossopt.solvers._chunked import Progress
 from lossopt.solvers._driver import minimize, sweep
 from lossopt.solvers._gradient_descent import GradientDescent
 from lossopt.solvers._linesearch import Armijo
@@ -30,6 +31,7 @@ __all__ = [
     "GradientDescent",
     "Newton",
     "Optax",
+    "Progress",
     "Result",
     "Solver",
     "Status",

@@ -36,6 +36,7 @@ class Status(enum.IntEnum):
     MAX_ITERS = 3
     NONFINITE = 4
     LINE_SEARCH_FAILED = 5
+    INTERRUPTED = 6
 
     @property
     def converged(self) -> bool:
@@ -77,6 +78,11 @@ _MESSAGES = {
         "floating-point noise of the loss at the optimum (loosen gtol, set ftol, or use "
         "float64), or the gradient does not match the loss (check with "
         "lossopt.check_gradient)."
+    ),
+    Status.INTERRUPTED: (
+        "Interrupted (Ctrl-C) before any stopping rule fired; params, trace and counts are "
+        "those of the last completed chunk of iterations. With checkpoint_dir, call minimize "
+        "again with resume=True to continue the run where it stopped."
     ),
 }
 
