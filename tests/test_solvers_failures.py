@@ -254,7 +254,7 @@ def test_batched_trace_asks_for_a_lane(data):
 def test_every_status_has_an_actionable_message():
     for status in Status:
         assert len(status.message) > 40
-    assert [s.converged for s in Status] == [True, True, True, False, False, False]
+    assert [s.converged for s in Status] == [True, True, True, False, False, False, False]
 
 
 def test_result_is_a_pytree_and_prints(data):
