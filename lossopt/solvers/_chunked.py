@@ -41,6 +41,7 @@ _FORMAT = 1
 # (about 0.1 ms) per 0.25 s of computation.
 _TARGET_CHUNK_SECONDS = 0.25
 _FIRST_CHUNK = 8
+_MULTI_PROCESS_CHUNK = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,6 +250,10 @@ def run_chunked(
 
     interrupted = False
     chunks = 0
+    if chunk_size is None and jax.process_count() > 1:
+        # Every process must run the same chunks (their collectives pair up), and adaptive
+        # sizes come from each process's own clock: use a fixed size instead.
+        chunk_size = _MULTI_PROCESS_CHUNK
     chunk = chunk_size or _FIRST_CHUNK
     iterated = 0.0
     with bar:

@@ -121,7 +121,8 @@ def minimize(
             :class:`~lossopt.solvers.Progress` after every chunk (for logging, or to stop the
             run by raising ``KeyboardInterrupt``). Either runs the loop in chunks (below).
         chunk_size: iterations per compiled chunk (>= 1). ``None`` (the default) adapts it
-            so that each chunk takes about 0.25 s. Giving it alone also runs chunked.
+            so that each chunk takes about 0.25 s (1000 in a multi-process run, where every
+            process must run the same chunks). Giving it alone also runs chunked.
         checkpoint_dir: a folder; the loop then runs in chunks and writes
             ``checkpoint_dir/checkpoint.npz`` every ``checkpoint_every`` chunks, on Ctrl-C
             and at the end (atomically: a reader sees the old file or the new one, never a
