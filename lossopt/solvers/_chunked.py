@@ -23,6 +23,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -81,7 +82,9 @@ def _fingerprint(static: tuple[Any, ...], solver: Any, traced: tuple[Any, ...]) 
     solver_leaves, solver_def = jax.tree.flatten(solver)
     return {
         "fun": f"{getattr(fun, '__module__', '?')}.{getattr(fun, '__qualname__', repr(fun))}",
-        "solver": str(solver_def),
+        # Static fields print functions with their (per-process) address: drop it. The
+        # hyperparameters an optax optimizer closes over are not visible here.
+        "solver": re.sub(r" at 0x[0-9a-fA-F]+", "", str(solver_def)),
         "solver_hyperparameters": [np.asarray(x).tolist() for x in solver_leaves],
         "max_iters": max_iters,
         "record_every": record_every,

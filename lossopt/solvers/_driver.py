@@ -136,7 +136,8 @@ def minimize(
             start afresh when there is none). The checkpoint's fingerprint must match this
             call -- the objective's name, the solver and its hyperparameters, the stopping
             options, the shapes of the parameters and data, and the key -- or a ``ValueError``
-            names what differs. Pass the same data: only its shapes are checked. A resumed
+            names what differs (an ``Optax`` solver is checked by its transformation's
+            structure: the hyperparameters optax closes over cannot be seen). Pass the same data: only its shapes are checked. A resumed
             run reproduces the uninterrupted one bit for bit.
 
     Long runs: with ``progress``, ``chunk_size`` or ``checkpoint_dir`` the host drives the
