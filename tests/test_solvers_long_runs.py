@@ -259,3 +259,17 @@ def test_sigint_then_kill_then_resume_in_a_subprocess(tmp_path):
         assert n > 10
         for i in range(n):
             np.testing.assert_array_equal(data[f"res_{i}"], data[f"ref_{i}"])
+
+
+def test_chunks_of_any_length_share_one_compilation():
+    from lossopt.solvers import _loop
+
+    fun, solver, options = CASES["gd_momentum_gtol"]
+    lossopt.minimize(fun, jnp.zeros(3), solver, chunk_size=5, **options)
+    sizes = (_loop.init_chunks._cache_size(), _loop.run_chunk._cache_size(),
+             _loop.finish_chunks._cache_size())
+    for chunk_size in (3, 11, None):  # None: adaptive lengths
+        lossopt.minimize(fun, jnp.zeros(3), solver, chunk_size=chunk_size,
+                         progress=lambda p: None, **options)
+    assert (_loop.init_chunks._cache_size(), _loop.run_chunk._cache_size(),
+            _loop.finish_chunks._cache_size()) == sizes
