@@ -265,9 +265,13 @@ def test_chunks_of_any_length_share_one_compilation():
     from lossopt.solvers import _loop
 
     fun, solver, options = CASES["gd_momentum_gtol"]
+    before = _loop.run_chunk._cache_size()
     lossopt.minimize(fun, jnp.zeros(3), solver, chunk_size=5, **options)
     sizes = (_loop.init_chunks._cache_size(), _loop.run_chunk._cache_size(),
              _loop.finish_chunks._cache_size())
+    # One chunk program per problem (the zero-length warm-up chunk included), unless another
+    # test in this worker compiled the same one first.
+    assert sizes[1] - before <= 1
     for chunk_size in (3, 11, None):  # None: adaptive lengths
         lossopt.minimize(fun, jnp.zeros(3), solver, chunk_size=chunk_size,
                          progress=lambda p: None, **options)

@@ -268,7 +268,8 @@ def run_chunked(
             done = bool(carry.done)
             while not done:
                 t0 = time.perf_counter()
-                new = _loop.run_chunk(*static, solver, carry, *rest, min(k + chunk, max_iters))
+                stop_at = np.int32(min(k + chunk, max_iters))  # carry.k's type: one compile
+                new = _loop.run_chunk(*static, solver, carry, *rest, stop_at)
                 new_k, done, value, grad_norm = jax.device_get(
                     (new.k, new.done, new.value, new.grad_norm)
                 )
