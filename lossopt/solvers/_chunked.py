@@ -263,8 +263,8 @@ def run_chunked(
         try:
             # Compile the chunk by running it for zero iterations (the bound is the current
             # iteration), so that the timings and the chunk sizes below exclude compilation.
-            carry = _loop.run_chunk(*static, solver, carry, *rest, carry.k)
             start_k = k = int(carry.k)
+            carry = _loop.run_chunk(*static, solver, carry, *rest, np.int32(k))
             done = bool(carry.done)
             while not done:
                 t0 = time.perf_counter()
