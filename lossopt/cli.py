@@ -152,7 +152,9 @@ def _print_summary(rows, console) -> None:
         table.add_row(
             loss, solver, hyper.strip("{}").replace('"', ""), str(len(rs)), status,
             f"{statistics.median(r['iterations'] for r in rs):.0f}",
-            f"{statistics.median(r['final_loss'] for r in rs):.5g}",
+            # The full training objective (records written before train_loss existed: the
+            # final value, the same quantity for their full-batch runs).
+            f"{statistics.median(r.get('train_loss', r['final_loss']) for r in rs):.5g}",
             f"{rs[0]['val_metric_name']} {statistics.median(r['val_metric'] for r in rs):.4f}",
             f"{statistics.median(r['wall_time_s'] for r in rs) * 1e3:.1f} ms",
         )

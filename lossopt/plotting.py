@@ -57,6 +57,8 @@ def plot_convergence(
 
     Lines share a colour per solver configuration (solver + hyperparameters); seeds of the same
     configuration are drawn in the same colour. A run that stopped on NONFINITE ends with an x.
+    Traces of minibatch or dropout runs draw their ``train_loss`` column (the full training
+    objective in evaluation mode) instead of the noisy minibatch ``loss``.
     """
     panel = (lambda r: f"{r['data']} | {r['loss']}") if len({r.get("data") for r in rows}) > 1 \
         else (lambda r: r["loss"])
@@ -71,7 +73,7 @@ def plot_convergence(
             if not tr or "loss" not in tr:
                 continue
             config = f"{r['solver']} {_short(r['hyperparameters'])}"
-            it, values = tr["iteration"], tr["loss"]
+            it, values = tr["iteration"], tr[_objective_column(tr)]
             ok = np.isfinite(values)
             label = None if config in labelled else config
             labelled.add(config)
@@ -79,7 +81,8 @@ def plot_convergence(
             if r["status"] == "NONFINITE" and ok.any():
                 ax.plot(it[ok][-1], values[ok][-1], "x", color=colours[config], ms=8)
         positive = [v for r in rows if panel(r) == loss and r["run_id"] in traces
-                    for v in traces[r["run_id"]].get("loss", []) if np.isfinite(v)]
+                    for v in traces[r["run_id"]].get(_objective_column(traces[r["run_id"]]), [])
+                    if np.isfinite(v)]
         if positive and min(positive) > 0:
             ax.set_yscale("log")
         ax.set_title(loss)
@@ -90,6 +93,10 @@ def plot_convergence(
     if title:
         fig.suptitle(title)
     return _save(fig, Path(path))
+
+
+def _objective_column(trace: dict[str, np.ndarray]) -> str:
+    return "train_loss" if "train_loss" in trace else "loss"
 
 
 def _short(hyper_json: str) -> str:

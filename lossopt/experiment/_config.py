@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from lossopt.experiment._data import KINDS as DATA_KINDS
+from lossopt.experiment._data import SYNTHETIC as SYNTHETIC_KINDS
 from lossopt.experiment._data import TASKS as DATA_TASKS
+from lossopt.experiment._data import split_sizes
 
 __all__ = [
     "DEFAULT_CONFIG_TOML",
     "ConfigError",
     "apply_overrides",
+    "check_training_size",
     "dump_toml",
     "load_config",
     "resolve_config",
@@ -130,6 +133,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "record_every": ((int,), 1),
         "newton_memory_mb": (_NUMBER, 256.0),
         "dtype": ((str,), "float64"),
+        # None: left open (full batch; no epoch cap; the default device), omitted from the
+        # written config.toml.
+        "batch_size": ((int,), None),
+        "max_epochs": ((int,), None),
+        "devices": ((str, int), None),
     },
     "output": {
         "dir": ((str,), ""),
@@ -357,8 +365,87 @@ def _check_semantics(cfg: dict[str, Any]) -> None:
     seeds = run["seeds"]
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ConfigError(f"`run.seeds` must be a non-empty list of integers; got {seeds!r}")
+    _check_training_run(cfg)
     if not cfg["output"]["dir"]:
         cfg["output"]["dir"] = f"results/{cfg['name']}"
+
+
+def _check_training_run(cfg: dict[str, Any]) -> None:
+    """``run.batch_size``, ``run.max_epochs``, ``run.devices``; sizes of synthetic data."""
+    run = cfg["run"]
+    if run["batch_size"] is not None and run["batch_size"] < 1:
+        raise ConfigError(
+            f"`run.batch_size` must be an integer >= 1 (leave it out for full-batch steps); "
+            f"got {run['batch_size']}"
+        )
+    if run["max_epochs"] is not None and run["max_epochs"] < 0:
+        raise ConfigError(f"`run.max_epochs` must be an integer >= 0; got {run['max_epochs']}")
+    devices = run["devices"]
+    if isinstance(devices, str) and devices != "all":
+        raise ConfigError(f'`run.devices` must be "all" or an integer >= 1; got {devices!r}')
+    if isinstance(devices, int) and devices < 1:
+        raise ConfigError(f'`run.devices` must be "all" or an integer >= 1; got {devices}')
+    n_devices = devices if isinstance(devices, int) else None
+    for i, data in enumerate(cfg["data"]):
+        if data["kind"] in SYNTHETIC_KINDS:  # sizes known before any data is drawn
+            key = f"data[{i}]" if len(cfg["data"]) > 1 else "data"
+            check_training_size(run, key, data["n_samples"], data["validation_fraction"],
+                                n_devices, total_key="n_samples")
+
+
+def check_training_size(
+    run: dict[str, Any],
+    data_key: str,
+    n_total: int,
+    validation_fraction: float,
+    n_devices: int | None,
+    *,
+    total_key: str,
+) -> None:
+    """Check ``run.batch_size`` and the device count against a dataset's training split.
+
+    The training part of ``n_total`` examples must hold at least ``batch_size`` examples, and
+    with ``devices`` its size must be a multiple of the device count (each device gets an equal
+    shard of the examples axis; rows are never dropped silently).
+
+    Args:
+        run: the resolved ``[run]`` table.
+        data_key: the dataset's key for messages (``data`` or ``data[1]``).
+        n_total: examples before the train/validation split.
+        validation_fraction: the dataset's ``validation_fraction``.
+        n_devices: the number of devices the run is placed on (None: one, unsharded).
+        total_key: the config key that sets ``n_total`` (``n_samples`` for synthetic data,
+            ``max_samples`` for files), named in the suggested fix.
+
+    Raises:
+        ConfigError: naming ``run.batch_size`` or ``run.devices``, the sizes and how to fix it.
+    """
+    n_train, _ = split_sizes(n_total, validation_fraction)
+    split = (f"{n_total} examples with {data_key}.validation_fraction = "
+             f"{validation_fraction}")
+    batch_size = run["batch_size"]
+    if batch_size is not None and batch_size > n_train:
+        raise ConfigError(
+            f"`run.batch_size` ({batch_size}) exceeds the {n_train} training examples of "
+            f"`{data_key}` ({split}); lower run.batch_size or use more data"
+        )
+    if n_devices is not None and n_devices > 1 and n_train % n_devices:
+        fix = next(
+            (m for m in range(n_total, 0, -1)
+             if (t := split_sizes(m, validation_fraction)[0]) % n_devices == 0
+             and t >= (batch_size or 1)),
+            None,
+        )
+        hint = "" if fix is None else (
+            f"set {data_key}.{total_key} = {fix} "
+            f"({split_sizes(fix, validation_fraction)[0]} training examples), "
+        )
+        raise ConfigError(
+            f"`run.devices` = {n_devices} must divide the {n_train} training examples of "
+            f"`{data_key}` ({split}), since each device holds an equal shard of them: {hint}"
+            f"change {data_key}.validation_fraction, or choose a device count that divides "
+            f"{n_train}"
+        )
 
 
 def _parse_value(text: str) -> Any:
@@ -415,17 +502,23 @@ def make_quick(raw: dict[str, Any]) -> dict[str, Any]:
 
     Synthetic data gets at most 60 examples, files and scikit-learn data at most 200; at most
     30 iterations and one seed; every list-valued hyperparameter keeps its first value; MLPs
-    get one hidden layer of 8 units. Every loss x solver x dataset pair still runs.
+    get one hidden layer of 8 units; ``run.batch_size`` is capped at the smallest shrunk
+    training set. Every loss x solver x dataset pair still runs.
     """
     raw = copy.deepcopy(raw)
     data = raw.get("data", {})
+    smallest_train = QUICK["max_samples"]
     for table in data if isinstance(data, list) else [data]:
         if not isinstance(table, dict):
             continue
-        if table.get("kind") in ("linear_regression", "logistic", "multiclass", "poisson"):
+        if table.get("kind") in SYNTHETIC_KINDS:
             table["n_samples"] = min(int(table.get("n_samples", 200)), QUICK["n_samples"])
+            n_total = table["n_samples"]
         else:
-            table["max_samples"] = QUICK["max_samples"]
+            table["max_samples"] = n_total = QUICK["max_samples"]
+        fraction = table.get("validation_fraction", 0.2)
+        if isinstance(fraction, (int, float)) and 0 <= fraction < 1:  # else: validation says
+            smallest_train = min(smallest_train, split_sizes(n_total, fraction)[0])
     for array in ("losses", "solvers"):
         for entry in raw.get(array, []):
             if isinstance(entry, dict):
@@ -435,6 +528,8 @@ def make_quick(raw: dict[str, Any]) -> dict[str, Any]:
     run = raw.setdefault("run", {})
     run["max_iters"] = min(int(run.get("max_iters", 200)), QUICK["max_iters"])
     run["seeds"] = list(run.get("seeds", [0]))[: QUICK["seeds"]]
+    if isinstance(run.get("batch_size"), int) and smallest_train >= 1:
+        run["batch_size"] = min(run["batch_size"], smallest_train)
     model = raw.get("model", {})
     if model.get("kind") == "mlp":
         model["hidden"] = QUICK["hidden"]

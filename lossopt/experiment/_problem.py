@@ -82,10 +82,15 @@ def _labels(y: jax.Array, kind: str, n_classes: int) -> jax.Array:
 class Problem:
     """One loss x model x regularizer on a dataset of a given task.
 
-    ``objective(params, X, y)`` is the regularised mean loss; ``metric(params, X, y)`` the
-    validation metric (R^2 for regression and counts, accuracy for classification). Both take
-    the raw dataset arrays (class ids for classification) and are pure functions of their
-    arguments, so one compiled loop serves every seed's data of the same shape.
+    ``objective(params, X, y, *, key=None)`` is the regularised mean loss in training mode:
+    with a ``key`` the model applies dropout (``model.apply(params, X, key=key, train=True)``);
+    :func:`lossopt.minimize` passes a fresh key every iteration when given ``key=``.
+    ``train_loss(params, X, y)`` is the same objective in evaluation mode (no dropout), and
+    ``metric(params, X, y)`` the validation metric (R^2 for regression and counts, accuracy for
+    classification), also in evaluation mode. All take the raw dataset arrays (class ids for
+    classification) and are pure functions of their arguments, so one compiled loop serves
+    every seed's data of the same shape. ``needs_key`` says whether the objective is stochastic
+    (a model with dropout > 0).
     """
 
     objective: Callable[..., jax.Array]
@@ -94,6 +99,8 @@ class Problem:
     model: Any
     n_params: int
     label: str
+    train_loss: Callable[..., jax.Array]
+    needs_key: bool = False
 
 
 def _regularizer(cfg: dict[str, Any] | None):
@@ -184,14 +191,19 @@ def build_problem(
     to_input = _TRANSFORMS[transform]
     penalty = _regularizer(regularizer_cfg)
 
-    def objective(params, X, y):
-        outputs_ = model.apply(params, X)
+    def penalised_loss(params, outputs_, y):
         return loss_fn(to_input(outputs_), _labels(y, label_kind, n_classes)) + penalty(params)
+
+    def objective(params, X, y, *, key=None):
+        return penalised_loss(params, model.apply(params, X, key=key, train=True), y)
+
+    def train_loss(params, X, y):
+        return penalised_loss(params, model.apply(params, X, train=False), y)
 
     metric_name, metric_fn = validation_metric(task, outputs)
 
     def metric(params, X, y):
-        out = model.apply(params, X)
+        out = model.apply(params, X, train=False)
         if name == "poisson_nll":
             out = jnp.exp(out)  # the model predicts log-rates
         return metric_fn(out, y)
@@ -199,4 +211,5 @@ def build_problem(
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), n_features))
     n_params = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
     label = name + "".join(f" {k}={v}" for k, v in hyper.items())
-    return Problem(objective, metric, metric_name, model, n_params, label)
+    needs_key = kind == "mlp" and model.dropout > 0
+    return Problem(objective, metric, metric_name, model, n_params, label, train_loss, needs_key)

@@ -6,6 +6,15 @@ of every list-valued numeric option) and the seeds become the lanes of ONE ``jax
 ``jax.jit``-compiled call of :func:`lossopt.minimize`; every lane gets its own data (drawn with
 its seed) and stops on its own criterion.
 
+Training runs: with ``run.batch_size`` (minibatches, drawn inside the compiled loop) or a model
+with dropout, each lane passes ``minimize`` its own PRNG key, ``fold_in(key(seed + lane seed),
+1)`` (initialisation uses ``key(seed + lane seed)`` itself), so a run is reproducible and seeds
+differ in their shuffles and dropout masks; the trace then also records ``train_loss``, the full
+training objective in evaluation mode (no dropout), every ``record_every`` iterations. With
+``run.devices`` the stacked ``(lanes, n, ...)`` training data is split along the examples axis
+over a one-dimensional device mesh (``NamedSharding(mesh, PartitionSpec(None, "data"))``), the
+rest replicated, so each group call is one SPMD program (see :func:`place_group_inputs`).
+
 Outputs (each file written atomically: a temporary file, then ``os.replace``):
 
 - ``runs/<run_id>.json``: one record per completed run (what ``summary`` is built from; a
@@ -35,18 +44,24 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from lossopt.experiment._config import ConfigError, dump_toml
-from lossopt.experiment._data import Dataset, load_dataset
+from lossopt.experiment._config import ConfigError, check_training_size, dump_toml
+from lossopt.experiment._data import SYNTHETIC, Dataset, load_dataset
 from lossopt.experiment._problem import Problem, build_problem
 
-__all__ = ["ExperimentResult", "plan", "run_experiment"]
+__all__ = ["ExperimentResult", "device_mesh", "place_group_inputs", "plan", "run_experiment"]
 
 SUMMARY_COLUMNS = (
     "run_id", "data", "loss", "solver", "hyperparameters", "seed", "status", "converged",
-    "iterations", "final_loss", "grad_norm", "val_metric_name", "val_metric", "num_fun_evals",
-    "num_grad_evals", "wall_time_s", "compile_time_s", "lanes_in_call",
+    "iterations", "final_loss", "train_loss", "grad_norm", "val_metric_name", "val_metric",
+    "num_fun_evals", "num_grad_evals", "wall_time_s", "compile_time_s", "lanes_in_call",
+    "devices",
 )
+
+# fold_in data that derives a lane's training key (minibatch shuffles, dropout) from its
+# initialisation key.
+TRAIN_KEY_STREAM = 1
 
 
 # --- atomic files ------------------------------------------------------------------------------
@@ -143,8 +158,13 @@ def _slug(text: str) -> str:
 
 
 def _fingerprint(cfg: dict[str, Any], *parts: Any) -> str:
+    """A run's identity: what it computes, not where. ``run.devices`` is left out (a sharded
+    run equals the single-device run up to the order of float summation, so its records are
+    reused), and so are options left open (None), which keeps the fingerprints of configs
+    written before they existed."""
     shared = {k: cfg[k] for k in ("model", "regularizer", "seed")}
-    shared["run"] = {k: v for k, v in cfg["run"].items() if k != "seeds"}
+    shared["run"] = {k: v for k, v in cfg["run"].items()
+                     if k not in ("seeds", "devices") and v is not None}
     blob = json.dumps([shared, *parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -245,20 +265,36 @@ def _check_newton_budget(cfg, group: Group, problem: Problem) -> None:
         )
 
 
+def _is_stochastic(cfg, problem: Problem) -> bool:
+    return problem.needs_key or cfg["run"]["batch_size"] is not None
+
+
 def _group_call(cfg, group: Group, problem: Problem) -> Callable[..., Any]:
+    """The group's function of ``(traced, keys, X, y, Xv, yv)`` (a leading lane axis on each):
+    ``(Result, train_loss)``, jitted and vmapped over lanes."""
     from lossopt.solvers import minimize
 
     run = cfg["run"]
+    stochastic = _is_stochastic(cfg, problem)
+    # Metrics see (X, y, Xv, yv): the validation metric and, for stochastic runs, the full
+    # training objective in evaluation mode (the trace's `loss` is then a minibatch one).
+    metrics = {"val_metric": lambda p, X, y, Xv, yv: problem.metric(p, Xv, yv)}
+    if stochastic:
+        metrics["train_loss"] = lambda p, X, y, Xv, yv: problem.train_loss(p, X, y)
 
     def solve(traced, key, X, y, Xv, yv):
         solver = make_solver(group.solver_name, {**group.static, **traced})
         params0 = problem.model.init(key, X.shape[1], X.dtype)
-        return minimize(
+        result = minimize(
             problem.objective, params0, solver, args=(X, y), max_iters=run["max_iters"],
             gtol=run["gtol"], ftol=run["ftol"], xtol=run["xtol"],
-            metrics={"val_metric": problem.metric}, metric_args=(Xv, yv),
-            record_every=run["record_every"],
+            metrics=metrics, metric_args=(X, y, Xv, yv), record_every=run["record_every"],
+            key=jax.random.fold_in(key, TRAIN_KEY_STREAM) if stochastic else None,
+            batch_size=run["batch_size"], max_epochs=run["max_epochs"],
         )
+        # Deterministic full-batch runs: the final value already is the training objective.
+        train_loss = problem.train_loss(result.params, X, y) if stochastic else result.value
+        return result, train_loss
 
     if len(group.lanes) == 1:
         # One lane: skip vmap (a batched while_loop compiles to a larger program) and add the
@@ -291,7 +327,59 @@ def _problem(cfg, group: Group, datasets) -> Problem:
     return problem
 
 
-def _run_group(cfg, group: Group, out_dir: Path, datasets: dict[tuple[int, int], Dataset]):
+def device_mesh(devices: str | int | None) -> Mesh | None:
+    """The mesh for ``run.devices``: None (the default device, nothing placed), ``"all"``
+    (every device of this process, ``jax.local_devices()``) or the first ``n`` of them.
+
+    ``lossopt run`` is a single-process program: for several hosts use
+    :mod:`lossopt.distributed` with :func:`lossopt.minimize` directly.
+
+    Raises:
+        ConfigError: more devices than this process has.
+    """
+    from lossopt.distributed import data_mesh
+
+    if devices is None:
+        return None
+    available = jax.local_devices()
+    if devices != "all" and devices > len(available):
+        raise ConfigError(
+            f"`run.devices` = {devices} exceeds the {len(available)} {available[0].platform} "
+            'device(s) of this process; use devices = "all" or fewer (on CPU, '
+            "XLA_FLAGS=--xla_force_host_platform_device_count=N set before JAX starts gives N)"
+        )
+    return data_mesh(list(available) if devices == "all" else list(available[:devices]))
+
+
+def place_group_inputs(mesh: Mesh | None, traced, keys, X, y, Xv, yv):
+    """Place a group call's inputs on ``mesh`` (unchanged when ``mesh`` is None).
+
+    The training data ``X``, ``y`` (shape ``(lanes, n, ...)``) is split along the examples axis
+    (axis 1) with ``NamedSharding(mesh, PartitionSpec(None, "data"))``: each device holds
+    ``n / num_devices`` examples of every lane (``n`` must be a multiple; the runner checks it
+    before anything runs). The validation data is split the same way when the device count
+    divides its size and replicated otherwise (it is only evaluated, every ``record_every``
+    iterations). Hyperparameters and keys are replicated. ``jax.jit`` then compiles the
+    vmapped loop as one SPMD program: each device evaluates the objective on its examples and
+    XLA all-reduces the sums.
+    """
+    if mesh is None:
+        return traced, keys, X, y, Xv, yv
+    from lossopt.distributed import replicate
+
+    (axis,) = mesh.axis_names
+    examples = NamedSharding(mesh, PartitionSpec(None, axis))
+    X, y = (jax.device_put(a, examples) for a in (X, y))
+    if Xv.shape[1] % mesh.size == 0:
+        Xv, yv = (jax.device_put(a, examples) for a in (Xv, yv))
+    else:
+        Xv, yv = replicate((Xv, yv), mesh)
+    traced, keys = replicate((traced, keys), mesh)
+    return traced, keys, X, y, Xv, yv
+
+
+def _run_group(cfg, group: Group, out_dir: Path, datasets: dict[tuple[int, int], Dataset],
+               mesh: Mesh | None = None):
     """Run one group as one compiled call; write its records and traces; return the rows."""
     from lossopt.solvers import Status
 
@@ -307,12 +395,15 @@ def _run_group(cfg, group: Group, out_dir: Path, datasets: dict[tuple[int, int],
     traced = {k: jnp.asarray([lane.traced[k] for lane in group.lanes], dtype=X.dtype)
               for k in group.lanes[0].traced}
     keys = jax.vmap(jax.random.key)(jnp.asarray([cfg["seed"] + lane.seed for lane in group.lanes]))
+    inputs = place_group_inputs(mesh, traced, keys, X, y, Xv, yv)
     call = _group_call(cfg, group, problem)
     t0 = time.perf_counter()
-    compiled = call.lower(traced, keys, X, y, Xv, yv).compile()
+    compiled = call.lower(*inputs).compile()
     compile_time = time.perf_counter() - t0
+    # The devices the compiled program splits the training examples over.
+    n_devices = len(compiled.input_shardings[0][2].device_set)
     t0 = time.perf_counter()
-    result = jax.block_until_ready(compiled(traced, keys, X, y, Xv, yv))
+    result, train_losses = jax.block_until_ready(compiled(*inputs))
     wall = time.perf_counter() - t0
     n_lanes = len(group.lanes)
     rows = []
@@ -333,6 +424,7 @@ def _run_group(cfg, group: Group, out_dir: Path, datasets: dict[tuple[int, int],
             "converged": bool(status.converged),
             "iterations": int(res.iterations),
             "final_loss": float(res.value),
+            "train_loss": float(train_losses[i]),
             "grad_norm": float(res.grad_norm),
             "val_metric_name": problem.metric_name,
             "val_metric": float(finite_val[-1]) if finite_val.size else float("nan"),
@@ -341,6 +433,7 @@ def _run_group(cfg, group: Group, out_dir: Path, datasets: dict[tuple[int, int],
             "wall_time_s": wall / n_lanes,
             "compile_time_s": compile_time,
             "lanes_in_call": n_lanes,
+            "devices": n_devices,
         }
         write_text(out_dir / "traces" / f"{lane.run_id}.csv",
                    _trace_csv(trace, cfg["run"]["record_every"]))
@@ -394,8 +487,9 @@ def run_experiment(
         summary is written from them and ``interrupted`` is True.
 
     Raises:
-        ConfigError: an incompatible loss/model/data/solver combination (checked for every
-            group before any run starts).
+        ConfigError: an incompatible loss/model/data/solver combination, a ``run.batch_size``
+            larger than a training set, a ``run.devices`` count that this process does not
+            have or that does not divide a training set (all checked before any run starts).
     """
     base = base or Path.cwd()
     if cfg["run"]["dtype"] == "float64" and not jax.config.jax_enable_x64:
@@ -424,6 +518,15 @@ def run_experiment(
         groups = plan(cfg)
     for g in groups:  # reject incompatible combinations before running anything
         _problem(cfg, g, datasets)
+    mesh = device_mesh(cfg["run"]["devices"])
+    for i, data in enumerate(cfg["data"]):  # sizes of loaded data: batch size, device count
+        ds = datasets[i, seeds[0]]
+        check_training_size(
+            cfg["run"], f"data[{i}]" if len(cfg["data"]) > 1 else "data",
+            ds.X_train.shape[0] + ds.X_val.shape[0], data["validation_fraction"],
+            None if mesh is None else mesh.size,
+            total_key="n_samples" if data["kind"] in SYNTHETIC else "max_samples",
+        )
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.toml", dump_toml(cfg))
     rows_by_id: dict[str, dict[str, Any]] = {}
@@ -437,7 +540,7 @@ def run_experiment(
                     rows_by_id[r["run_id"]] = r
                 skipped += len(records)
             else:
-                for r in _run_group(cfg, group, out, datasets):
+                for r in _run_group(cfg, group, out, datasets, mesh):
                     rows_by_id[r["run_id"]] = r
                 ran += len(group.lanes)
             if progress is not None:
