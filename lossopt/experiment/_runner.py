@@ -4,7 +4,10 @@ Runs are planned into *groups*: one loss, one solver and one choice of its non-n
 (line search kind, schedule, ...). Inside a group the numeric hyperparameter grid (the product
 of every list-valued numeric option) and the seeds become the lanes of ONE ``jax.vmap``-ed,
 ``jax.jit``-compiled call of :func:`lossopt.minimize`; every lane gets its own data (drawn with
-its seed) and stops on its own criterion.
+its seed) and stops on its own criterion. Groups whose loop has per-iteration conds -- minibatch
+or dropout runs, and runs recording every ``record_every > 1`` steps -- run their lanes with
+``lax.map`` in that one call instead: vmap would turn those conds into selects that compute both
+branches every step.
 
 Training runs: with ``run.batch_size`` (minibatches, drawn inside the compiled loop) or a model
 with dropout, each lane passes ``minimize`` its own PRNG key, ``fold_in(key(seed + lane seed),
@@ -271,7 +274,8 @@ def _is_stochastic(cfg, problem: Problem) -> bool:
 
 def _group_call(cfg, group: Group, problem: Problem) -> Callable[..., Any]:
     """The group's function of ``(traced, keys, X, y, Xv, yv)`` (a leading lane axis on each):
-    ``(Result, train_loss)``, jitted and vmapped over lanes."""
+    ``(Result, train_loss)``, jitted; vmapped over lanes, or mapped (``lax.map``) for groups
+    whose loop has per-iteration conds (see below)."""
     from lossopt.solvers import minimize
 
     run = cfg["run"]
@@ -304,6 +308,17 @@ def _group_call(cfg, group: Group, problem: Problem) -> Callable[..., Any]:
             return jax.tree.map(lambda a: a[None], solve(*squeezed))
 
         return jax.jit(single)
+    if stochastic or (run["record_every"] > 1 and metrics):
+        # Under vmap the loop's per-iteration conds (a reshuffle at each epoch boundary,
+        # metrics every record_every steps) see a per-lane predicate and become selects that
+        # compute both branches on every step: the shuffle's sort and the full-data metrics
+        # would run every iteration. lax.map runs the lanes one after another inside the same
+        # compiled call, each with its own unbatched conds (measured on mlp_dropout.toml: see
+        # the closing note of issue 7).
+        def mapped(*lane_args):
+            return jax.lax.map(lambda a: solve(*a), lane_args)
+
+        return jax.jit(mapped)
     return jax.jit(jax.vmap(solve))
 
 
