@@ -277,3 +277,24 @@ def test_chunks_of_any_length_share_one_compilation():
                          progress=lambda p: None, **options)
     assert (_loop.init_chunks._cache_size(), _loop.run_chunk._cache_size(),
             _loop.finish_chunks._cache_size()) == sizes
+
+
+def test_resume_sees_closed_over_hyperparameters(tmp_path):
+    # An optax learning rate and a lambda's regularisation strength live in closures, not in
+    # pytree leaves; resuming with other values must be refused, with the same ones accepted.
+    def objective(lam):
+        return lambda w, X, y: full_mse(w, X, y) + lam * jnp.sum(w**2)
+
+    options = dict(args=(X, Y_REG), max_iters=7, gtol=0.0)
+    reference = lossopt.minimize(objective(0.1), jnp.zeros(3), Optax(optax.adam(0.05)),
+                                 checkpoint_dir=tmp_path, **options)
+    with pytest.raises(ValueError, match=r"solver_static: checkpoint has .*'-0\.05'"):
+        lossopt.minimize(objective(0.1), jnp.zeros(3), Optax(optax.adam(0.01)),
+                         checkpoint_dir=tmp_path, resume=True, **options)
+    with pytest.raises(ValueError, match=r"fun: checkpoint has .*'0\.1'.*this call has .*'0\.2'"):
+        lossopt.minimize(objective(0.2), jnp.zeros(3), Optax(optax.adam(0.05)),
+                         checkpoint_dir=tmp_path, resume=True, **options)
+    # A new optimizer object and a new closure with the same numbers are the same run.
+    again = lossopt.minimize(objective(0.1), jnp.zeros(3), Optax(optax.adam(0.05)),
+                             checkpoint_dir=tmp_path, resume=True, **options)
+    assert_identical(again, reference)

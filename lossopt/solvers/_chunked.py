@@ -20,6 +20,7 @@ data and parameters, the key) that ``resume=True`` checks before it continues.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -69,6 +70,72 @@ class Progress:
     done: bool
 
 
+_MAX_ITEMS = 4000  # a bound on what the closure walk below records
+
+
+def _describe(obj: Any, out: list[Any], seen: set[int], depth: int = 0) -> None:
+    """Append a process-independent description of ``obj`` to ``out``.
+
+    Functions are described by their qualified name and, recursively, by what they close over
+    (cells, defaults, ``functools.partial`` arguments, the function a ``jax.jit`` wraps):
+    this is how the hyperparameters an optax optimizer or a ``lambda`` objective closes over
+    reach the fingerprint. Numbers are recorded by ``repr`` (NaN compares equal to itself),
+    arrays of up to 64 elements by value and larger ones by shape and dtype only, and other
+    objects by their type's name. Memory addresses never appear.
+    """
+    if len(out) >= _MAX_ITEMS or depth > 16:
+        return
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, np.generic)):
+        out.append(obj if isinstance(obj, (str, bool)) or obj is None else repr(obj.item()
+                   if isinstance(obj, np.generic) else obj))
+        return
+    if isinstance(obj, (np.ndarray, jax.Array)):
+        small = obj.size <= 64 and not jax.dtypes.issubdtype(obj.dtype, jax.dtypes.prng_key)
+        try:
+            values = np.asarray(obj).ravel().tolist() if small else None
+        except Exception:  # a tracer or an array this process cannot read whole
+            values = None
+        out.append([list(obj.shape), str(obj.dtype)]
+                   + ([] if values is None else [repr(x) for x in values]))
+        return
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, (tuple, list)):
+        out.append(type(obj).__qualname__)
+        for x in obj:
+            _describe(x, out, seen, depth + 1)
+    elif isinstance(obj, dict):
+        for k in sorted(obj, key=str):
+            out.append(str(k))
+            _describe(obj[k], out, seen, depth + 1)
+    elif isinstance(obj, functools.partial):
+        out.append("partial")
+        for part in (obj.func, obj.args, obj.keywords):
+            _describe(part, out, seen, depth + 1)
+    elif callable(obj):
+        name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+        out.append(f"{getattr(obj, '__module__', None) or '?'}.{name}")
+        for cell in getattr(obj, "__closure__", None) or ():
+            try:
+                contents = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            _describe(contents, out, seen, depth + 1)
+        for attr in ("__defaults__", "__kwdefaults__", "__wrapped__"):
+            extra = getattr(obj, attr, None)
+            if extra is not None:
+                _describe(extra, out, seen, depth + 1)
+    else:
+        out.append(type(obj).__qualname__)
+
+
+def _closure_description(obj: Any) -> list[Any]:
+    out: list[Any] = []
+    _describe(obj, out, set())
+    return out
+
+
 def _fingerprint(static: tuple[Any, ...], solver: Any, traced: tuple[Any, ...]) -> dict[str, Any]:
     fun, metric_items, max_iters, record_every, rules_enabled, stochastic = static
     init_params, args, metric_args, gtol, ftol, xtol, key = traced
@@ -81,11 +148,17 @@ def _fingerprint(static: tuple[Any, ...], solver: Any, traced: tuple[Any, ...]) 
 
     solver_leaves, solver_def = jax.tree.flatten(solver)
     return {
-        "fun": f"{getattr(fun, '__module__', '?')}.{getattr(fun, '__qualname__', repr(fun))}",
-        # Static fields print functions with their (per-process) address: drop it. The
-        # hyperparameters an optax optimizer closes over are not visible here.
+        # The objective by name and what it closes over (a regularisation strength a lambda
+        # captures, the arguments of a functools.partial).
+        "fun": _closure_description(fun),
+        # Static fields print functions with their (per-process) address: drop it.
         "solver": re.sub(r" at 0x[0-9a-fA-F]+", "", str(solver_def)),
         "solver_hyperparameters": [np.asarray(x).tolist() for x in solver_leaves],
+        # What static fields hold: an optax optimizer's closed-over hyperparameters.
+        "solver_static": [
+            [f.name, _closure_description(getattr(solver, f.name))]
+            for f in dataclasses.fields(solver) if f.metadata.get("static")
+        ] if dataclasses.is_dataclass(solver) else [],
         "max_iters": max_iters,
         "record_every": record_every,
         "rules": list(rules_enabled),

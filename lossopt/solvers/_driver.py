@@ -134,11 +134,11 @@ def minimize(
             are about 10 s).
         resume: with ``checkpoint_dir``, continue from its checkpoint when there is one (and
             start afresh when there is none). The checkpoint's fingerprint must match this
-            call -- the objective's name, the solver and its hyperparameters, the stopping
+            call -- the objective's name and the numbers it closes over, the solver and its
+            hyperparameters (an optax optimizer's closed-over ones included), the stopping
             options, the shapes of the parameters and data, and the key -- or a ``ValueError``
-            names what differs (an ``Optax`` solver is checked by its transformation's
-            structure: the hyperparameters optax closes over cannot be seen). Pass the same data: only its shapes are checked. A resumed
-            run reproduces the uninterrupted one bit for bit.
+            names what differs. Pass the same data: of arrays with more than 64 elements only
+            the shapes are checked. A resumed run reproduces the uninterrupted one bit for bit.
 
     Long runs: with ``progress``, ``chunk_size`` or ``checkpoint_dir`` the host drives the
     loop in compiled chunks -- one compilation for the initial point, one for a chunk of any
