@@ -89,6 +89,7 @@ def four_devices(tmp_path_factory):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow(27)
 def test_batch_is_split_over_four_devices(four_devices):
     assert four_devices["shard_rows"] == [16, 16, 16, 16]
     assert four_devices["all_reduce"]  # the gradient is all-reduced inside the compiled loop
@@ -187,6 +188,7 @@ HOST = textwrap.dedent(
 )
 
 
+@pytest.mark.slow(14)
 def test_two_processes_over_jax_distributed(tmp_path):
     import socket
 

@@ -82,6 +82,7 @@ def test_shipped_quickstart_is_the_embedded_default():
     )
 
 
+@pytest.mark.slow(25)
 def test_default_run_through_the_console_script(tmp_path):
     proc = _run_cli("--quick", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -107,6 +108,7 @@ def test_compile_cache_location(monkeypatch, tmp_path):
     assert compile_cache_dir() == tmp_path / "xdg" / "lossopt" / "jax"
 
 
+@pytest.mark.slow(40)
 @pytest.mark.parametrize("config", [c for c in CONFIGS if c.stem != "quickstart"],
                          ids=lambda c: c.stem)
 def test_shipped_config_runs_end_to_end(config, tmp_path):
@@ -245,6 +247,7 @@ def test_sweep_lanes_run_in_one_call_and_equal_independent_runs(tiny_cfg, tmp_pa
     assert row["final_loss"] == pytest.approx(float(ref.value), rel=1e-10)
 
 
+@pytest.mark.slow(10)
 def test_rerun_skips_completed_runs_and_force_redoes_them(tiny_cfg, tmp_path):
     first = run_experiment(tiny_cfg, out_dir=tmp_path)
     second = run_experiment(tiny_cfg, out_dir=tmp_path)

@@ -321,6 +321,7 @@ def nonlinear_run(tmp_path_factory):
     return cfg, run_experiment(cfg, out_dir=out), out
 
 
+@pytest.mark.slow(9)
 def test_mlp_learns_the_nonlinear_target_far_below_the_best_linear_model(nonlinear_run):
     cfg, result, _ = nonlinear_run
     for row in result.rows:
@@ -415,6 +416,7 @@ plots = false
 """
 
 
+@pytest.mark.slow(22)
 def test_devices_shard_the_examples_and_match_one_device(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
            "JAX_ENABLE_X64": "1", "LOSSOPT_CACHE_DIR": ""}

@@ -26,6 +26,7 @@ def _load(name: str):
     return module
 
 
+@pytest.mark.slow(25)
 def test_equinox_model_params_are_optimised_directly_by_minimize():
     eqx = pytest.importorskip("equinox")
     interop = _load("interop_equinox")
@@ -79,6 +80,7 @@ def _gpu_check(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow(13)
 def test_gpu_check_quick_agrees_with_cpu_and_reports_timings():
     proc = _gpu_check()
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -134,6 +134,31 @@ def test_interrupt_checkpoint_and_resume_reproduce_the_uninterrupted_run(tmp_pat
     assert_identical(again, reference) and calls == []
 
 
+def test_ctrl_c_stops_at_the_end_of_the_chunk_and_restores_the_handler():
+    # A real SIGINT raised inside the progress callback (between chunks): the run stops
+    # before the next chunk, keeps every finished one, and puts Python's handler back.
+    fun, solver, options = CASES["gd_momentum_gtol"]
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # xdist may ignore it
+    try:
+        seen = []
+
+        def ctrl_c_at_30(p):
+            seen.append(p.iteration)
+            if p.iteration == 30:
+                signal.raise_signal(signal.SIGINT)
+
+        res = lossopt.minimize(fun, jnp.zeros(3), solver, chunk_size=10, progress=ctrl_c_at_30,
+                               **options)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen == [10, 20, 30]
+    assert int(res.status) == Status.INTERRUPTED and int(res.iterations) == 30
+    reference = lossopt.minimize(fun, jnp.zeros(3), solver, **options)
+    np.testing.assert_array_equal(res.trace.to_numpy()["loss"],
+                                  reference.trace.to_numpy()["loss"][:31])
+
+
 def test_resume_without_a_checkpoint_starts_afresh(tmp_path):
     fun, solver, options = CASES["newton"]
     res = lossopt.minimize(fun, jnp.zeros(3), solver, checkpoint_dir=tmp_path / "new",
@@ -227,6 +252,7 @@ def _checkpoint_iteration(folder: Path) -> int:
         return json.loads(str(data["meta"]))["iteration"]
 
 
+@pytest.mark.slow(20)
 def test_sigint_then_kill_then_resume_in_a_subprocess(tmp_path):
     script = tmp_path / "child.py"
     script.write_text(CHILD)

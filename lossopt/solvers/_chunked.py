@@ -6,7 +6,8 @@ length share one compilation), and ``finish_chunks`` turns the carry into a :cla
 The chunk runs the very loop body of the one-loop solve, so the result is bit-identical to
 ``minimize`` without chunks. Between chunks the host reads four scalars (iteration, done, loss,
 gradient norm) to report progress, writes a checkpoint every ``checkpoint_every`` chunks, and
-turns a Ctrl-C into a final checkpoint and a partial result with status ``INTERRUPTED``.
+turns a Ctrl-C into a final checkpoint and a partial result with status ``INTERRUPTED`` (a first
+Ctrl-C stops the loop when the running chunk ends; a second one stops it at once).
 
 A checkpoint is one ``.npz`` file, ``<checkpoint_dir>/checkpoint.npz``, written to a temporary
 file and moved into place (``os.replace``), so it is always either the previous checkpoint or
@@ -25,7 +26,9 @@ import json
 import math
 import os
 import re
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -293,6 +296,37 @@ class _NoBar:
         return False
 
 
+class _CtrlC:
+    """While the chunked loop runs, a first Ctrl-C asks it to stop at the end of the chunk.
+
+    Python's default SIGINT handler raises ``KeyboardInterrupt`` wherever the main thread
+    happens to be when it runs the handler -- possibly inside a finalizer or a weakref callback
+    of JAX's caches, where the exception is printed and dropped, so the run would go on. This
+    handler only sets a flag that the loop reads after every chunk; a second Ctrl-C raises
+    ``KeyboardInterrupt`` at once (the current chunk is then discarded). It is installed only
+    in the main thread and only over Python's default handler, and restored on exit.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _CtrlC:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def run_chunked(
     static: tuple[Any, ...],
     solver: Any,
@@ -332,7 +366,7 @@ def run_chunked(
         chunk_size = _MULTI_PROCESS_CHUNK
     chunk = chunk_size or _FIRST_CHUNK
     iterated = 0.0
-    with bar:
+    with bar, _CtrlC() as ctrl_c:
         try:
             # Compile the chunk by running it for zero iterations (the bound is the current
             # iteration), so that the timings and the chunk sizes below exclude compilation.
@@ -340,6 +374,9 @@ def run_chunked(
             carry = _loop.run_chunk(*static, solver, carry, *rest, np.int32(k))
             done = bool(carry.done)
             while not done:
+                if ctrl_c.requested:  # read between chunks: nothing computed is dropped
+                    interrupted = True
+                    break
                 t0 = time.perf_counter()
                 stop_at = np.int32(min(k + chunk, max_iters))  # carry.k's type: one compile
                 new = _loop.run_chunk(*static, solver, carry, *rest, stop_at)

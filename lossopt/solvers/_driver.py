@@ -145,8 +145,9 @@ def minimize(
     length, one for the result -- and reads four scalars between chunks. Each chunk runs the
     same loop body as the one-call solve, so the result is bit-identical to it; the host round
     trip per chunk costs well under 1% with adaptive chunks (``experiments/benchmarks/
-    bench_chunking.py``). Ctrl-C (``KeyboardInterrupt``) between or during chunks keeps the
-    last completed chunk, writes a final checkpoint, and returns a partial result with status
+    bench_chunking.py``). Ctrl-C stops the loop when the running chunk ends (a second Ctrl-C,
+    or a ``KeyboardInterrupt`` raised by a ``progress`` callback, stops it at once and drops the
+    unfinished chunk), writes a final checkpoint, and returns a partial result with status
     ``INTERRUPTED``. These options need concrete inputs: they raise ``TypeError`` inside
     ``jax.jit`` or ``jax.vmap``, and :func:`sweep` does not take them.
 
