@@ -99,6 +99,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # The command is an application: it may configure JAX for its own process.
     if cfg["run"]["dtype"] == "float64":
         jax.config.update("jax_enable_x64", True)
+    if args.check:  # nothing is compiled: no compilation cache either
+        return _check(cfg, base, console)
     cache = compile_cache_dir(args.no_compile_cache)
     if cache is not None:
         jax.config.update("jax_compilation_cache_dir", str(cache))
@@ -127,6 +129,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if result.interrupted:
         console.print("[yellow]interrupted:[/] completed runs were kept; run again to resume")
         return 130
+    return 0
+
+
+def _check(cfg, base, console) -> int:
+    """``lossopt run --check``: the plan, every group traced, nothing run."""
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from lossopt.experiment import ConfigError, check_experiment
+
+    t0 = time.perf_counter()
+    try:
+        checks = check_experiment(cfg, base)
+    except ConfigError as err:
+        console.print(f"[bold red]config error:[/] {err}", highlight=False)
+        return 2
+    table = Table(title=f"lossopt run {cfg['name']} --check: the plan")
+    for column, justify in (("group", "left"), ("runs", "right"), ("traced in", "right")):
+        table.add_column(column, justify=justify)
+    for c in checks:
+        group = c.description.rsplit(" (", 1)[0]  # the runs have a column of their own
+        table.add_row(group, str(c.runs), f"{c.lower_time_s * 1e3:.0f} ms")
+    Console(width=max(140, Console().width)).print(table)
+    console.print(
+        f"config OK: {len(checks)} compiled calls, {sum(c.runs for c in checks)} runs, "
+        f"every call traced in {time.perf_counter() - t0:.1f} s; nothing was compiled, run or "
+        "written", highlight=False,
+    )
     return 0
 
 
@@ -194,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--quick", action="store_true",
                        help="small sizes for smoke runs: fewer examples, iterations and seeds")
     p_run.add_argument("--force", action="store_true", help="redo runs that are already complete")
+    p_run.add_argument("--check", action="store_true",
+                       help="check the config without running it: load the data, plan the runs "
+                            "and trace every group's compiled call; nothing is compiled, run or "
+                            "written")
     p_run.add_argument("--no-compile-cache", action="store_true",
                        help="do not use JAX's persistent compilation cache "
                             "($LOSSOPT_CACHE_DIR, default ~/.cache/lossopt/jax)")

@@ -20,6 +20,7 @@ from lossopt.cli import main
 from lossopt.experiment import (
     DEFAULT_CONFIG_TOML,
     ConfigError,
+    check_experiment,
     dump_toml,
     load_config,
     load_dataset,
@@ -31,6 +32,9 @@ from lossopt.experiment._runner import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
+# Shipped configs run end to end here (--quick); every config is checked at full size below
+# (data, plan, every call traced), and the default one runs through the console script.
+END_TO_END = {"classification", "mlp_dropout"}
 STATUSES = {s.name for s in lossopt.Status}
 
 
@@ -108,13 +112,61 @@ def test_compile_cache_location(monkeypatch, tmp_path):
     assert compile_cache_dir() == tmp_path / "xdg" / "lossopt" / "jax"
 
 
-@pytest.mark.slow(40)
-@pytest.mark.parametrize("config", [c for c in CONFIGS if c.stem != "quickstart"],
+@pytest.mark.slow(20)
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c.stem in END_TO_END],
                          ids=lambda c: c.stem)
 def test_shipped_config_runs_end_to_end(config, tmp_path):
     proc = _run_cli(str(config), "--quick", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     _check_results(tmp_path / "out", _expected_runs(config))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.stem)
+def test_every_shipped_config_checks_at_full_size_without_compiling(config, monkeypatch):
+    # Every shipped config, as a user runs it (not --quick): data loaded, every check made,
+    # every group's call traced and lowered. Compiling would fail the test.
+    def no_compile(*args, **kwargs):
+        raise AssertionError("check_experiment compiled a call")
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", no_compile)
+    cfg, base = load_config(config)
+    checks = check_experiment(cfg, base)
+    descriptions = [c.description for c in checks]
+    assert len(set(descriptions)) == len(descriptions) >= 2
+    assert all(c.runs >= 1 and c.lower_time_s > 0 for c in checks)
+    if config.stem == "quickstart":
+        # 3 losses x (gradient descent at 2 learning rates, Newton, subgradient) x 3 seeds;
+        # the two learning rates share one call per loss.
+        assert (len(checks), sum(c.runs for c in checks)) == (9, 36)
+
+
+def test_check_names_the_group_whose_call_cannot_be_traced(tiny_cfg, monkeypatch):
+    import lossopt.experiment._runner as runner
+
+    real = runner._group_call
+
+    def broken(cfg, group, problem):
+        if group.solver_name == "subgradient":
+            def fails(*args):
+                raise ValueError("shapes (3,) and (4,) do not match")
+            return jax.jit(fails)
+        return real(cfg, group, problem)
+
+    monkeypatch.setattr(runner, "_group_call", broken)
+    with pytest.raises(ConfigError, match=r"group '.*subgradient.*' cannot be traced: ValueError: "
+                                          r"shapes \(3,\) and \(4,\)"):
+        check_experiment(tiny_cfg)
+
+
+@pytest.mark.slow(8)
+def test_check_command_writes_nothing_and_exits_2_on_a_bad_config(tmp_path):
+    proc = _run_cli(str(ROOT / "configs" / "real_data.toml"), "--quick", "--check", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "config OK: 14 compiled calls, 14 runs" in " ".join(proc.stderr.split())
+    assert "digits | softmax_cross_entropy | newton" in proc.stdout
+    assert [p.name for p in tmp_path.iterdir()] == []  # no results folder, no cache
+    bad = _run_cli("--check", "--set", "run.batch_size=1000", cwd=tmp_path)
+    assert bad.returncode == 2 and "run.batch_size" in bad.stderr
 
 
 # --- config errors: exit status 2 and a message naming the key -----------------------------------

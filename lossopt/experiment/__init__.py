@@ -16,16 +16,24 @@ from lossopt.experiment._config import (
 )
 from lossopt.experiment._data import Dataset, load_dataset
 from lossopt.experiment._problem import Problem, build_problem
-from lossopt.experiment._runner import ExperimentResult, plan, run_experiment
+from lossopt.experiment._runner import (
+    ExperimentResult,
+    GroupCheck,
+    check_experiment,
+    plan,
+    run_experiment,
+)
 
 __all__ = [
     "DEFAULT_CONFIG_TOML",
     "ConfigError",
     "Dataset",
     "ExperimentResult",
+    "GroupCheck",
     "Problem",
     "apply_overrides",
     "build_problem",
+    "check_experiment",
     "dump_toml",
     "load_config",
     "load_dataset",

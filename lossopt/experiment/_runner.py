@@ -151,8 +151,14 @@ class Group:
 
     @property
     def description(self) -> str:
-        static = "".join(f" {k}={v}" for k, v in self.static.items())
-        return (f"{self.data_name} | {self.loss_label} | {self.solver_name}{static} "
+        """Data, loss, solver and every hyperparameter: two groups never read alike (the
+        lanes' values are listed where they differ, e.g. ``learning_rate={0.01, 0.1}``)."""
+        parts = [f" {k}={v}" for k, v in self.static.items()]
+        for k in self.lanes[0].traced:
+            values = sorted({lane.traced[k] for lane in self.lanes})
+            shown = ", ".join(f"{v:g}" for v in values)
+            parts.append(f" {k}={shown}" if len(values) == 1 else f" {k}={{{shown}}}")
+        return (f"{self.data_name} | {self.loss_label} | {self.solver_name}{''.join(parts)} "
                 f"({len(self.lanes)} runs)")
 
 
@@ -393,11 +399,9 @@ def place_group_inputs(mesh: Mesh | None, traced, keys, X, y, Xv, yv):
     return traced, keys, X, y, Xv, yv
 
 
-def _run_group(cfg, group: Group, out_dir: Path, datasets: dict[tuple[int, int], Dataset],
-               mesh: Mesh | None = None):
-    """Run one group as one compiled call; write its records and traces; return the rows."""
-    from lossopt.solvers import Status
-
+def _group_inputs(cfg, group: Group, datasets: dict[tuple[int, int], Dataset],
+                  mesh: Mesh | None) -> tuple[Problem, tuple[Any, ...]]:
+    """The group's problem and the inputs of its compiled call (lanes stacked, placed)."""
     problem = _problem(cfg, group, datasets)
     lane_data = [datasets[group.data_index, lane.seed] for lane in group.lanes]
     shapes = {(d.X_train.shape, d.X_val.shape) for d in lane_data}
@@ -410,7 +414,15 @@ def _run_group(cfg, group: Group, out_dir: Path, datasets: dict[tuple[int, int],
     traced = {k: jnp.asarray([lane.traced[k] for lane in group.lanes], dtype=X.dtype)
               for k in group.lanes[0].traced}
     keys = jax.vmap(jax.random.key)(jnp.asarray([cfg["seed"] + lane.seed for lane in group.lanes]))
-    inputs = place_group_inputs(mesh, traced, keys, X, y, Xv, yv)
+    return problem, place_group_inputs(mesh, traced, keys, X, y, Xv, yv)
+
+
+def _run_group(cfg, group: Group, out_dir: Path, datasets: dict[tuple[int, int], Dataset],
+               mesh: Mesh | None = None):
+    """Run one group as one compiled call; write its records and traces; return the rows."""
+    from lossopt.solvers import Status
+
+    problem, inputs = _group_inputs(cfg, group, datasets, mesh)
     call = _group_call(cfg, group, problem)
     t0 = time.perf_counter()
     compiled = call.lower(*inputs).compile()
@@ -477,6 +489,45 @@ def write_summary(out_dir: Path, rows: list[dict[str, Any]]) -> None:
     write_text(out_dir / "summary.json", json.dumps(rows, indent=1))
 
 
+def _prepare(cfg, base: Path):
+    """Load the data, plan the groups and check every combination before anything runs."""
+    if cfg["run"]["dtype"] == "float64" and not jax.config.jax_enable_x64:
+        raise ConfigError(
+            "`run.dtype` = 'float64' needs JAX's 64-bit mode: call "
+            "jax.config.update('jax_enable_x64', True) first (the `lossopt run` command does), "
+            "or set run.dtype = 'float32'"
+        )
+    seeds = cfg["run"]["seeds"]
+    try:
+        datasets = {(i, s): load_dataset(data, s, base)
+                    for i, data in enumerate(cfg["data"]) for s in seeds}
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    tasks = {data["name"]: datasets[i, seeds[0]].task for i, data in enumerate(cfg["data"])}
+    if len(cfg["data"]) > 1:
+        for entry in cfg["losses"]:
+            if not any(_fits(entry["name"], task) for task in tasks.values()):
+                raise ConfigError(
+                    f"loss {entry['name']!r} fits none of the datasets ({tasks}); remove it or "
+                    "add a dataset of a task it fits"
+                )
+        groups = plan(cfg, tasks)
+    else:
+        groups = plan(cfg)
+    for g in groups:  # reject incompatible combinations before running anything
+        _problem(cfg, g, datasets)
+    mesh = device_mesh(cfg["run"]["devices"])
+    for i, data in enumerate(cfg["data"]):  # sizes of loaded data: batch size, device count
+        ds = datasets[i, seeds[0]]
+        check_training_size(
+            cfg["run"], f"data[{i}]" if len(cfg["data"]) > 1 else "data",
+            ds.X_train.shape[0] + ds.X_val.shape[0], data["validation_fraction"],
+            None if mesh is None else mesh.size,
+            total_key="n_samples" if data["kind"] in SYNTHETIC else "max_samples",
+        )
+    return groups, datasets, mesh
+
+
 def run_experiment(
     cfg: dict[str, Any],
     base: Path | None = None,
@@ -506,42 +557,8 @@ def run_experiment(
             larger than a training set, a ``run.devices`` count that this process does not
             have or that does not divide a training set (all checked before any run starts).
     """
-    base = base or Path.cwd()
-    if cfg["run"]["dtype"] == "float64" and not jax.config.jax_enable_x64:
-        raise ConfigError(
-            "`run.dtype` = 'float64' needs JAX's 64-bit mode: call "
-            "jax.config.update('jax_enable_x64', True) first (the `lossopt run` command does), "
-            "or set run.dtype = 'float32'"
-        )
+    groups, datasets, mesh = _prepare(cfg, base or Path.cwd())
     out = Path(out_dir or cfg["output"]["dir"])
-    seeds = cfg["run"]["seeds"]
-    try:
-        datasets = {(i, s): load_dataset(data, s, base)
-                    for i, data in enumerate(cfg["data"]) for s in seeds}
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    tasks = {data["name"]: datasets[i, seeds[0]].task for i, data in enumerate(cfg["data"])}
-    if len(cfg["data"]) > 1:
-        for entry in cfg["losses"]:
-            if not any(_fits(entry["name"], task) for task in tasks.values()):
-                raise ConfigError(
-                    f"loss {entry['name']!r} fits none of the datasets ({tasks}); remove it or "
-                    "add a dataset of a task it fits"
-                )
-        groups = plan(cfg, tasks)
-    else:
-        groups = plan(cfg)
-    for g in groups:  # reject incompatible combinations before running anything
-        _problem(cfg, g, datasets)
-    mesh = device_mesh(cfg["run"]["devices"])
-    for i, data in enumerate(cfg["data"]):  # sizes of loaded data: batch size, device count
-        ds = datasets[i, seeds[0]]
-        check_training_size(
-            cfg["run"], f"data[{i}]" if len(cfg["data"]) > 1 else "data",
-            ds.X_train.shape[0] + ds.X_val.shape[0], data["validation_fraction"],
-            None if mesh is None else mesh.size,
-            total_key="n_samples" if data["kind"] in SYNTHETIC else "max_samples",
-        )
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.toml", dump_toml(cfg))
     rows_by_id: dict[str, dict[str, Any]] = {}
@@ -571,3 +588,51 @@ def run_experiment(
 
         result.figures = plot_results(out, cfg)
     return result
+
+
+@dataclasses.dataclass
+class GroupCheck:
+    """One group of a config checked by :func:`check_experiment`."""
+
+    description: str
+    runs: int
+    lower_time_s: float
+
+
+def check_experiment(cfg: dict[str, Any], base: Path | None = None) -> list[GroupCheck]:
+    """Check a resolved config without running it (``lossopt run --check``).
+
+    Loads the data, plans the groups, makes every check :func:`run_experiment` makes before it
+    starts, and traces and lowers every group's compiled call -- which finds what only the
+    model, loss and solver code can find (shapes, dtypes, a loss that does not fit the model's
+    output) -- but compiles and runs nothing, and writes no file. A long config is checked in
+    seconds rather than found to fail in its last group.
+
+    Returns:
+        One :class:`GroupCheck` per group, in run order.
+
+    Raises:
+        ConfigError: everything :func:`run_experiment` rejects up front, and a group whose
+            call cannot be traced (the message names the group and the error).
+
+    Example:
+        >>> from lossopt.experiment import check_experiment, load_config
+        >>> cfg, base = load_config(None, ["run.dtype='float32'"], quick=True)
+        >>> checks = check_experiment(cfg, base)
+        >>> len(checks), sum(c.runs for c in checks)
+        (9, 9)
+    """
+    groups, datasets, mesh = _prepare(cfg, base or Path.cwd())
+    checks = []
+    for group in groups:
+        problem, inputs = _group_inputs(cfg, group, datasets, mesh)
+        t0 = time.perf_counter()
+        try:
+            _group_call(cfg, group, problem).lower(*inputs)
+        except Exception as err:  # the group's own code failed: name the group
+            raise ConfigError(
+                f"group {group.description!r} cannot be traced: {type(err).__name__}: {err}"
+            ) from err
+        checks.append(GroupCheck(group.description, len(group.lanes),
+                                 time.perf_counter() - t0))
+    return checks
