@@ -5,9 +5,12 @@ is tested in scoped contexts (``jax.enable_x64(False)``) or with explicit
 float32 inputs.
 """
 
+import contextlib
+import fcntl
 import os
 
 import jax
+import pytest
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -33,3 +36,27 @@ def pytest_collection_modifyitems(config, items):
         return mark.args[0] if mark and mark.args else 0
 
     items.sort(key=lambda item: -seconds(item))  # stable: ties keep the collection order
+
+
+
+@pytest.fixture(scope="session")
+def across_workers(tmp_path_factory):
+    """``with across_workers(name) as folder:`` a folder that every pytest-xdist worker of this
+    session shares, held under an exclusive lock. An expensive module fixture computes into it
+    once; a second worker that needs it too waits for the lock and finds it done, instead of
+    computing it again (xdist spreads a module's tests over the workers)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # pytest-N/, the parent of every worker's popen-gwK/
+    root = base / "across-workers"
+    root.mkdir(exist_ok=True)
+
+    @contextlib.contextmanager
+    def shared(name: str):
+        folder = root / name
+        with open(root / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+            folder.mkdir(exist_ok=True)
+            yield folder
+
+    return shared

@@ -78,15 +78,19 @@ CHILD = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def four_devices(tmp_path_factory):
-    script = tmp_path_factory.mktemp("distributed") / "child.py"
-    script.write_text(CHILD)
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-           "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def four_devices(across_workers):
+    with across_workers("four_devices") as folder:  # one subprocess per session
+        result = folder / "result.json"
+        if not result.exists():
+            script = folder / "child.py"
+            script.write_text(CHILD)
+            env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+                   "JAX_PLATFORMS": "cpu"}
+            proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                                  env=env, timeout=300)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            result.write_text(proc.stdout.strip().splitlines()[-1])
+        return json.loads(result.read_text())
 
 
 @pytest.mark.slow(27)

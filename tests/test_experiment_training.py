@@ -314,11 +314,12 @@ plots = false
 
 
 @pytest.fixture(scope="module")
-def nonlinear_run(tmp_path_factory):
-    """One run of NONLINEAR (MLP with dropout, minibatches), shared: compiling costs seconds."""
-    out = tmp_path_factory.mktemp("nonlinear")
+def nonlinear_run(across_workers):
+    """One run of NONLINEAR (MLP with dropout, minibatches), shared: compiling costs seconds.
+    A second xdist worker finds the runs complete in the shared folder and reads them back."""
     cfg = _cfg(NONLINEAR)
-    return cfg, run_experiment(cfg, out_dir=out), out
+    with across_workers("nonlinear_run") as out:
+        return cfg, run_experiment(cfg, out_dir=out), out
 
 
 @pytest.mark.slow(9)
