@@ -8,6 +8,8 @@ float32 inputs.
 import contextlib
 import fcntl
 import os
+import shutil
+import tempfile
 
 import jax
 import pytest
@@ -20,7 +22,18 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 os.environ["LOSSOPT_CACHE_DIR"] = ""
 
 
+_CACHE_ENV = "LOSSOPT_TESTS_JAX_CACHE"
+
+
 def pytest_configure(config):
+    # One persistent compilation cache for this session, shared by the xdist workers (they
+    # start after this hook, with this environment): a program that two workers compile --
+    # the same solver on the same shapes -- is compiled once. A fresh folder every session.
+    if not os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get(_CACHE_ENV):
+        os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="lossopt-tests-jax-cache-")
+        config._lossopt_cache_owner = True
+    jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
     config.addinivalue_line(
         "markers",
         "slow(seconds): a test that takes about this long on a 2-core CPU; such tests are "
@@ -60,3 +73,8 @@ def across_workers(tmp_path_factory):
             yield folder
 
     return shared
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "_lossopt_cache_owner", False):
+        shutil.rmtree(os.environ.pop(_CACHE_ENV), ignore_errors=True)
