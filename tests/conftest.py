@@ -7,12 +7,35 @@ float32 inputs.
 
 import contextlib
 import fcntl
+import importlib.metadata
 import os
 import shutil
 import tempfile
 
-import jax
-import pytest
+
+def _faster_cpu_compiles() -> None:
+    """Compile with XLA:CPU's classic kernel emitters (before JAX starts its backend).
+
+    Compilation is most of this suite's time: XLA:CPU compiles every fusion of a solver's loop
+    as its own small module, and its newer (default) emitters spend about a third more time
+    per module than the classic ones (measured on 2 cores with jaxlib 0.10.2: the solver test
+    files in 77 s instead of 105 s). The compiled programs compute the same operations; this
+    is a test-time setting only, never the library's. Set only for the jaxlib series it was
+    measured on (XLA aborts on a flag it does not know) and unless XLA_FLAGS already chooses;
+    LOSSOPT_TESTS_XLA_DEFAULTS=1 runs the suite with XLA's defaults.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if (os.environ.get("LOSSOPT_TESTS_XLA_DEFAULTS") == "1"
+            or "xla_cpu_use_fusion_emitters" in flags
+            or not importlib.metadata.version("jaxlib").startswith("0.10.")):
+        return
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_use_fusion_emitters=false".strip()
+
+
+_faster_cpu_compiles()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -34,6 +57,10 @@ def pytest_configure(config):
         config._lossopt_cache_owner = True
     jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    # Subprocesses that the tests start (scripts, the CLI, the multi-device runs) read JAX's
+    # own variables: the kill-and-resume children, for one, then compile their chunk once.
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ[_CACHE_ENV]
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.1"
     config.addinivalue_line(
         "markers",
         "slow(seconds): a test that takes about this long on a 2-core CPU; such tests are "

@@ -84,7 +84,8 @@ def four_devices(across_workers):
         if not result.exists():
             script = folder / "child.py"
             script.write_text(CHILD)
-            env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+            env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+                   + " --xla_force_host_platform_device_count=4",
                    "JAX_PLATFORMS": "cpu"}
             proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                                   env=env, timeout=300)
@@ -201,7 +202,8 @@ def test_two_processes_over_jax_distributed(tmp_path):
         port = str(s.getsockname()[1])
     script = tmp_path / "host.py"
     script.write_text(HOST)
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+           + " --xla_force_host_platform_device_count=2",
            "JAX_PLATFORMS": "cpu"}
     procs = [subprocess.Popen([sys.executable, str(script), str(i), port, str(tmp_path / "ckpt")],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -32,9 +32,11 @@ from lossopt.experiment._runner import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
-# Shipped configs run end to end here (--quick); every config is checked at full size below
-# (data, plan, every call traced), and the default one runs through the console script.
-END_TO_END = {"classification", "mlp_dropout"}
+# Shipped configs run end to end here (--quick): the training one (minibatches, dropout keys,
+# train_loss); every config is checked at full size below (data, plan, every call traced), the
+# default one runs through the console script, and the runner's paths (softmax models, several
+# datasets, sweeps, seeds) run end to end on small configs in this file.
+END_TO_END = {"mlp_dropout"}
 STATUSES = {s.name for s in lossopt.Status}
 
 
@@ -160,10 +162,11 @@ def test_check_names_the_group_whose_call_cannot_be_traced(tiny_cfg, monkeypatch
 
 @pytest.mark.slow(8)
 def test_check_command_writes_nothing_and_exits_2_on_a_bad_config(tmp_path):
-    proc = _run_cli(str(ROOT / "configs" / "real_data.toml"), "--quick", "--check", cwd=tmp_path)
+    # The embedded default (every shipped config is checked in-process above).
+    proc = _run_cli("--quick", "--check", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "config OK: 14 compiled calls, 14 runs" in " ".join(proc.stderr.split())
-    assert "digits | softmax_cross_entropy | newton" in proc.stdout
+    assert "config OK: 9 compiled calls, 9 runs" in " ".join(proc.stderr.split())
+    assert "linear_regression | huber delta=1.0 | newton" in proc.stdout
     assert [p.name for p in tmp_path.iterdir()] == []  # no results folder, no cache
     bad = _run_cli("--check", "--set", "run.batch_size=1000", cwd=tmp_path)
     assert bad.returncode == 2 and "run.batch_size" in bad.stderr
@@ -297,6 +300,72 @@ def test_sweep_lanes_run_in_one_call_and_equal_independent_runs(tiny_cfg, tmp_pa
     assert row["iterations"] == int(ref.iterations)
     # Same float64 arithmetic, batched vs unbatched matrix products: agreement to round-off.
     assert row["final_loss"] == pytest.approx(float(ref.value), rel=1e-10)
+
+
+CLASSIFICATION = """
+name = "binary"
+[data]
+kind = "logistic"
+n_samples = 160
+n_features = 3
+noise = 0.5
+positive_fraction = 0.3
+validation_fraction = 0.25
+[model]
+kind = "logistic"
+[[losses]]
+name = "sigmoid_binary_cross_entropy"
+[[losses]]
+name = "hinge"
+[regularizer]
+kind = "l2"
+strength = 0.01
+[[solvers]]
+name = "newton"
+[[solvers]]
+name = "gradient_descent"
+learning_rate = 0.5
+[run]
+max_iters = 60
+gtol = 1e-9
+[output]
+plots = false
+"""
+
+
+def test_binary_classification_run_matches_an_independent_scipy_fit(tmp_path):
+    # The classification path of the runner end to end in-process (logistic model, a smooth
+    # and a nonsmooth loss, validation accuracy), against scipy on the same split.
+    from scipy.optimize import minimize as scipy_minimize
+    from scipy.special import expit
+
+    cfg = resolve_config(tomllib.loads(CLASSIFICATION))
+    res = run_experiment(cfg, out_dir=tmp_path)
+    assert res.ran == 4
+    rows = {(r["loss"], r["solver"]): r for r in res.rows}
+    data = load_dataset(cfg["data"][0], cfg["run"]["seeds"][0])
+    X, y, Xv, yv = data.X_train, data.y_train.astype(float), data.X_val, data.y_val
+
+    def f(theta):  # mean logistic loss + 0.01 * (|w|^2 + b^2), with its gradient
+        z = X @ theta[:-1] + theta[-1]
+        loss = np.mean(np.logaddexp(0.0, z) - y * z) + 0.01 * theta @ theta
+        r = (expit(z) - y) / len(y)
+        return loss, np.append(X.T @ r, r.sum()) + 0.02 * theta
+
+    ref = scipy_minimize(f, np.zeros(X.shape[1] + 1), jac=True, method="BFGS",
+                         options={"gtol": 1e-12})
+    newton = rows[("sigmoid_binary_cross_entropy", "newton")]
+    assert newton["status"] == "CONVERGED" and newton["iterations"] <= 10
+    assert newton["final_loss"] == pytest.approx(ref.fun, rel=1e-10)
+    accuracy = np.mean(((Xv @ ref.x[:-1] + ref.x[-1]) > 0) == (yv == 1))
+    assert newton["val_metric_name"] == "accuracy"
+    assert newton["val_metric"] == pytest.approx(accuracy, abs=1e-12)
+    # Gradient descent heads for the same optimum; hinge runs report a finite loss/accuracy.
+    gd = rows[("sigmoid_binary_cross_entropy", "gradient_descent")]
+    assert ref.fun - 1e-12 <= gd["final_loss"] < 1.05 * ref.fun
+    for solver in ("newton", "gradient_descent"):
+        hinge = rows[("hinge", solver)]
+        assert np.isfinite(hinge["final_loss"]) and 0.5 <= hinge["val_metric"] <= 1.0
 
 
 @pytest.mark.slow(10)

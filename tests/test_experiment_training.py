@@ -419,7 +419,8 @@ plots = false
 
 @pytest.mark.slow(22)
 def test_devices_shard_the_examples_and_match_one_device(tmp_path):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+           + " --xla_force_host_platform_device_count=4",
            "JAX_ENABLE_X64": "1", "LOSSOPT_CACHE_DIR": ""}
     proc = subprocess.run([sys.executable, "-c", DEVICES_SCRIPT, DEVICES, str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=600)

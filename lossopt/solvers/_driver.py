@@ -212,20 +212,20 @@ def minimize(
         >>> bool((a.params == b.params).all()), bool(jnp.allclose(a.params, res.params, atol=0.05))
         (True, True)
 
-        A long run in chunks, with a progress callback and checkpoints; it is bit-identical to
-        the one-call run:
+        The minibatch run again in chunks, with a progress callback and checkpoints; it is
+        bit-identical to the one-call run:
 
         >>> import tempfile
         >>> seen = []
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     long = lossopt.minimize(objective, jnp.zeros(3), sgd, args=(X, y), batch_size=10,
-        ...                             max_epochs=40, gtol=0.0, chunk_size=50,
-        ...                             progress=lambda p: seen.append(p.iteration),
+        ...                             max_epochs=40, gtol=0.0,
+        ...                             metrics={"full_loss": objective}, metric_args=(X, y),
+        ...                             chunk_size=50, progress=lambda p: seen.append(p.iteration),
         ...                             checkpoint_dir=folder)
         >>> seen
         [50, 100, 150, 200]
-        >>> bool((long.params == lossopt.minimize(objective, jnp.zeros(3), sgd, args=(X, y),
-        ...       batch_size=10, max_epochs=40, gtol=0.0).params).all())
+        >>> bool((long.params == res.params).all())
         True
     """
     static, traced = _prepare(
