@@ -368,6 +368,40 @@ def test_binary_classification_run_matches_an_independent_scipy_fit(tmp_path):
         assert np.isfinite(hinge["final_loss"]) and 0.5 <= hinge["val_metric"] <= 1.0
 
 
+def test_compiling_ahead_changes_nothing_and_a_later_group_error_comes_in_its_turn(
+        tiny_cfg, tmp_path, monkeypatch):
+    import lossopt.experiment._runner as runner
+
+    monkeypatch.setenv("LOSSOPT_COMPILE_AHEAD", "0")
+    one_by_one = run_experiment(tiny_cfg, out_dir=tmp_path / "a")
+    monkeypatch.setenv("LOSSOPT_COMPILE_AHEAD", "2")  # both groups compile while the first runs
+    ahead = run_experiment(tiny_cfg, out_dir=tmp_path / "b")
+    timing = {"wall_time_s", "compile_time_s"}
+    assert [{k: v for k, v in r.items() if k not in timing} for r in ahead.rows] == [
+        {k: v for k, v in r.items() if k not in timing} for r in one_by_one.rows]
+
+    # The second group's call fails to trace while the first is being started: the first
+    # still runs and keeps its records; the error is raised when the second's turn comes.
+    real = runner._group_call
+
+    def broken(cfg, group, problem):
+        if group.solver_name == "subgradient":
+            raise ValueError("shapes (3,) and (4,) do not match")
+        return real(cfg, group, problem)
+
+    monkeypatch.setattr(runner, "_group_call", broken)
+    seen = []
+    with pytest.raises(ValueError, match="shapes"):
+        run_experiment(tiny_cfg, out_dir=tmp_path / "c", progress=lambda *a: seen.append(a))
+    assert [done for done, _, _ in seen] == [1]
+    assert len(list((tmp_path / "c" / "runs").glob("*.json"))) == 4  # the gradient descent runs
+
+    monkeypatch.setenv("LOSSOPT_COMPILE_AHEAD", "many")
+    with pytest.raises(ConfigError, match="LOSSOPT_COMPILE_AHEAD must be a non-negative integer; "
+                                          "got 'many'"):
+        run_experiment(tiny_cfg, out_dir=tmp_path / "d")
+
+
 @pytest.mark.slow(10)
 def test_rerun_skips_completed_runs_and_force_redoes_them(tiny_cfg, tmp_path):
     first = run_experiment(tiny_cfg, out_dir=tmp_path)

@@ -417,16 +417,91 @@ def _group_inputs(cfg, group: Group, datasets: dict[tuple[int, int], Dataset],
     return problem, place_group_inputs(mesh, traced, keys, X, y, Xv, yv)
 
 
-def _run_group(cfg, group: Group, out_dir: Path, datasets: dict[tuple[int, int], Dataset],
-               mesh: Mesh | None = None):
-    """Run one group as one compiled call; write its records and traces; return the rows."""
+@dataclasses.dataclass
+class _Compiled:
+    """A group's problem, inputs and compiled call (or the compilation still running)."""
+
+    problem: Problem
+    inputs: tuple[Any, ...]
+    compiled: Any  # a jax.stages.Compiled, or a Future of (Compiled, seconds)
+
+
+def _compile(lowered) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    compiled = lowered.compile()
+    return compiled, time.perf_counter() - t0
+
+
+class _AheadOfTime:
+    """Compiles the next groups while the current one runs.
+
+    XLA compilation dominates a CPU run of a config (a solver loop takes 1-3 s to compile and
+    often less to run) and releases the GIL, so the groups after the running one are traced
+    here, in the calling thread (JAX's thread-local configuration applies as usual), and their
+    ``compile()`` goes to a small thread pool: the compiles overlap each other and the running
+    group's execution and file writes. Results are unchanged (the same programs run, in the
+    config's order); ``compile_time_s`` is then the compile's wall time under that overlap.
+    ``ahead=0`` (or several processes, whose compiles should happen in the same order) compiles
+    each group just before it runs.
+    """
+
+    def __init__(self, cfg, groups: list[Group], datasets, mesh, ahead: int):
+        self.cfg, self.groups, self.datasets, self.mesh = cfg, groups, datasets, mesh
+        self.ahead = 0 if jax.process_count() > 1 else ahead
+        self.pending: dict[int, _Compiled | Exception] = {}
+        self.pool = None
+        if self.ahead > 0:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(self.ahead, thread_name_prefix="lossopt-compile")
+
+    def _start(self, i: int) -> None:
+        group = self.groups[i]
+        problem, inputs = _group_inputs(self.cfg, group, self.datasets, self.mesh)
+        lowered = _group_call(self.cfg, group, problem).lower(*inputs)
+        job = _compile(lowered) if self.pool is None else self.pool.submit(_compile, lowered)
+        self.pending[i] = _Compiled(problem, inputs, job)
+
+    def get(self, i: int) -> _Compiled:
+        """Group ``i`` compiled; starts compiling the next ``ahead`` groups first."""
+        if i not in self.pending:
+            self._start(i)
+        for j in range(i + 1, min(i + 1 + self.ahead, len(self.groups))):
+            if j not in self.pending:
+                try:
+                    self._start(j)
+                except Exception as error:  # raised in its turn, after the groups before it
+                    self.pending[j] = error
+        item = self.pending.pop(i)
+        if isinstance(item, Exception):
+            raise item
+        if self.pool is not None:
+            item.compiled = item.compiled.result()
+        return item
+
+    def close(self) -> None:
+        if self.pool is not None:  # a compile already running finishes; queued ones are dropped
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _compile_ahead() -> int:
+    """How many groups compile ahead of the running one: $LOSSOPT_COMPILE_AHEAD, default 2."""
+    value = os.environ.get("LOSSOPT_COMPILE_AHEAD", "2")
+    try:
+        ahead = int(value)
+    except ValueError:
+        ahead = -1
+    if ahead < 0:
+        raise ConfigError(f"LOSSOPT_COMPILE_AHEAD must be a non-negative integer; got {value!r}")
+    return ahead
+
+
+def _run_group(cfg, group: Group, out_dir: Path, ready: _Compiled):
+    """Run one compiled group call; write its records and traces; return the rows."""
     from lossopt.solvers import Status
 
-    problem, inputs = _group_inputs(cfg, group, datasets, mesh)
-    call = _group_call(cfg, group, problem)
-    t0 = time.perf_counter()
-    compiled = call.lower(*inputs).compile()
-    compile_time = time.perf_counter() - t0
+    problem, inputs = ready.problem, ready.inputs
+    compiled, compile_time = ready.compiled
     # The devices the compiled program splits the training examples over.
     n_devices = len(compiled.input_shardings[0][2].device_set)
     t0 = time.perf_counter()
@@ -548,6 +623,9 @@ def run_experiment(
             group (the CLI draws a progress bar with it).
         plots: draw the figures (default: ``cfg["output"]["plots"]``).
 
+    The groups run one after the other, in the config's order; while one runs, the next
+    ``$LOSSOPT_COMPILE_AHEAD`` (default 2) are traced and compiling in background threads.
+
     Returns:
         An :class:`ExperimentResult`. On Ctrl-C the runs completed so far are kept, the
         summary is written from them and ``interrupted`` is True.
@@ -555,8 +633,10 @@ def run_experiment(
     Raises:
         ConfigError: an incompatible loss/model/data/solver combination, a ``run.batch_size``
             larger than a training set, a ``run.devices`` count that this process does not
-            have or that does not divide a training set (all checked before any run starts).
+            have or that does not divide a training set, an invalid ``LOSSOPT_COMPILE_AHEAD``
+            (all checked before any run starts).
     """
+    ahead = _compile_ahead()
     groups, datasets, mesh = _prepare(cfg, base or Path.cwd())
     out = Path(out_dir or cfg["output"]["dir"])
     out.mkdir(parents=True, exist_ok=True)
@@ -564,21 +644,35 @@ def run_experiment(
     rows_by_id: dict[str, dict[str, Any]] = {}
     ran = skipped = 0
     interrupted = False
+    # Groups whose every run has a record with the same fingerprint are not compiled again.
+    todo, complete = [], []
+    for group in groups:
+        records = None if force else [_load_record(out, lane) for lane in group.lanes]
+        if records is not None and all(r is not None for r in records):
+            for r in records:
+                rows_by_id[r["run_id"]] = r
+            skipped += len(records)
+            complete.append(group)
+        else:
+            todo.append(group)
+    compiler = _AheadOfTime(cfg, todo, datasets, mesh, ahead)
     try:
-        for done, group in enumerate(groups, start=1):
-            records = None if force else [_load_record(out, lane) for lane in group.lanes]
-            if records is not None and all(r is not None for r in records):
-                for r in records:
-                    rows_by_id[r["run_id"]] = r
-                skipped += len(records)
-            else:
-                for r in _run_group(cfg, group, out, datasets, mesh):
-                    rows_by_id[r["run_id"]] = r
-                ran += len(group.lanes)
+        done = 0
+        for group in complete:  # each group is reported once, the skipped ones first
+            done += 1
+            if progress is not None:
+                progress(done, len(groups), group.description)
+        for i, group in enumerate(todo):
+            for r in _run_group(cfg, group, out, compiler.get(i)):
+                rows_by_id[r["run_id"]] = r
+            ran += len(group.lanes)
+            done += 1
             if progress is not None:
                 progress(done, len(groups), group.description)
     except KeyboardInterrupt:
         interrupted = True
+    finally:
+        compiler.close()
     order = [lane.run_id for g in groups for lane in g.lanes]
     rows = [rows_by_id[i] for i in order if i in rows_by_id]
     write_summary(out, rows)
