@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
 # Shipped configs run end to end here (--quick): the training one (minibatches, dropout keys,
 # train_loss); every config is checked at full size below (data, plan, every call traced), the
-# default one runs through the console script, and the runner's paths (softmax models, several
-# datasets, sweeps, seeds) run end to end on small configs in this file.
+# default one runs through the console script, and sweeps, seeds and a binary classification
+# (against scipy) run end to end in-process on small configs in this file.
 END_TO_END = {"mlp_dropout"}
 STATUSES = {s.name for s in lossopt.Status}
 

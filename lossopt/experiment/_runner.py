@@ -41,6 +41,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -417,19 +418,14 @@ def _group_inputs(cfg, group: Group, datasets: dict[tuple[int, int], Dataset],
     return problem, place_group_inputs(mesh, traced, keys, X, y, Xv, yv)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class _Compiled:
-    """A group's problem, inputs and compiled call (or the compilation still running)."""
+    """A group's problem, the inputs of its call, the compiled call and its compile time."""
 
     problem: Problem
     inputs: tuple[Any, ...]
-    compiled: Any  # a jax.stages.Compiled, or a Future of (Compiled, seconds)
-
-
-def _compile(lowered) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    compiled = lowered.compile()
-    return compiled, time.perf_counter() - t0
+    compiled: Any  # a jax.stages.Compiled
+    compile_time: float
 
 
 class _AheadOfTime:
@@ -441,6 +437,7 @@ class _AheadOfTime:
     ``compile()`` goes to a small thread pool: the compiles overlap each other and the running
     group's execution and file writes. Results are unchanged (the same programs run, in the
     config's order); ``compile_time_s`` is then the compile's wall time under that overlap.
+    A group that fails to trace raises in its turn, after the groups before it have run.
     ``ahead=0`` (or several processes, whose compiles should happen in the same order) compiles
     each group just before it runs.
     """
@@ -448,36 +445,36 @@ class _AheadOfTime:
     def __init__(self, cfg, groups: list[Group], datasets, mesh, ahead: int):
         self.cfg, self.groups, self.datasets, self.mesh = cfg, groups, datasets, mesh
         self.ahead = 0 if jax.process_count() > 1 else ahead
-        self.pending: dict[int, _Compiled | Exception] = {}
-        self.pool = None
-        if self.ahead > 0:
-            from concurrent.futures import ThreadPoolExecutor
+        self.pending: dict[int, Future] = {}  # group index -> Future of its _Compiled
+        self.pool = (ThreadPoolExecutor(self.ahead, thread_name_prefix="lossopt-compile")
+                     if self.ahead > 0 else None)
 
-            self.pool = ThreadPoolExecutor(self.ahead, thread_name_prefix="lossopt-compile")
+    def _start(self, i: int) -> Future:
+        try:
+            problem, inputs = _group_inputs(self.cfg, self.groups[i], self.datasets, self.mesh)
+            lowered = _group_call(self.cfg, self.groups[i], problem).lower(*inputs)
+        except Exception as error:
+            future = Future()
+            future.set_exception(error)
+            return future
 
-    def _start(self, i: int) -> None:
-        group = self.groups[i]
-        problem, inputs = _group_inputs(self.cfg, group, self.datasets, self.mesh)
-        lowered = _group_call(self.cfg, group, problem).lower(*inputs)
-        job = _compile(lowered) if self.pool is None else self.pool.submit(_compile, lowered)
-        self.pending[i] = _Compiled(problem, inputs, job)
+        def compile_() -> _Compiled:
+            t0 = time.perf_counter()
+            compiled = lowered.compile()
+            return _Compiled(problem, inputs, compiled, time.perf_counter() - t0)
+
+        if self.pool is not None:
+            return self.pool.submit(compile_)
+        future = Future()
+        future.set_result(compile_())
+        return future
 
     def get(self, i: int) -> _Compiled:
         """Group ``i`` compiled; starts compiling the next ``ahead`` groups first."""
-        if i not in self.pending:
-            self._start(i)
-        for j in range(i + 1, min(i + 1 + self.ahead, len(self.groups))):
+        for j in range(i, min(i + 1 + self.ahead, len(self.groups))):
             if j not in self.pending:
-                try:
-                    self._start(j)
-                except Exception as error:  # raised in its turn, after the groups before it
-                    self.pending[j] = error
-        item = self.pending.pop(i)
-        if isinstance(item, Exception):
-            raise item
-        if self.pool is not None:
-            item.compiled = item.compiled.result()
-        return item
+                self.pending[j] = self._start(j)
+        return self.pending.pop(i).result()
 
     def close(self) -> None:
         if self.pool is not None:  # a compile already running finishes; queued ones are dropped
@@ -500,8 +497,7 @@ def _run_group(cfg, group: Group, out_dir: Path, ready: _Compiled):
     """Run one compiled group call; write its records and traces; return the rows."""
     from lossopt.solvers import Status
 
-    problem, inputs = ready.problem, ready.inputs
-    compiled, compile_time = ready.compiled
+    problem, inputs, compiled = ready.problem, ready.inputs, ready.compiled
     # The devices the compiled program splits the training examples over.
     n_devices = len(compiled.input_shardings[0][2].device_set)
     t0 = time.perf_counter()
@@ -533,7 +529,7 @@ def _run_group(cfg, group: Group, out_dir: Path, ready: _Compiled):
             "num_fun_evals": int(res.num_fun_evals),
             "num_grad_evals": int(res.num_grad_evals),
             "wall_time_s": wall / n_lanes,
-            "compile_time_s": compile_time,
+            "compile_time_s": ready.compile_time,
             "lanes_in_call": n_lanes,
             "devices": n_devices,
         }
@@ -658,8 +654,7 @@ def run_experiment(
     compiler = _AheadOfTime(cfg, todo, datasets, mesh, ahead)
     try:
         done = 0
-        for group in complete:  # each group is reported once, the skipped ones first
-            done += 1
+        for done, group in enumerate(complete, start=1):  # each group reported once, skipped first
             if progress is not None:
                 progress(done, len(groups), group.description)
         for i, group in enumerate(todo):
