@@ -17,7 +17,8 @@ methods and a ``monotone`` property; only :func:`minimize` loops.
 """
 
 from lossopt.solvers._chunked import Progress
-from lossopt.solvers._driver import minimize, sweep
+from lossopt.solvers._compile import CompileChoice
+from lossopt.solvers._driver import compile_choice, minimize, sweep
 from lossopt.solvers._gradient_descent import GradientDescent
 from lossopt.solvers._linesearch import Armijo
 from lossopt.solvers._newton import Newton
@@ -28,6 +29,7 @@ from lossopt.solvers._subgradient import Subgradient
 
 __all__ = [
     "Armijo",
+    "CompileChoice",
     "GradientDescent",
     "Newton",
     "Optax",
@@ -38,6 +40,7 @@ __all__ = [
     "StepResult",
     "Subgradient",
     "Trace",
+    "compile_choice",
     "minimize",
     "sweep",
 ]

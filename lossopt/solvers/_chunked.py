@@ -21,7 +21,6 @@ data and parameters, the key) that ``resume=True`` checks before it continues.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -37,6 +36,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from lossopt._functions import portable_description
 from lossopt.solvers import _loop
 from lossopt.solvers._result import Result
 
@@ -73,72 +73,6 @@ class Progress:
     done: bool
 
 
-_MAX_ITEMS = 4000  # a bound on what the closure walk below records
-
-
-def _describe(obj: Any, out: list[Any], seen: set[int], depth: int = 0) -> None:
-    """Append a process-independent description of ``obj`` to ``out``.
-
-    Functions are described by their qualified name and, recursively, by what they close over
-    (cells, defaults, ``functools.partial`` arguments, the function a ``jax.jit`` wraps):
-    this is how the hyperparameters an optax optimizer or a ``lambda`` objective closes over
-    reach the fingerprint. Numbers are recorded by ``repr`` (NaN compares equal to itself),
-    arrays of up to 64 elements by value and larger ones by shape and dtype only, and other
-    objects by their type's name. Memory addresses never appear.
-    """
-    if len(out) >= _MAX_ITEMS or depth > 16:
-        return
-    if obj is None or isinstance(obj, (bool, int, float, complex, str, np.generic)):
-        out.append(obj if isinstance(obj, (str, bool)) or obj is None else repr(obj.item()
-                   if isinstance(obj, np.generic) else obj))
-        return
-    if isinstance(obj, (np.ndarray, jax.Array)):
-        small = obj.size <= 64 and not jax.dtypes.issubdtype(obj.dtype, jax.dtypes.prng_key)
-        try:
-            values = np.asarray(obj).ravel().tolist() if small else None
-        except Exception:  # a tracer or an array this process cannot read whole
-            values = None
-        out.append([list(obj.shape), str(obj.dtype)]
-                   + ([] if values is None else [repr(x) for x in values]))
-        return
-    if id(obj) in seen:
-        return
-    seen.add(id(obj))
-    if isinstance(obj, (tuple, list)):
-        out.append(type(obj).__qualname__)
-        for x in obj:
-            _describe(x, out, seen, depth + 1)
-    elif isinstance(obj, dict):
-        for k in sorted(obj, key=str):
-            out.append(str(k))
-            _describe(obj[k], out, seen, depth + 1)
-    elif isinstance(obj, functools.partial):
-        out.append("partial")
-        for part in (obj.func, obj.args, obj.keywords):
-            _describe(part, out, seen, depth + 1)
-    elif callable(obj):
-        name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
-        out.append(f"{getattr(obj, '__module__', None) or '?'}.{name}")
-        for cell in getattr(obj, "__closure__", None) or ():
-            try:
-                contents = cell.cell_contents
-            except ValueError:  # an empty cell
-                continue
-            _describe(contents, out, seen, depth + 1)
-        for attr in ("__defaults__", "__kwdefaults__", "__wrapped__"):
-            extra = getattr(obj, attr, None)
-            if extra is not None:
-                _describe(extra, out, seen, depth + 1)
-    else:
-        out.append(type(obj).__qualname__)
-
-
-def _closure_description(obj: Any) -> list[Any]:
-    out: list[Any] = []
-    _describe(obj, out, set())
-    return out
-
-
 def _fingerprint(static: tuple[Any, ...], solver: Any, traced: tuple[Any, ...]) -> dict[str, Any]:
     fun, metric_items, max_iters, record_every, rules_enabled, stochastic = static
     init_params, args, metric_args, gtol, ftol, xtol, key = traced
@@ -151,15 +85,15 @@ def _fingerprint(static: tuple[Any, ...], solver: Any, traced: tuple[Any, ...]) 
 
     solver_leaves, solver_def = jax.tree.flatten(solver)
     return {
-        # The objective by name and what it closes over (a regularisation strength a lambda
-        # captures, the arguments of a functools.partial).
-        "fun": _closure_description(fun),
+        # The objective's code and every value it reads (closed-over, defaults, the globals
+        # its code names, functools.partial arguments): lossopt._functions.
+        "fun": portable_description(fun),
         # Static fields print functions with their (per-process) address: drop it.
         "solver": re.sub(r" at 0x[0-9a-fA-F]+", "", str(solver_def)),
         "solver_hyperparameters": [np.asarray(x).tolist() for x in solver_leaves],
         # What static fields hold: an optax optimizer's closed-over hyperparameters.
         "solver_static": [
-            [f.name, _closure_description(getattr(solver, f.name))]
+            [f.name, portable_description(getattr(solver, f.name))]
             for f in dataclasses.fields(solver) if f.metadata.get("static")
         ] if dataclasses.is_dataclass(solver) else [],
         "max_iters": max_iters,
@@ -337,18 +271,22 @@ def run_chunked(
     checkpoint_dir: str | os.PathLike[str] | None,
     checkpoint_every: int,
     resume: bool,
+    compile: str = "auto",
 ) -> Result:
     """Run minimize's loop in compiled chunks driven from the host (see the module docstring)."""
     max_iters = static[2]
+    # One mode for the three programs, the one the one-call solve would use: the chunks then
+    # compute what it computes, bit for bit.
+    compile = _loop.solve.choice(compile, *static, solver, *traced).mode
     rest = traced[1:]  # args, metric_args, gtol, ftol, xtol, key
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
     fingerprint = _fingerprint(static, solver, traced) if folder is not None else None
     carry = None
     if resume and folder is not None and (folder / CHECKPOINT_NAME).exists():
-        template = jax.eval_shape(_loop.init_chunks, *static, solver, *traced)
+        template = _loop.init_chunks.eval_shape(*static, solver, *traced)
         carry = load_checkpoint(folder / CHECKPOINT_NAME, template, fingerprint)
     if carry is None:
-        carry = _loop.init_chunks(*static, solver, *traced)
+        carry = _loop.init_chunks(compile, *static, solver, *traced)
 
     if callable(progress):
         report, bar = progress, _NoBar()
@@ -371,7 +309,7 @@ def run_chunked(
             # Compile the chunk by running it for zero iterations (the bound is the current
             # iteration), so that the timings and the chunk sizes below exclude compilation.
             start_k = k = int(carry.k)
-            carry = _loop.run_chunk(*static, solver, carry, *rest, np.int32(k))
+            carry = _loop.run_chunk(compile, *static, solver, carry, *rest, np.int32(k))
             done = bool(carry.done)
             while not done:
                 if ctrl_c.requested:  # read between chunks: nothing computed is dropped
@@ -379,9 +317,10 @@ def run_chunked(
                     break
                 t0 = time.perf_counter()
                 stop_at = np.int32(min(k + chunk, max_iters))  # carry.k's type: one compile
-                new = _loop.run_chunk(*static, solver, carry, *rest, stop_at)
-                new_k, done, value, grad_norm = jax.device_get(
-                    (new.k, new.done, new.value, new.grad_norm)
+                new = _loop.run_chunk(compile, *static, solver, carry, *rest, stop_at)
+                new_k, done, value, grad_norm, accepted, prev = jax.device_get(
+                    (new.k, new.done, new.value, new.grad_norm, new.accepted,
+                     (new.prev_value, new.prev_grad_norm))
                 )
                 elapsed = time.perf_counter() - t0
                 carry, chunks, iterated = new, chunks + 1, iterated + elapsed
@@ -392,8 +331,10 @@ def run_chunked(
                 if folder is not None and not done and chunks % checkpoint_every == 0:
                     save_checkpoint(folder, carry, fingerprint)
                 if report is not None:
+                    if not accepted:  # a rejected last step: the result is the one before
+                        value, grad_norm = prev
                     report(Progress(
-                        iteration=k, max_iters=max_iters, value=float(value),
+                        iteration=k - (not accepted), max_iters=max_iters, value=float(value),
                         grad_norm=float(grad_norm), elapsed=iterated,
                         rate=(k - start_k) / max(iterated, 1e-9), chunks=chunks, done=done,
                     ))
@@ -401,4 +342,4 @@ def run_chunked(
             interrupted = True
     if folder is not None:
         save_checkpoint(folder, carry, fingerprint)
-    return _loop.finish_chunks(*static, interrupted, solver, carry, *rest)
+    return _loop.finish_chunks(compile, *static, interrupted, solver, carry, *rest)

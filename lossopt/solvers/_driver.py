@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import os
 from collections.abc import Callable, Mapping
@@ -13,14 +12,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lossopt._functions import Function
 from lossopt._validation import check_nonnegative, concrete_value, describe
 from lossopt.solvers import _loop
 from lossopt.solvers._chunked import Progress, run_chunked
+from lossopt.solvers._compile import CompileChoice, Entry, check_mode
 from lossopt.solvers._loop import Loop
 from lossopt.solvers._protocol import Solver
 from lossopt.solvers._result import Result
 
-__all__ = ["minimize", "sweep"]
+__all__ = ["compile_choice", "minimize", "sweep"]
 
 _RESERVED = ("iteration", "loss", "grad_norm", "step_size")
 _LONG_RUN_OPTIONS = ("progress", "chunk_size", "checkpoint_dir", "checkpoint_every", "resume")
@@ -47,6 +48,7 @@ def minimize(
     checkpoint_dir: str | os.PathLike[str] | None = None,
     checkpoint_every: int = 40,
     resume: bool = False,
+    compile: str = "auto",
 ) -> Result:
     """Minimise ``fun(params, *args)`` with ``solver`` in one compiled ``lax.while_loop``.
 
@@ -70,11 +72,19 @@ def minimize(
     If several rules fire on the same step the first in the order ``LINE_SEARCH_FAILED``,
     ``NONFINITE``, ``CONVERGED``, ``CONVERGED_FTOL``, ``CONVERGED_XTOL``, ``MAX_ITERS`` wins.
 
-    Compilation is cached on ``fun`` (by identity: define it once, pass data through
-    ``args``), the metric callables and names, ``max_iters``, ``record_every``, the solver's
-    static fields and the shapes/dtypes of everything else. Data in ``args``, numeric solver
-    hyperparameters and the tolerances are traced, so new data of the same shape, a new
-    learning rate or a new ``gtol`` reuse the compiled loop.
+    Compilation is cached on what ``fun`` computes -- its code and the values it reads (what it
+    closes over, its defaults, the module-level names its code uses; see below) -- the metric
+    callables and names, ``max_iters``, ``record_every``, the solver's static fields and the
+    shapes/dtypes of everything else. Data in ``args``, numeric solver hyperparameters and
+    the tolerances are traced, so new data of the same shape, a new learning rate or a new
+    ``gtol`` reuse the compiled loop. A ``lambda`` re-created in a loop or a notebook cell
+    with the same code and equal closed-over values (numbers, strings, small numpy arrays by
+    value; JAX arrays and other objects by identity) reuses the loop compiled for the first
+    one; a changed global constant that ``fun`` reads compiles anew (``jax.jit`` would reuse
+    the stale value). State read through an object's attributes (a callable object's
+    ``self.scale``) is keyed on the object's identity only.
+
+    How hard XLA optimises the loop is ``compile``'s choice (see "Compile time" below).
 
     Under ``jax.vmap`` each lane stops on its own rule: ``lax.while_loop`` then runs until
     every lane has stopped and freezes the finished lanes (their params, counters and traces
@@ -162,6 +172,21 @@ def minimize(
     it. The solver's own evaluation of the new point on the old minibatch is unused (compiled
     away) and the re-evaluation stands in for it in ``num_fun_evals``/``num_grad_evals``.
 
+    Compile time: a small problem's solve runs in milliseconds but compiles in seconds at
+    XLA's full optimisation, so ``compile`` chooses:
+
+    - ``"auto"`` (default): ``"fast"`` when XLA's cost estimate of the loop, taken as if all
+      ``max_iters`` iterations ran, is at most 0.5 s; ``"optimized"`` otherwise (large
+      problems never run slower than under plain ``jax.jit``). Decided once per compiled
+      program; :func:`~lossopt.solvers.compile_choice` says what it chooses and why.
+    - ``"fast"``: XLA:CPU with a cheap backend pipeline (3-5x less compile time; the compiled
+      code can run up to ~2x slower). Same operations, so results agree with
+      ``"optimized"`` to rounding. On GPU/TPU it is ``"optimized"``.
+    - ``"optimized"``: XLA's defaults.
+
+    Inside an outer ``jax.jit``/``jax.vmap`` the caller's compile applies and ``compile`` has
+    no effect. Measured trade-offs: ``experiments/benchmarks/RESULTS.md``.
+
     Returns:
         A :class:`~lossopt.Result` (params in ``init_params``'s structure, status, trace and
         evaluation counts).
@@ -228,6 +253,7 @@ def minimize(
         >>> bool((long.params == res.params).all())
         True
     """
+    mode = check_mode(compile)
     static, traced = _prepare(
         fun, init_params, solver, args, max_iters, gtol, ftol, xtol, metrics, metric_args,
         record_every, key, batch_size, max_epochs,
@@ -235,8 +261,35 @@ def minimize(
     if _check_long_run(progress, chunk_size, checkpoint_dir, checkpoint_every, resume, traced):
         return run_chunked(static, solver, traced, progress=progress, chunk_size=chunk_size,
                            checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-                           resume=resume)
-    return _loop.solve(*static, solver, *traced)
+                           resume=resume, compile=mode)
+    return _loop.solve(mode, *static, solver, *traced)
+
+
+def compile_choice(
+    fun: Callable[..., Any], init_params: Any, solver: Solver, **minimize_kwargs: Any
+) -> CompileChoice:
+    """How :func:`minimize` with these arguments compiles its loop, and why.
+
+    Takes :func:`minimize`'s arguments (``compile`` included, default ``"auto"``) and
+    returns a :class:`~lossopt.solvers.CompileChoice`: the mode (``"fast"`` or
+    ``"optimized"``), XLA's cost analysis of the loop, the run-time estimate ``"auto"``
+    compares with its 0.5 s budget, and the reason. ``"auto"`` traces and lowers the loop
+    (which a later ``minimize`` reuses) but compiles nothing.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import lossopt
+        >>> from lossopt.solvers import GradientDescent, compile_choice
+        >>> f = lambda w: jnp.sum((w - 1.0) ** 2)
+        >>> compile_choice(f, jnp.zeros(3), GradientDescent(0.1)).mode  # doctest: +SKIP
+        'fast'
+    """
+    options = _minimize_options(minimize_kwargs)
+    mode = check_mode(options.pop("compile"))
+    for name in _LONG_RUN_OPTIONS:
+        options.pop(name)
+    static, traced = _prepare(fun, init_params, solver, **options)
+    return _loop.solve.choice(mode, *static, solver, *traced)
 
 
 def _check_long_run(progress, chunk_size, checkpoint_dir, checkpoint_every, resume, traced):
@@ -316,7 +369,9 @@ def _prepare(
         max_iters = min(max_iters, max_epochs * steps_per_epoch)
     # None on the deterministic path: nothing stochastic is traced into the loop.
     stochastic = None if key is None and batch_size is None else (key is not None, batch_size)
-    static = (fun, metric_items, max_iters, record_every, rules_enabled, stochastic)
+    # Keyed on what the callables compute, not on their identity (lossopt._functions).
+    metric_items = tuple((name, Function(metric)) for name, metric in metric_items)
+    static = (Function(fun), metric_items, max_iters, record_every, rules_enabled, stochastic)
     traced = (init_params, args, metric_args, gtol, ftol, xtol, key)
     return static, traced
 
@@ -524,8 +579,11 @@ def sweep(
         )
     for name in _LONG_RUN_OPTIONS:
         options.pop(name)
+    mode = check_mode(options.pop("compile"))
     static, traced = _prepare(fun, init_params, solvers[0], **options)
-    return _sweep(kind, factory, *static, base, grid, *traced)
+    if factory is not None and not isinstance(factory, type):
+        factory = Function(factory)
+    return _sweep(mode, kind, factory, *static, base, grid, *traced)
 
 
 def _minimize_options(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -548,14 +606,17 @@ def _build_solver(kind: str, factory: Any, base: Any, point: Any) -> Any:
     return factory(point)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7))
-def _sweep(kind, factory, fun, metric_items, max_iters, record_every, rules_enabled, stochastic,
-           base, grid, init_params, args, metric_args, gtol, ftol, xtol, key):
-    # One jitted program for the whole sweep, cached like minimize's (the factory is part of
-    # the key: pass a class or a function defined once, not a new lambda per call).
+def _sweep_entry(kind, factory, fun, metric_items, max_iters, record_every, rules_enabled,
+                 stochastic, base, grid, init_params, args, metric_args, gtol, ftol, xtol, key):
+    # One compiled program for the whole sweep, cached like minimize's (the factory is part of
+    # the key, by what it computes, as `fun` is).
     def one(point):
         solver = _build_solver(kind, factory, base, point)
         return Loop(fun, metric_items, max_iters, record_every, rules_enabled, solver, args,
                     metric_args, gtol, ftol, xtol, key, stochastic).run(init_params)
 
     return jax.vmap(one)(grid)
+
+
+# max_iters (argument 4) bounds the run; the cost analysis sees every lane.
+_sweep = Entry(_sweep_entry, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7), work_argnum=4)

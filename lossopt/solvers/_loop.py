@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from lossopt.solvers._compile import Entry
 from lossopt.solvers._protocol import Objective
 from lossopt.solvers._result import Result, Status, Trace, status_array
 from lossopt.solvers._tree import tree_l2_norm, tree_max_abs, tree_sub, tree_where
@@ -377,7 +378,10 @@ def _finish_entry(fun, metric_items, max_iters, record_every, rules_enabled, sto
     return loop.finish(carry, interrupted)
 
 
-solve = jax.jit(_solve_entry, static_argnums=_STATIC)
-init_chunks = jax.jit(_init_entry, static_argnums=_STATIC)
-run_chunk = jax.jit(_chunk_entry, static_argnums=_STATIC)
-finish_chunks = jax.jit(_finish_entry, static_argnums=(*_STATIC, 6))
+# Each entry point compiles per the compile policy (lossopt.solvers._compile): called as
+# entry(mode, *arguments); argument 2 (max_iters) bounds the loops' runs for "auto" (the
+# initial point and the result are one pass each).
+solve = Entry(_solve_entry, _STATIC, work_argnum=2)
+init_chunks = Entry(_init_entry, _STATIC)
+run_chunk = Entry(_chunk_entry, _STATIC, work_argnum=2)
+finish_chunks = Entry(_finish_entry, (*_STATIC, 6))

@@ -1,0 +1,219 @@
+"""The compile policy: how hard XLA optimises a solver loop (``compile="auto"|"fast"|"optimized"``).
+
+A solve on a small problem runs in about a millisecond once compiled, but XLA:CPU spends one
+to four seconds compiling it at full optimisation: for the problems users start with, the
+compiler is the whole wait. Two per-call XLA options cut that backend time three- to
+five-fold (measured in ``experiments/benchmarks/RESULTS.md``) at the price of slower code:
+
+- ``xla_backend_optimization_level=0``: LLVM's cheapest optimisation pipeline;
+- ``xla_cpu_use_fusion_emitters=False``: XLA:CPU's classic kernel emitters, which compile each
+  fusion faster than the newer MLIR ones.
+
+Both change how the program is compiled, not what it computes: the same HLO operations run,
+so results agree with the optimised program to floating-point reassociation (tested on the
+known-answer table: same statuses, solutions within stated tolerances).
+
+The modes:
+
+- ``"optimized"``: XLA's defaults (what ``jax.jit`` does).
+- ``"fast"``: the options above, on XLA:CPU. On other backends (GPU, TPU) it is the same as
+  ``"optimized"``: the options are XLA:CPU's, and nothing was measured there.
+- ``"auto"`` (the default): ``"fast"`` when the run is short next to the compile, else
+  ``"optimized"``. The loop is traced and lowered once (JAX reuses that trace for the compile)
+  and XLA's own cost analysis of the unoptimised program gives its floating-point operations
+  and bytes accessed: one pass of the loop body plus the set-up around it. The run is then
+  estimated pessimistically, as if every one of ``max_iters`` iterations ran:
+  ``max_iters * (flops / 2e9 + bytes / 1e10)`` seconds (rates a 2-core CPU reaches). When
+  that estimate is at most 0.5 s, ``"fast"`` can cost at most about that much again in run
+  time and saves more than that in compile time; above it, ``"optimized"``, so that a large
+  problem never runs slower than with ``jax.jit``'s defaults. The choice is made once per
+  compiled program (per static options and input shapes) and remembered.
+  On a backend other than the CPU, ``"auto"`` is ``"optimized"``.
+
+Inside an outer ``jax.jit`` or ``jax.vmap`` the loop is part of the caller's program and is
+compiled with the caller's options: ``compile`` then has no effect.
+:func:`compile_choice` reports what ``"auto"`` would choose, and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+__all__ = ["COMPILE_MODES", "CompileChoice", "Entry", "check_mode", "fast_options"]
+
+COMPILE_MODES = ("auto", "fast", "optimized")
+
+# "auto": the pessimistic run-time estimate below which the fast compile pays for itself.
+FAST_BUDGET_S = 0.5
+_FLOPS_PER_S = 2e9
+_BYTES_PER_S = 1e10
+_FAST_CANDIDATES = {
+    "xla_backend_optimization_level": 0,
+    "xla_cpu_use_fusion_emitters": False,
+}
+
+
+def check_mode(mode: Any) -> str:
+    """Validate a ``compile=`` argument."""
+    if not isinstance(mode, str) or mode not in COMPILE_MODES:
+        raise ValueError(
+            f"`compile` must be one of {list(COMPILE_MODES)}; got {mode!r}"
+        )
+    return mode
+
+
+@functools.cache
+def fast_options(platform: str) -> tuple[tuple[str, Any], ...]:
+    """The fast-compile XLA options this jaxlib accepts on ``platform`` (empty off the CPU).
+
+    Each candidate is tried once on a one-line program, so an option that a future jaxlib
+    drops is left out instead of failing every solve.
+    """
+    if platform != "cpu":
+        return ()
+    probe = jax.device_put(np.float32(0), jax.local_devices(backend="cpu")[0])
+    lowered = jax.jit(lambda x: x + 1).lower(probe)
+    accepted = []
+    for name, value in _FAST_CANDIDATES.items():
+        try:
+            lowered.compile({name: value})
+        except Exception:  # unknown to this jaxlib (XLA: "No such compile option")
+            continue
+        accepted.append((name, value))
+    return tuple(accepted)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileChoice:
+    """How a solver loop is (or would be) compiled, and why.
+
+    Attributes:
+        mode: ``"fast"`` or ``"optimized"``: what is compiled.
+        requested: the ``compile=`` argument (``"auto"``, ``"fast"`` or ``"optimized"``).
+        platform: the backend the loop runs on (``"cpu"``, ``"gpu"``, ...).
+        flops, bytes_accessed: XLA's cost analysis of the unoptimised program (one pass of
+            the loop body and the set-up around it); None when not computed.
+        estimated_run_s: ``max_iters`` times the cost at the rates in the module docstring.
+        reason: one sentence.
+    """
+
+    mode: str
+    requested: str
+    platform: str
+    flops: float | None = None
+    bytes_accessed: float | None = None
+    estimated_run_s: float | None = None
+    reason: str = ""
+
+
+def _platform(leaves: Sequence[Any]) -> str:
+    for leaf in leaves:
+        if isinstance(leaf, jax.Array):
+            return next(iter(leaf.devices())).platform
+    return jax.default_backend()
+
+
+def _signature(leaf: Any) -> Any:
+    shape = getattr(leaf, "shape", None)
+    dtype = getattr(leaf, "dtype", None)
+    return type(leaf) if shape is None else (tuple(shape), str(dtype))
+
+
+def choose(requested: str, lower: Callable[[], Any], work_iters: int,
+           platform: str) -> CompileChoice:
+    """The mode for one program; ``lower()`` gives its ``jax.stages.Lowered`` (for "auto")."""
+    if requested == "optimized":
+        return CompileChoice("optimized", requested, platform, reason="requested")
+    if not fast_options(platform):
+        return CompileChoice(
+            "optimized", requested, platform,
+            reason=f"no fast-compile options for the {platform} backend",
+        )
+    if requested == "fast":
+        return CompileChoice("fast", requested, platform, reason="requested")
+    cost = lower().cost_analysis() or {}
+    if isinstance(cost, (list, tuple)):  # older JAX: one dict per device program
+        cost = cost[0] if cost else {}
+    flops = float(cost.get("flops", 0.0))
+    nbytes = float(cost.get("bytes accessed", 0.0))
+    estimate = max(work_iters, 1) * (flops / _FLOPS_PER_S + nbytes / _BYTES_PER_S)
+    if estimate <= FAST_BUDGET_S:
+        mode, why = "fast", "is short next to a full-optimisation compile"
+    else:
+        mode, why = "optimized", "is long enough for optimised code to pay off"
+    return CompileChoice(
+        mode, requested, platform, flops, nbytes, estimate,
+        reason=f"a run of at most ~{estimate:.3g} s (max_iters={work_iters}) {why}",
+    )
+
+
+class Entry:
+    """A jitted solver entry point compiled per the policy: one ``jax.jit`` per mode.
+
+    ``entry(mode, *args)`` calls the ``jax.jit`` of ``mode`` ("auto" resolved once per
+    program and remembered); ``work_argnum`` names the static argument that bounds the
+    iterations (``max_iters``; None: a program without a loop, one pass). Under an outer
+    transformation (tracer inputs) the optimised wrapper is used: it is inlined into the
+    caller's program.
+    """
+
+    def __init__(self, fun: Callable[..., Any], static_argnums: Sequence[int],
+                 work_argnum: int | None = None):
+        self.fun = fun
+        self.static_argnums = tuple(static_argnums)
+        self.work_argnum = work_argnum
+        self.optimized = jax.jit(fun, static_argnums=self.static_argnums)
+        self._fast: dict[str, Any] = {}
+        self._choices: dict[Any, CompileChoice] = {}
+        self._lock = threading.Lock()
+
+    def _fast_jit(self, platform: str):
+        jitted = self._fast.get(platform)
+        if jitted is None:
+            jitted = jax.jit(self.fun, static_argnums=self.static_argnums,
+                             compiler_options=dict(fast_options(platform)))
+            self._fast[platform] = jitted
+        return jitted
+
+    def choice(self, mode: str, *args: Any) -> CompileChoice:
+        """What ``mode`` compiles for these arguments (lowering them once for "auto")."""
+        dynamic = [a for i, a in enumerate(args) if i not in self.static_argnums]
+        leaves, treedef = jax.tree.flatten(dynamic)
+        if mode == "optimized":
+            return CompileChoice("optimized", mode, "", reason="requested")
+        platform = _platform(leaves)
+        key = (mode, platform, treedef, tuple(_signature(x) for x in leaves),
+               tuple(args[i] for i in self.static_argnums), jax.config.jax_enable_x64)
+        with self._lock:
+            found = self._choices.get(key)
+        if found is None:
+            work = 1 if self.work_argnum is None else args[self.work_argnum]
+            found = choose(mode, lambda: self.optimized.lower(*args), work, platform)
+            with self._lock:
+                self._choices[key] = found
+        return found
+
+    def jitted(self, mode: str, *args: Any):
+        """The ``jax.jit`` wrapper that ``mode`` selects for ``args``."""
+        if mode == "optimized" or any(
+            isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args)
+        ):
+            return self.optimized
+        found = self.choice(mode, *args)
+        return self._fast_jit(found.platform) if found.mode == "fast" else self.optimized
+
+    def __call__(self, mode: str, *args: Any) -> Any:
+        return self.jitted(mode, *args)(*args)
+
+    def eval_shape(self, *args: Any) -> Any:
+        return jax.eval_shape(self.optimized, *args)
+
+    def _cache_size(self) -> int:
+        return self.optimized._cache_size() + sum(j._cache_size() for j in self._fast.values())
