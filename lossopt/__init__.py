@@ -4,6 +4,7 @@ Public names only; everything else lives in private modules.
 """
 
 from lossopt import distributed, losses, regularizers, solvers
+from lossopt._cache import enable_compile_cache
 from lossopt.derivatives import grad, hessian, hessian_matrix, hvp
 from lossopt.gradcheck import GradientReport, check_gradient, check_hessian
 from lossopt.solvers import Result, Status, Trace, minimize, sweep
@@ -19,6 +20,7 @@ __all__ = [
     "check_gradient",
     "check_hessian",
     "distributed",
+    "enable_compile_cache",
     "grad",
     "hessian",
     "hessian_matrix",

@@ -154,8 +154,10 @@ class _Walker:
             keys = sorted(obj, key=repr)
             return seq(["dict", *(seq([repr(k), self(obj[k], depth)]) for k in keys)])
         if isinstance(obj, functools.partial):
+            # Its keywords dict is the partial's own copy: its items are the bound values.
+            keywords = tuple(sorted(obj.keywords.items()))
             return seq(["partial", self(obj.func, depth), self(obj.args, depth),
-                        self(obj.keywords, depth)])
+                        self(keywords, depth)])
         if isinstance(obj, types.MethodType):
             return seq(["method", self(obj.__func__, depth), self(obj.__self__, depth)])
         if isinstance(obj, types.FunctionType):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,18 +67,15 @@ def _cmd_losses(args: argparse.Namespace) -> int:
 def compile_cache_dir(disabled: bool = False) -> Path | None:
     """Where `lossopt run` keeps JAX's persistent compilation cache, or None when disabled.
 
-    ``$LOSSOPT_CACHE_DIR`` if set (an empty value disables the cache), else
-    ``$XDG_CACHE_HOME/lossopt/jax`` (``~/.cache/lossopt/jax``). Compiling the solver loops is
-    most of the time of a small experiment; with the cache, a rerun of a changed config only
-    compiles the loss x solver groups it has not seen before.
+    :func:`lossopt.enable_compile_cache`'s default folder: ``$LOSSOPT_CACHE_DIR`` if set (an
+    empty value disables the cache), else ``$XDG_CACHE_HOME/lossopt/jax``
+    (``~/.cache/lossopt/jax``). Compiling the solver loops is most of the time of a small
+    experiment; with the cache, a rerun of a changed config only compiles the loss x solver
+    groups it has not seen before.
     """
-    if disabled:
-        return None
-    if "LOSSOPT_CACHE_DIR" in os.environ:
-        value = os.environ["LOSSOPT_CACHE_DIR"]
-        return Path(value) if value else None
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lossopt" / "jax"
+    from lossopt._cache import default_cache_dir
+
+    return None if disabled else default_cache_dir()
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -103,8 +99,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _check(cfg, base, console)
     cache = compile_cache_dir(args.no_compile_cache)
     if cache is not None:
-        jax.config.update("jax_compilation_cache_dir", str(cache))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        from lossopt._cache import enable_compile_cache
+
+        enable_compile_cache(cache)
     out_dir = args.out or cfg["output"]["dir"]
     console.print(f"lossopt run [bold]{cfg['name']}[/] -> {out_dir}", highlight=False)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -173,9 +170,9 @@ def _print_summary(rows, console) -> None:
         groups.setdefault((r["loss"], r["solver"], r["hyperparameters"]), []).append(r)
     table = Table(title="summary (median over seeds)")
     for column in ("loss", "solver", "hyperparameters", "runs", "status", "iterations",
-                   "final loss", "validation", "time/run"):
+                   "final loss", "validation", "time/run", "compile"):
         table.add_column(column, justify="right" if column in (
-            "runs", "iterations", "final loss", "validation", "time/run") else "left")
+            "runs", "iterations", "final loss", "validation", "time/run", "compile") else "left")
     for (loss, solver, hyper), rs in groups.items():
         statuses = {}
         for r in rs:
@@ -189,8 +186,25 @@ def _print_summary(rows, console) -> None:
             f"{statistics.median(r.get('train_loss', r['final_loss']) for r in rs):.5g}",
             f"{rs[0]['val_metric_name']} {statistics.median(r['val_metric'] for r in rs):.4f}",
             f"{statistics.median(r['wall_time_s'] for r in rs) * 1e3:.1f} ms",
+            _compile_cell(rs),
         )
     console.print(table)
+    # Each compiled call is shared by its lanes (their rows repeat its compile time).
+    calls = {(r["loss"], r["solver"], r["data"], r["compile_time_s"]): r for r in rows}
+    compile_s = sum(r["compile_time_s"] for r in calls.values())
+    run_s = sum(r["wall_time_s"] for r in rows)
+    console.print(f"{len(calls)} compiled calls: {compile_s:.1f} s compiling, {run_s:.2f} s "
+                  "running (compile times overlap when groups compile ahead)", highlight=False)
+
+
+def _compile_cell(rows) -> str:
+    """The compile time of the rows' call and its mode ("fast"/"optimized"), e.g. "0.41 s f"."""
+    import statistics
+
+    seconds = statistics.median(r["compile_time_s"] for r in rows)
+    modes = {r.get("compile_mode") for r in rows} - {None}
+    mode = "/".join(sorted(m[0] for m in modes))  # f, o
+    return f"{seconds:.2f} s {mode}".rstrip()
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:

@@ -138,6 +138,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "batch_size": ((int,), None),
         "max_epochs": ((int,), None),
         "devices": ((str, int), None),
+        # How XLA compiles each group's call: lossopt.minimize's `compile` policy.
+        "compile": ((str,), "auto"),
     },
     "output": {
         "dir": ((str,), ""),
@@ -362,6 +364,7 @@ def _check_semantics(cfg: dict[str, Any]) -> None:
         if run[key] < 0:
             raise ConfigError(f"`run.{key}` must be >= 0; got {run[key]}")
     _check_choice("run.dtype", run["dtype"], ("float32", "float64"))
+    _check_choice("run.compile", run["compile"], ("auto", "fast", "optimized"))
     seeds = run["seeds"]
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ConfigError(f"`run.seeds` must be a non-empty list of integers; got {seeds!r}")
@@ -503,7 +506,8 @@ def make_quick(raw: dict[str, Any]) -> dict[str, Any]:
     Synthetic data gets at most 60 examples, files and scikit-learn data at most 200; at most
     30 iterations and one seed; every list-valued hyperparameter keeps its first value; MLPs
     get one hidden layer of 8 units; ``run.batch_size`` is capped at the smallest shrunk
-    training set. Every loss x solver x dataset pair still runs.
+    training set; ``run.compile`` becomes ``"fast"`` unless the config sets it (a smoke run
+    is all compile). Every loss x solver x dataset pair still runs.
     """
     raw = copy.deepcopy(raw)
     data = raw.get("data", {})
@@ -528,6 +532,7 @@ def make_quick(raw: dict[str, Any]) -> dict[str, Any]:
     run = raw.setdefault("run", {})
     run["max_iters"] = min(int(run.get("max_iters", 200)), QUICK["max_iters"])
     run["seeds"] = list(run.get("seeds", [0]))[: QUICK["seeds"]]
+    run.setdefault("compile", "fast")
     if isinstance(run.get("batch_size"), int) and smallest_train >= 1:
         run["batch_size"] = min(run["batch_size"], smallest_train)
     model = raw.get("model", {})

@@ -53,14 +53,15 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from lossopt.experiment._config import ConfigError, check_training_size, dump_toml
 from lossopt.experiment._data import SYNTHETIC, Dataset, load_dataset
 from lossopt.experiment._problem import Problem, build_problem
+from lossopt.solvers._compile import compile_lowered
 
 __all__ = ["ExperimentResult", "device_mesh", "place_group_inputs", "plan", "run_experiment"]
 
 SUMMARY_COLUMNS = (
     "run_id", "data", "loss", "solver", "hyperparameters", "seed", "status", "converged",
     "iterations", "final_loss", "train_loss", "grad_norm", "val_metric_name", "val_metric",
-    "num_fun_evals", "num_grad_evals", "wall_time_s", "compile_time_s", "lanes_in_call",
-    "devices",
+    "num_fun_evals", "num_grad_evals", "wall_time_s", "compile_time_s", "compile_mode",
+    "lanes_in_call", "devices",
 )
 
 # fold_in data that derives a lane's training key (minibatch shuffles, dropout) from its
@@ -170,11 +171,12 @@ def _slug(text: str) -> str:
 def _fingerprint(cfg: dict[str, Any], *parts: Any) -> str:
     """A run's identity: what it computes, not where. ``run.devices`` is left out (a sharded
     run equals the single-device run up to the order of float summation, so its records are
-    reused), and so are options left open (None), which keeps the fingerprints of configs
-    written before they existed."""
+    reused), and so is ``run.compile`` (the same operations compiled with other XLA options:
+    equal up to rounding), and so are options left open (None), which keeps the fingerprints
+    of configs written before they existed."""
     shared = {k: cfg[k] for k in ("model", "regularizer", "seed")}
     shared["run"] = {k: v for k, v in cfg["run"].items()
-                     if k not in ("seeds", "devices") and v is not None}
+                     if k not in ("seeds", "devices", "compile") and v is not None}
     blob = json.dumps([shared, *parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -426,6 +428,7 @@ class _Compiled:
     inputs: tuple[Any, ...]
     compiled: Any  # a jax.stages.Compiled
     compile_time: float
+    compile_mode: str  # "fast" or "optimized" (run.compile resolved)
 
 
 class _AheadOfTime:
@@ -460,8 +463,9 @@ class _AheadOfTime:
 
         def compile_() -> _Compiled:
             t0 = time.perf_counter()
-            compiled = lowered.compile()
-            return _Compiled(problem, inputs, compiled, time.perf_counter() - t0)
+            compiled, choice = compile_lowered(lowered, self.cfg["run"]["compile"],
+                                               self.cfg["run"]["max_iters"])
+            return _Compiled(problem, inputs, compiled, time.perf_counter() - t0, choice.mode)
 
         if self.pool is not None:
             return self.pool.submit(compile_)
@@ -530,6 +534,7 @@ def _run_group(cfg, group: Group, out_dir: Path, ready: _Compiled):
             "num_grad_evals": int(res.num_grad_evals),
             "wall_time_s": wall / n_lanes,
             "compile_time_s": ready.compile_time,
+            "compile_mode": ready.compile_mode,
             "lanes_in_call": n_lanes,
             "devices": n_devices,
         }

@@ -46,7 +46,9 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["COMPILE_MODES", "CompileChoice", "Entry", "check_mode", "fast_options"]
+__all__ = [
+    "COMPILE_MODES", "CompileChoice", "Entry", "check_mode", "compile_lowered", "fast_options",
+]
 
 COMPILE_MODES = ("auto", "fast", "optimized")
 
@@ -217,3 +219,16 @@ class Entry:
 
     def _cache_size(self) -> int:
         return self.optimized._cache_size() + sum(j._cache_size() for j in self._fast.values())
+
+
+def compile_lowered(lowered: Any, mode: str, work_iters: int,
+                    platform: str | None = None) -> tuple[Any, CompileChoice]:
+    """Compile a ``jax.stages.Lowered`` per the policy; return ``(compiled, choice)``.
+
+    For programs lowered elsewhere (``lossopt run`` lowers each group's vmapped call itself,
+    to compile it ahead in a thread pool). ``work_iters`` bounds the iterations of its loops.
+    """
+    platform = platform or jax.default_backend()
+    found = choose(check_mode(mode), lambda: lowered, work_iters, platform)
+    options = dict(fast_options(platform)) if found.mode == "fast" else None
+    return lowered.compile(options), found

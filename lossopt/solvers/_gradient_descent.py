@@ -8,7 +8,14 @@ import jax.numpy as jnp
 
 from lossopt._validation import check_in_interval, check_positive
 from lossopt.solvers._linesearch import armijo_backtrack, normalize_line_search
-from lossopt.solvers._protocol import Objective, StepResult, pytree_dataclass, static_field
+from lossopt.solvers._protocol import (
+    Objective,
+    StepResult,
+    is_literal_zero,
+    leaf_unless_zero,
+    pytree_dataclass,
+    static_field,
+)
 from lossopt.solvers._tree import (
     tree_add_scaled,
     tree_l2_norm,
@@ -73,7 +80,7 @@ class GradientDescent:
     """
 
     learning_rate: Any
-    momentum: Any = 0.0
+    momentum: Any = leaf_unless_zero(0.0)
     nesterov: bool = static_field(False)
     line_search: Any = None
     clip_norm: Any = None
@@ -93,6 +100,8 @@ class GradientDescent:
         return self.line_search is not None
 
     def init(self, objective: Objective, params: Any, value: Any, grad: Any):
+        if is_literal_zero(self.momentum):  # no momentum buffer is carried or compiled
+            return GradientDescentState(velocity=None)
         return GradientDescentState(velocity=tree_scale(0.0, params))
 
     def step(self, objective: Objective, params, value, grad, state) -> StepResult:
@@ -101,18 +110,22 @@ class GradientDescent:
             norm = tree_l2_norm(g)
             scale = jnp.where(norm > self.clip_norm, self.clip_norm / norm, 1.0)
             g = tree_scale(scale, g)
-        velocity = tree_add_scaled(g, self.momentum, state.velocity)
-        u = tree_add_scaled(g, self.momentum, velocity) if self.nesterov else velocity
+        if state.velocity is None:  # momentum is a literal 0: plain (clipped) gradient steps
+            velocity, u = None, g
+        else:
+            velocity = tree_add_scaled(g, self.momentum, state.velocity)
+            u = tree_add_scaled(g, self.momentum, velocity) if self.nesterov else velocity
 
         if self.line_search is None:
             new_params = tree_add_scaled(params, -self.learning_rate, u)
             new_value, new_grad = objective.value_and_grad(new_params)
             return StepResult(new_params, new_value, new_grad, GradientDescentState(velocity))
 
-        # Keep the momentum direction only while it descends; otherwise restart from -g.
-        descends = tree_vdot(grad, u) > 0
-        u = tree_where(descends, u, g)
-        velocity = tree_where(descends, velocity, g)
+        if velocity is not None:
+            # Keep the momentum direction only while it descends; otherwise restart from -g.
+            descends = tree_vdot(grad, u) > 0
+            u = tree_where(descends, u, g)
+            velocity = tree_where(descends, velocity, g)
         direction = tree_scale(-1.0, u)
         ls = armijo_backtrack(
             self.line_search, objective, params, value, grad, direction, self.learning_rate
