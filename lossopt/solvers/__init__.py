@@ -12,6 +12,8 @@ methods and a ``monotone`` property; only :func:`minimize` loops.
 - :class:`GradientDescent` -- momentum, Nesterov, gradient clipping, Armijo line search.
 - :class:`Newton` -- exact Hessian with a shifted Cholesky, or matrix-free Newton-CG; always
   descends.
+- :class:`LBFGS` -- limited-memory BFGS with a strong-Wolfe or Armijo line search; compiles
+  to a compact program.
 - :class:`Subgradient` -- constant, 1/sqrt(k) and Polyak step sizes for nonsmooth objectives.
 - :class:`Optax` -- any optax optimizer, including ``optax.lbfgs()``.
 """
@@ -20,6 +22,7 @@ from lossopt.solvers._chunked import Progress
 from lossopt.solvers._compile import CompileChoice
 from lossopt.solvers._driver import compile_choice, minimize, sweep
 from lossopt.solvers._gradient_descent import GradientDescent
+from lossopt.solvers._lbfgs import LBFGS
 from lossopt.solvers._linesearch import Armijo
 from lossopt.solvers._newton import Newton
 from lossopt.solvers._optax import Optax
@@ -31,6 +34,7 @@ __all__ = [
     "Armijo",
     "CompileChoice",
     "GradientDescent",
+    "LBFGS",
     "Newton",
     "Optax",
     "Progress",
