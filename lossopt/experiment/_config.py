@@ -150,7 +150,7 @@ TABLES = ("model", "regularizer", "run", "output")
 ARRAYS = ("data", "losses", "solvers")
 MODEL_KINDS = ("linear", "logistic", "softmax", "mlp")
 REGULARIZERS = ("l1", "l2", "elastic_net")
-SOLVER_NAMES = ("gradient_descent", "newton", "subgradient", "optax:<name>")
+SOLVER_NAMES = ("gradient_descent", "newton", "lbfgs", "subgradient", "optax:<name>")
 
 
 def _type_name(types: tuple[type, ...]) -> str:
@@ -238,6 +238,7 @@ def solver_parameters(name: str) -> dict[str, Any]:
     classes = {
         "gradient_descent": solvers.GradientDescent,
         "newton": solvers.Newton,
+        "lbfgs": solvers.LBFGS,
         "subgradient": solvers.Subgradient,
     }
     cls = classes[name]

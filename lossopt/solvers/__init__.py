@@ -31,10 +31,10 @@ from lossopt.solvers._result import Result, Status, Trace
 from lossopt.solvers._subgradient import Subgradient
 
 __all__ = [
+    "LBFGS",
     "Armijo",
     "CompileChoice",
     "GradientDescent",
-    "LBFGS",
     "Newton",
     "Optax",
     "Progress",
