@@ -20,10 +20,13 @@ import numpy as np
 __all__ = [
     "as_float_array",
     "as_integer_labels",
+    "check_array_values",
+    "check_bool",
     "check_choice",
     "check_in_interval",
     "check_nonnegative",
     "check_positive",
+    "check_probabilities",
     "check_same_shape",
     "concrete_value",
     "describe",
@@ -153,3 +156,79 @@ def check_finite_scalar(value: Any, name: str) -> float:
     if not math.isfinite(out):
         raise ValueError(f"`{name}` must be finite; got {out!r}")
     return out
+
+
+def check_bool(value: Any, name: str) -> None:
+    """Raise TypeError unless ``value`` is a Python (or numpy) bool.
+
+    Boolean options choose a code path at trace time, so a truthy stand-in (``"no"``, ``1``,
+    an array) would be silently read as True or False: only ``True``/``False`` are accepted.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be a bool (True or False); got {describe(value)}")
+
+
+def _format_index(index: tuple[int, ...]) -> str:
+    return ", ".join(str(int(i)) for i in index)
+
+
+def check_array_values(x: Any, name: str, ok, expected: str) -> None:
+    """Raise ValueError if a concrete array ``x`` holds an entry for which ``ok`` is False.
+
+    ``ok`` maps the float64 numpy value of ``x`` to a boolean array of its shape (NaN entries
+    must map to False to be rejected). The message names the argument, what was expected, the
+    first offending entry (``name[i, j] = value``, row-major order) and how many there are.
+    Tracers (under ``jit``/``vmap``/``grad`` of that argument) are not checked: their values are
+    not known at trace time.
+    """
+    value = concrete_value(x)
+    if value is None or value.size == 0:
+        return
+    v = value.astype(np.float64) if value.dtype.kind in "biuf" else value
+    good = np.asarray(ok(v), dtype=bool)
+    if good.all():
+        return
+    bad = np.argwhere(~np.broadcast_to(good, v.shape))
+    first = tuple(bad[0])
+    shown = value[first].item() if value.ndim else value.item()  # in its own dtype: 5, 1.5, nan
+    where = f"{name}[{_format_index(first)}]" if value.ndim else name
+    count = f" ({len(bad)} of {v.size} entries)" if value.ndim else ""
+    raise ValueError(f"`{name}` must hold {expected}; got {where} = {shown!r}{count}")
+
+
+def probability_sum_tolerance(dtype: Any) -> float:
+    """Tolerance on ``|sum(p) - 1|`` for probabilities of ``dtype``: ``sqrt(eps)``.
+
+    About 3.5e-4 in float32 and 1.5e-8 in float64: far above the rounding error of a
+    normalised vector (a softmax, ``p / p.sum()``: about ``sqrt(K) eps`` for ``K`` classes), far
+    below the error of passing unnormalised scores or sigmoid outputs.
+    """
+    return float(np.sqrt(np.finfo(np.dtype(dtype)).eps))
+
+
+def check_probabilities(x: Any, name: str, *, sum_axis: int | None = None) -> None:
+    """Raise ValueError unless concrete ``x`` holds probabilities in ``[0, 1]`` (NaN rejected).
+
+    With ``sum_axis``, each distribution along that axis must also sum to 1 within
+    :func:`probability_sum_tolerance` of ``x``'s dtype. No tolerance on the range itself: 0
+    and 1 are exact, and every loss here is finite on the closed interval. Tracers are not
+    checked.
+    """
+    value = concrete_value(x)
+    if value is None:
+        return
+    check_array_values(value, name, lambda v: (v >= 0) & (v <= 1), "probabilities in [0, 1]")
+    if sum_axis is None or value.size == 0:
+        return
+    dtype = value.dtype if value.dtype.kind == "f" else np.float64
+    tol = probability_sum_tolerance(dtype)
+    sums = np.sum(value.astype(np.float64), axis=sum_axis)
+    bad = np.argwhere(~(np.abs(sums - 1) <= tol))
+    if len(bad):
+        first = tuple(bad[0])
+        raise ValueError(
+            f"`{name}` must hold distributions that sum to 1 over axis {sum_axis} (within "
+            f"{tol:.1e} for {np.dtype(dtype).name}); got a sum of {float(sums[first])!r} at "
+            f"index ({_format_index(first)}{',' if len(first) == 1 else ''}) of the other axes "
+            f"({len(bad)} of {sums.size} distributions). Normalise it (softmax, or p / p.sum())."
+        )

@@ -7,6 +7,12 @@ Contract (see DESIGN.md):
 * ``reduction="mean"`` returns ``sum(w * l) / sum(w)`` (plain mean without weights); all-zero
   weights give exactly 0, never NaN, and the gradient stays finite.
 
+Checked here, for every loss: concrete ``weights`` must be finite and non-negative (a negative
+weight turns a loss into a gain: ``mse([0, 0], [3, 1], weights=[1, -1])`` would be 0); the mean
+of an empty batch raises instead of returning NaN (``"sum"`` of an empty batch is 0 and
+``"none"`` returns the empty array). Weights that are traced (under ``jit``, or learned) are
+not checked: their values are unknown at trace time.
+
 ``weights`` must broadcast to the per-example shape *without* rank promotion surprises: a
 lower-rank weight array is aligned with the leading axes of the per-example values (one weight
 per example for an ``(n, d)`` regression output given ``weights`` of shape ``(n,)``), which is
@@ -20,10 +26,11 @@ from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from lossopt._validation import as_float_array, check_choice, describe
+from lossopt._validation import as_float_array, check_array_values, check_choice, describe
 
-__all__ = ["REDUCTIONS", "Reduction", "broadcast_weights", "reduce_loss"]
+__all__ = ["REDUCTIONS", "Reduction", "broadcast_weights", "check_nonempty", "reduce_loss"]
 
 Reduction = Literal["mean", "sum", "none"]
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
@@ -38,8 +45,10 @@ def broadcast_weights(weights: Any, shape: tuple[int, ...], dtype: Any, name: st
     """Broadcast ``weights`` to ``shape``, aligning a lower-rank array with the leading axes.
 
     Raises:
-        ValueError: if the shapes are incompatible, naming ``name`` and both shapes.
+        ValueError: if the shapes are incompatible, naming ``name`` and both shapes, or if
+            concrete weights hold a negative, NaN or infinite entry.
     """
+    check_array_values(weights, name, lambda v: np.isfinite(v) & (v >= 0), "finite weights >= 0")
     w = as_float_array(weights, name).astype(dtype)
     if w.ndim > len(shape):
         raise ValueError(
@@ -57,6 +66,18 @@ def broadcast_weights(weights: Any, shape: tuple[int, ...], dtype: Any, name: st
         ) from err
 
 
+def check_nonempty(values: jax.Array, reduction: str) -> None:
+    """Raise ValueError for the mean of zero per-example values (it would be NaN, 0/0)."""
+    if reduction == "mean" and values.size == 0:
+        axis = next(i for i, n in enumerate(values.shape) if n == 0)
+        what = "batch axis 0" if axis == 0 else f"axis {axis}"
+        raise ValueError(
+            f"the per-example loss values have shape {tuple(values.shape)}: {what} has size 0, "
+            "and the mean of an empty batch is undefined. Pass a non-empty batch, or use "
+            'reduction="sum" (0 for an empty batch) or "none".'
+        )
+
+
 def reduce_loss(
     values: jax.Array,
     weights: Any = None,
@@ -68,7 +89,7 @@ def reduce_loss(
 
     Args:
         values: per-example losses.
-        weights: optional non-negative weights, broadcast to ``values.shape`` (leading-axis
+        weights: optional non-negative finite weights, broadcast to ``values.shape`` (leading-axis
             aligned). With ``reduction="mean"`` the result is ``sum(w*l)/sum(w)``.
         reduction: "mean", "sum" or "none".
         mask: optional boolean array of ``values.shape``; masked-out entries (False) count with
@@ -77,6 +98,10 @@ def reduce_loss(
     Returns:
         A scalar for "mean"/"sum", an array of ``values.shape`` for "none".
 
+    Raises:
+        ValueError: unknown reduction; ``weights`` that do not broadcast, or (when concrete)
+            hold a negative, NaN or infinite entry; ``"mean"`` of an empty batch.
+
     Example:
         >>> import jax.numpy as jnp
         >>> from lossopt.losses._reduce import reduce_loss
@@ -84,6 +109,7 @@ def reduce_loss(
         2.0
     """
     check_reduction(reduction)
+    check_nonempty(values, reduction)
     has_weights = weights is not None or mask is not None
     w = None
     if weights is not None:
