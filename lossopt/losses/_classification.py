@@ -19,6 +19,14 @@ Conventions shared by every loss in this module:
   saturated wrong prediction still moves (a plain ``clip`` has zero gradient below ``eps``).
 * Nonsmooth losses (the hinges) return the minimum-norm subgradient at their kinks: 0 at the
   margin, and an equal split between tied runner-up classes in ``multiclass_hinge``.
+* Value checks run on concrete arrays only. Probability inputs must lie in ``[0, 1]`` (NaN
+  rejected) and, where they are distributions (``categorical_cross_entropy``'s probs, both
+  arguments of ``kl_divergence``, the targets of ``kl_divergence_with_logits``), sum to 1 within
+  ``sqrt(eps)`` of their dtype (3.5e-4 in float32, 1.5e-8 in float64); one-hot/soft labels must
+  lie in ``[0, 1]``. Under ``jit`` (traced inputs) none of this is checked: out-of-range values
+  then give out-of-range losses (e.g. a negative cross-entropy), and a NaN gives NaN.
+* Class ids gather the target's log-probability, and a class with zero target mass contributes
+  exactly 0, so a masked (``-inf``) logit of another class never turns the loss into NaN.
 """
 
 from __future__ import annotations
@@ -31,13 +39,16 @@ import numpy as np
 
 from lossopt._validation import (
     as_float_array,
+    check_array_values,
     check_in_interval,
     check_nonnegative,
+    check_probabilities,
     check_same_shape,
     concrete_value,
     describe,
 )
-from lossopt.losses._reduce import check_reduction, reduce_loss
+from lossopt.losses._numerics import mul_log, positive_part
+from lossopt.losses._reduce import check_nonempty, check_reduction, reduce_loss
 from lossopt.losses._registry import register
 
 __all__ = [
@@ -92,9 +103,7 @@ def _default_eps(eps: Any, dtype: Any) -> Any:
     return eps
 
 
-def _hinge_part(m: jax.Array) -> jax.Array:
-    """``max(m, 0)`` with derivative 0 at ``m = 0`` (``jnp.maximum`` splits a tie: 0.5)."""
-    return jnp.where(m > 0, m, 0.0)
+_hinge_part = positive_part  # max(m, 0): slope 0 at the margin, NaN in -> NaN out
 
 
 def _log1m_softmax(x: jax.Array) -> jax.Array:
@@ -134,13 +143,7 @@ def _log_one_minus_pt(x: jax.Array, y: jax.Array) -> jax.Array:
 
 def _check_label_values(labels: jax.Array, name: str, ok, expected: str) -> None:
     """Raise ValueError if concrete ``labels`` hold a value outside ``expected`` (skip tracers)."""
-    value = concrete_value(labels)
-    if value is None:
-        return
-    bad = ~ok(value)
-    if np.any(bad):
-        offending = np.unique(value[bad])[:5].tolist()
-        raise ValueError(f"`{name}` must hold {expected}; got value(s) {offending}")
+    check_array_values(labels, name, ok, expected)
 
 
 def _binary_inputs(preds: Any, labels: Any, pred_name: str, reduction: str):
@@ -251,6 +254,24 @@ def _class_ids(labels: jax.Array, k: int, ignore_index: Any):
     return safe, keep, invalid
 
 
+def _take_last(x: jax.Array, ids: jax.Array) -> jax.Array:
+    """``x[..., ids]`` per example: the entry of each example's class id on the last axis."""
+    return jnp.take_along_axis(x, ids[..., None], axis=-1)[..., 0]
+
+
+def _is_zero(value: Any) -> bool:
+    """True for a concrete scalar 0 (a static shortcut; a traced value is never "zero")."""
+    v = concrete_value(value)
+    return v is not None and v.ndim == 0 and float(v) == 0.0
+
+
+def _check_soft_labels(labels: jax.Array) -> None:
+    """One-hot/soft labels are per-class probabilities: concrete entries must lie in [0, 1]."""
+    check_array_values(
+        labels, "labels", lambda v: (v >= 0) & (v <= 1), "one-hot/soft label values in [0, 1]"
+    )
+
+
 def _reduce_normalised(values, normaliser, weights, reduction, mask):
     """Reduce with PyTorch's class-weighted mean ``sum(values) / sum(normaliser)``.
 
@@ -261,6 +282,7 @@ def _reduce_normalised(values, normaliser, weights, reduction, mask):
     """
     if normaliser is None or reduction != "mean":
         return reduce_loss(values, weights, reduction, mask=mask)
+    check_nonempty(values, reduction)
     num = reduce_loss(values, weights, "sum", mask=mask)
     den = reduce_loss(normaliser, weights, "sum", mask=mask)
     nonzero = den != 0
@@ -287,15 +309,24 @@ def _cross_entropy(
     _check_ignore_index(ignore_index)
     kind, lab = _class_targets(x, labels, axis, name)
     k = x.shape[-1]
-    cw = None
+    cw_vec = cw = None
     if class_weights is not None:
-        cw = _along_last(
-            _per_class(class_weights, "class_weights", k, x.dtype, allow_scalar=False), x.ndim
-        )
+        cw_vec = _per_class(class_weights, "class_weights", k, x.dtype, allow_scalar=False)
+        cw = _along_last(cw_vec, x.ndim)
+    log_p = log_probs_fn(x)
+    ls = label_smoothing
     invalid = mask = None
     if kind == "ids":
         safe, mask, invalid = _class_ids(lab, k, ignore_index)
-        target = jax.nn.one_hot(safe, k, dtype=x.dtype)
+        # Gather the target's log-probability: a one-hot product would give 0 * -inf = NaN for
+        # a masked (-inf) logit of another class.
+        w_y = None if cw_vec is None else cw_vec[safe]
+        main = mul_log((1.0 - ls) if w_y is None else (1.0 - ls) * w_y, _take_last(log_p, safe))
+        values = -main
+        if not _is_zero(ls):  # the uniform part ls / K of the smoothed target
+            spread = ls / k if cw is None else (ls / k) * cw
+            values = values - jnp.sum(mul_log(jnp.broadcast_to(spread, log_p.shape), log_p), -1)
+        normaliser = w_y
     else:
         if ignore_index is not None:
             raise ValueError(
@@ -303,11 +334,14 @@ def _cross_entropy(
                 f"({describe(labels)}) with ignore_index={ignore_index}. Mask soft labels with "
                 "`weights` instead."
             )
-        target = lab
-    smoothed = (1.0 - label_smoothing) * target + label_smoothing / k
-    coeff = smoothed if cw is None else cw * smoothed
-    values = -jnp.sum(coeff * log_probs_fn(x), axis=-1)
-    normaliser = None if cw is None else jnp.sum(cw * target, axis=-1)
+        _check_soft_labels(lab)
+        smoothed = (1.0 - ls) * lab + ls / k
+        coeff = smoothed if cw is None else cw * smoothed
+        values = -jnp.sum(mul_log(coeff, log_p), axis=-1)  # zero-mass classes contribute 0
+        normaliser = None if cw is None else jnp.sum(cw * lab, axis=-1)
+    # A NaN anywhere in an example's input makes its loss NaN (a gather, or a zero target
+    # mass, would otherwise skip it).
+    values = jnp.where(jnp.any(jnp.isnan(x), axis=-1), jnp.nan, values)
     if invalid is not None:
         values = jnp.where(invalid, jnp.nan, values)
     return _reduce_normalised(values, normaliser, weights, reduction, mask)
@@ -348,8 +382,9 @@ def binary_cross_entropy(probs, labels, *, eps=None, weights=None, reduction="me
         reduction: "mean" (default), "sum" or "none" (elementwise values).
 
     Raises:
-        ValueError: mismatched shapes, concrete labels outside [0, 1], ``eps`` outside (0, 1),
-            unknown reduction.
+        ValueError: mismatched shapes, concrete probs or labels outside [0, 1] (or NaN),
+            ``eps`` outside (0, 1), unknown reduction. Under ``jit`` probs and labels are not
+            checked.
 
     Example (the seed document's example):
         >>> import jax.numpy as jnp
@@ -359,6 +394,7 @@ def binary_cross_entropy(probs, labels, *, eps=None, weights=None, reduction="me
         0.3375
     """
     p, y = _binary_inputs(probs, labels, "probs", reduction)
+    check_probabilities(p, "probs")
     eps = _default_eps(eps, p.dtype)
     values = -(y * clamped_log(p, eps) + (1.0 - y) * clamped_log(1.0 - p, eps))
     return reduce_loss(values, weights, reduction)
@@ -427,7 +463,7 @@ def sigmoid_binary_cross_entropy(
     x, y = _binary_inputs(logits, labels, "logits", reduction)
     y = (1.0 - label_smoothing) * y + 0.5 * label_smoothing
     pos = y if pos_weight is None else _pos_weight(pos_weight, x.shape, x.dtype) * y
-    values = -(pos * jax.nn.log_sigmoid(x) + (1.0 - y) * jax.nn.log_sigmoid(-x))
+    values = -mul_log(pos, jax.nn.log_sigmoid(x)) - mul_log(1.0 - y, jax.nn.log_sigmoid(-x))
     return reduce_loss(values, weights, reduction)
 
 
@@ -452,6 +488,9 @@ _CE_DOC_OPTIONS = """
       mask them with ``weights``); ignored entries are 0 in ``"none"`` and left out of both
       sums. ``weights`` (per example) multiply numerator and denominator alike.
     * ``axis``: the class axis (default last; PyTorch's layout is ``axis=1``).
+    * Concrete one-hot/soft labels must lie in ``[0, 1]`` (they need not sum to 1); under
+      ``jit`` they are not checked. Masked classes (logit ``-inf``, probability 0) with zero
+      target mass contribute exactly 0.
     * ``weights``, ``reduction``: per-example weights; "mean" (default), "sum" or "none"
       (one value per example: the input's shape without the class axis).
 """
@@ -548,9 +587,13 @@ def categorical_cross_entropy(
     unbounded: prefer ``softmax_cross_entropy`` on logits.
     {options}
     * ``eps``: clamp for the log; default the dtype's machine epsilon. Must lie in (0, 1).
+    * Concrete ``probs`` must lie in ``[0, 1]`` and sum to 1 over ``axis`` within ``sqrt(eps)``
+      of their dtype (3.5e-4 in float32): unnormalised scores or sigmoid outputs would make
+      every prediction look right. Under ``jit`` ``probs`` are not checked.
 
     Raises:
-        TypeError, ValueError: as ``softmax_cross_entropy``; ``eps`` outside (0, 1).
+        TypeError, ValueError: as ``softmax_cross_entropy``; ``eps`` outside (0, 1); concrete
+            ``probs`` outside [0, 1] or not summing to 1.
 
     Example (the seed document's example):
         >>> import jax.numpy as jnp
@@ -562,7 +605,9 @@ def categorical_cross_entropy(
         0.4243
     """
     check_reduction(reduction)
-    p = _class_axis(as_float_array(probs, "probs"), axis, "probs")
+    raw = as_float_array(probs, "probs")
+    p = _class_axis(raw, axis, "probs")
+    check_probabilities(raw, "probs", sum_axis=int(axis))
     eps = _default_eps(eps, p.dtype)
     return _cross_entropy(
         lambda z: clamped_log(z, eps),
@@ -745,8 +790,8 @@ def sigmoid_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduct
     if alpha is not None:
         check_in_interval(alpha, "alpha", 0.0, 1.0, closed_low=True, closed_high=True)
     x, y = _binary_inputs(logits, labels, "logits", reduction)
-    ce = -(y * jax.nn.log_sigmoid(x) + (1.0 - y) * jax.nn.log_sigmoid(-x))
-    values = jnp.exp(gamma * _log_one_minus_pt(x, y)) * ce
+    ce = -mul_log(y, jax.nn.log_sigmoid(x)) - mul_log(1.0 - y, jax.nn.log_sigmoid(-x))
+    values = jnp.exp(mul_log(gamma, _log_one_minus_pt(x, y))) * ce  # 0^0 = 1 at gamma = 0
     if alpha is not None:
         values = (alpha * y + (1.0 - alpha) * (1.0 - y)) * values
     return reduce_loss(values, weights, reduction)
@@ -773,10 +818,13 @@ def softmax_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduct
     to 1, so the loss is finite to second order at +-1e4 logits. ``gamma = 0`` with
     ``alpha=None`` is ``softmax_cross_entropy``. Not convex for ``gamma > 0``.
 
+    Class ids gather the target entry, so a masked (``-inf``) logit of another class is fine.
+
     Raises:
         TypeError: float labels of the class-id shape.
-        ValueError: bad labels shape, concrete ids outside ``[0, K)``, ``K < 2``, ``gamma < 0``,
-            negative or misshaped ``alpha``, unknown reduction.
+        ValueError: bad labels shape, concrete ids outside ``[0, K)``, concrete soft labels
+            outside [0, 1] (not checked under ``jit``), ``K < 2``, ``gamma < 0``, negative or
+            misshaped ``alpha``, unknown reduction.
 
     Example:
         >>> import jax.numpy as jnp
@@ -793,19 +841,22 @@ def softmax_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduct
         )
     k = x.shape[-1]
     kind, lab = _class_targets(x, labels, -1, "logits")
-    invalid = None
+    a = None if alpha is None else _per_class(alpha, "alpha", k, x.dtype, allow_scalar=True)
+    factor = jnp.exp(mul_log(gamma, _log1m_softmax(x)))  # (1 - p)^0 = 1 even at p = 1
+    log_p = jax.nn.log_softmax(x, axis=-1)
     if kind == "ids":
         safe, _, invalid = _class_ids(lab, k, None)
-        target = jax.nn.one_hot(safe, k, dtype=x.dtype)
-    else:
-        target = lab
-    if alpha is not None:
-        a = _per_class(alpha, "alpha", k, x.dtype, allow_scalar=True)
-        target = target * (a if a.ndim == 0 else _along_last(a, x.ndim))
-    factor = jnp.exp(gamma * _log1m_softmax(x))
-    values = -jnp.sum(target * factor * jax.nn.log_softmax(x, axis=-1), axis=-1)
-    if invalid is not None:
+        # Gathered, not a one-hot product: a masked (-inf) logit of another class must not
+        # give 0 * -inf = NaN.
+        coeff = _take_last(factor, safe)
+        if a is not None:
+            coeff = coeff * (a if a.ndim == 0 else a[safe])
+        values = -mul_log(coeff, _take_last(log_p, safe))
         values = jnp.where(invalid, jnp.nan, values)
+    else:
+        _check_soft_labels(lab)
+        target = lab if a is None else lab * (a if a.ndim == 0 else _along_last(a, x.ndim))
+        values = -jnp.sum(mul_log(target * factor, log_p), axis=-1)
     return reduce_loss(values, weights, reduction)
 
 
@@ -847,7 +898,10 @@ def kl_divergence(predictions, targets, *, eps=None, weights=None, reduction="me
     and clips both to ``[1e-7, 1]``.
 
     Raises:
-        ValueError: mismatched shapes, 0-d inputs, ``eps`` outside (0, 1), unknown reduction.
+        ValueError: mismatched shapes, 0-d inputs, ``eps`` outside (0, 1), unknown reduction;
+            concrete predictions or targets outside [0, 1] or not summing to 1 over the last
+            axis within ``sqrt(eps)`` of the dtype (a KL of unnormalised vectors can be
+            negative). Under ``jit`` neither argument is checked.
 
     Example:
         >>> import jax.numpy as jnp
@@ -857,6 +911,8 @@ def kl_divergence(predictions, targets, *, eps=None, weights=None, reduction="me
         Array([0.6931..., 0. ...], dtype=float...)
     """
     p, t = _distribution_pair(predictions, targets, "predictions", reduction)
+    check_probabilities(p, "predictions", sum_axis=-1)
+    check_probabilities(t, "targets", sum_axis=-1)
     eps = _default_eps(eps, p.dtype)
     values = jnp.sum(xlogx(t) - t * clamped_log(p, eps), axis=-1)
     return reduce_loss(values, weights, reduction)
@@ -879,7 +935,9 @@ def kl_divergence_with_logits(logits, targets, *, weights=None, reduction="mean"
     ``optax.kl_divergence(jax.nn.log_softmax(x), t)`` gives the per-example values.
 
     Raises:
-        ValueError: mismatched shapes, 0-d inputs, unknown reduction.
+        ValueError: mismatched shapes, 0-d inputs, unknown reduction; concrete targets outside
+            [0, 1] or not summing to 1 over the last axis within ``sqrt(eps)`` of the dtype.
+            Under ``jit`` the targets are not checked.
 
     Example:
         >>> import jax.numpy as jnp
@@ -888,5 +946,6 @@ def kl_divergence_with_logits(logits, targets, *, weights=None, reduction="mean"
         Array([0.1308..., 0.6931...], dtype=float...)
     """
     x, t = _distribution_pair(logits, targets, "logits", reduction)
-    values = jnp.sum(xlogx(t) - t * jax.nn.log_softmax(x, axis=-1), axis=-1)
+    check_probabilities(t, "targets", sum_axis=-1)
+    values = jnp.sum(xlogx(t) - mul_log(t, jax.nn.log_softmax(x, axis=-1)), axis=-1)
     return reduce_loss(values, weights, reduction)

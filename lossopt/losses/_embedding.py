@@ -22,14 +22,16 @@ import numpy as np
 from lossopt._validation import (
     as_float_array,
     as_integer_labels,
+    check_array_values,
+    check_bool,
     check_choice,
     check_in_interval,
     check_nonnegative,
     check_positive,
     check_same_shape,
-    concrete_value,
     describe,
 )
+from lossopt.losses._numerics import positive_part
 from lossopt.losses._reduce import check_reduction, reduce_loss
 from lossopt.losses._registry import register
 
@@ -52,15 +54,15 @@ def _squared_norm(x: jax.Array) -> jax.Array:
 def _norm(x: jax.Array) -> jax.Array:
     """Euclidean norm over the last axis; at 0: value 0, gradient 0, Hessian 0 (double where)."""
     s = _squared_norm(x)
-    positive = s > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, s, 1)), 0)
+    zero = s == 0  # not `s > 0`: a NaN must reach the formula, not the guard
+    return jnp.where(zero, 0, jnp.sqrt(jnp.where(zero, 1, s)))
 
 
 def _unit(x: jax.Array) -> jax.Array:
     """``x / ||x||`` over the last axis, and 0 for a zero vector (with zero derivatives)."""
     s = _squared_norm(x)[..., None]
-    positive = s > 0
-    return jnp.where(positive, x * jax.lax.rsqrt(jnp.where(positive, s, 1)), 0)
+    zero = s == 0  # a NaN entry makes s NaN: the unit vector is NaN, not 0
+    return jnp.where(zero, 0, x * jax.lax.rsqrt(jnp.where(zero, 1, s)))
 
 
 def _cosine_similarity(x1: jax.Array, x2: jax.Array) -> jax.Array:
@@ -75,18 +77,11 @@ def _distance(x1: jax.Array, x2: jax.Array, kind: str) -> jax.Array:
     return 1 - _cosine_similarity(x1, x2)
 
 
-def _positive_part(v: jax.Array) -> jax.Array:
-    """``max(v, 0)`` with the minimum-norm subgradient 0 at ``v = 0`` (``jnp.maximum``: 1/2)."""
-    return jnp.where(v > 0, v, 0)
+_positive_part = positive_part  # max(v, 0): slope 0 at the hinge, NaN in -> NaN out
 
 
 def _check_values_in(x: Any, name: str, allowed: tuple[float, ...]) -> None:
-    value = concrete_value(x)
-    if value is None:
-        return
-    if not np.all(np.isin(value, allowed)):
-        bad = np.unique(value[~np.isin(value, allowed)])[:5]
-        raise ValueError(f"`{name}` must hold only {list(allowed)}; got values {bad.tolist()}")
+    check_array_values(x, name, lambda v: np.isin(v, allowed), f"only values in {list(allowed)}")
 
 
 def _labels_for(labels: Any, shape: tuple[int, ...], dtype: Any, name: str = "labels"):
@@ -147,6 +142,7 @@ def triplet(
     Raises:
         ValueError: mismatched shapes, missing feature axis, ``margin < 0``, unknown distance or
             reduction.
+        TypeError: ``swap`` not a bool.
 
     Example:
         >>> import jax.numpy as jnp
@@ -163,6 +159,7 @@ def triplet(
     """
     check_reduction(reduction)
     check_choice(distance, "distance", DISTANCES)
+    check_bool(swap, "swap")
     check_nonnegative(margin, "margin")
     a = _embeddings(anchor, "anchor")
     p = _embeddings(positive, "positive", like=a)

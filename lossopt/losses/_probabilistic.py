@@ -14,10 +14,11 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lossopt._validation import (
     as_float_array,
+    check_array_values,
+    check_bool,
     check_nonnegative,
     check_positive,
     check_same_shape,
@@ -69,7 +70,10 @@ def nll(
     is ``sum_i w[y_i] l_i / sum_i w[y_i]``; entries equal to ``ignore_index`` are 0 in
     ``"none"`` and left out of both sums (all ignored: 0, not NaN). Per-example ``weights``
     multiply numerator and denominator alike. Concrete ids outside ``[0, K)`` raise; under
-    ``jit`` they give NaN. PyTorch's class axis is dim 1 (``axis=1`` here).
+    ``jit`` they give NaN. Concrete ``log_probs`` above 0 (a probability above 1: raw logits
+    passed by mistake, say) or NaN raise; under ``jit`` they are not checked. A NaN anywhere in
+    an example's log-probabilities gives that example a NaN loss. PyTorch's class axis is dim 1
+    (``axis=1`` here).
 
     Args:
         log_probs: log-probabilities ``(..., K, ...)``.
@@ -81,8 +85,9 @@ def nll(
 
     Raises:
         TypeError: float labels, non-integer ``axis`` or ``ignore_index``.
-        ValueError: labels not of the class-id shape, concrete ids out of range, misshaped or
-            negative ``class_weights``, bad ``axis``, unknown reduction.
+        ValueError: labels not of the class-id shape, concrete ids out of range, concrete
+            ``log_probs`` > 0 or NaN, misshaped or negative ``class_weights``, bad ``axis``,
+            unknown reduction.
 
     Example:
         >>> import jax.numpy as jnp
@@ -104,6 +109,7 @@ def nll(
         )
     k = x.shape[-1]
     safe, mask, invalid = _class_ids(lab, k, ignore_index)
+    check_array_values(x, "log_probs", lambda v: v <= 0, "log-probabilities <= 0")
     picked = jnp.take_along_axis(x, safe[..., None], axis=-1)[..., 0]
     normaliser = None
     if class_weights is not None:
@@ -112,7 +118,9 @@ def nll(
         values = -normaliser * picked
     else:
         values = -picked
-    values = jnp.where(invalid, jnp.nan, values)
+    # A NaN anywhere in an example's log-probabilities makes its loss NaN (the gather alone
+    # would skip a NaN of another class).
+    values = jnp.where(invalid | jnp.any(jnp.isnan(x), axis=-1), jnp.nan, values)
     return _reduce_normalised(values, normaliser, weights, reduction, mask)
 
 
@@ -160,6 +168,7 @@ def gaussian_nll(mean, targets, *, variance, full=False, eps=1e-6, weights=None,
     Raises:
         ValueError: mismatched shapes (``targets`` or ``variance``), concrete negative
             variances (as PyTorch), ``eps <= 0``, unknown reduction.
+        TypeError: ``full`` not a bool.
 
     Example:
         >>> import jax.numpy as jnp
@@ -172,8 +181,7 @@ def gaussian_nll(mean, targets, *, variance, full=False, eps=1e-6, weights=None,
     """
     check_reduction(reduction)
     check_positive(eps, "eps")
-    if not isinstance(full, (bool, np.bool_)):
-        raise TypeError(f"`full` must be a bool; got {describe(full)}")
+    check_bool(full, "full")
     mu = as_float_array(mean, "mean")
     y = as_float_array(targets, "targets", like=mu)
     check_same_shape(mu, y, "mean", "targets")
@@ -208,8 +216,11 @@ def poisson_nll(log_rate, counts, *, full=False, weights=None, reduction="mean")
     and the value overflows, as the true likelihood does, once ``exp(x)`` does (``x`` above
     about 88 in float32, 709 in float64): nothing is clamped.
 
+    Concrete counts must be ``>= 0`` (a negative count makes the loss unbounded below); under
+    ``jit`` they are not checked.
+
     Raises:
-        ValueError: mismatched shapes, unknown reduction.
+        ValueError: mismatched shapes, concrete negative (or NaN) counts, unknown reduction.
         TypeError: ``full`` not a bool.
 
     Example:
@@ -219,11 +230,11 @@ def poisson_nll(log_rate, counts, *, full=False, weights=None, reduction="mean")
         [1.0, -0.2817]
     """
     check_reduction(reduction)
-    if not isinstance(full, (bool, np.bool_)):
-        raise TypeError(f"`full` must be a bool; got {describe(full)}")
+    check_bool(full, "full")
     x = as_float_array(log_rate, "log_rate")
     c = as_float_array(counts, "counts", like=x)
     check_same_shape(x, c, "log_rate", "counts")
+    check_array_values(c, "counts", lambda v: v >= 0, "counts >= 0")
     values = jnp.exp(x) - c * x
     if full:
         big = c > 1

@@ -6,6 +6,8 @@ averages the last axis, and takes ``(y_true, y_pred)`` in the reverse order).
 
 Nonsmooth losses return the minimum-norm subgradient at their kinks, so that a zero gradient
 certifies optimality: ``jax.grad`` of ``|r|`` at ``r = 0`` is 0 here (``jnp.abs`` alone gives 1).
+A NaN residual gives a NaN loss and gradient, also where the loss is flat (the pinball and
+epsilon-insensitive hinges use a NaN-propagating ``max(., 0)``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from lossopt._validation import (
     check_positive,
     check_same_shape,
 )
+from lossopt.losses._numerics import positive_part
 from lossopt.losses._reduce import check_reduction, reduce_loss
 from lossopt.losses._registry import register
 
@@ -209,7 +212,9 @@ def quantile(predictions, targets, *, tau=0.5, weights=None, reduction="mean"):
     check_in_interval(tau, "tau", 0.0, 1.0)
     p, t = _prepare(predictions, targets, reduction)
     u = t - p
-    values = jnp.where(u > 0, tau * u, jnp.where(u < 0, (tau - 1.0) * u, 0.0))
+    # tau max(u, 0) + (1 - tau) max(-u, 0): both parts have slope 0 at u = 0 (minimum norm),
+    # and a NaN residual gives a NaN value and gradient (a where-chain on u > 0 returned 0).
+    values = tau * positive_part(u) + (1.0 - tau) * positive_part(-u)
     return reduce_loss(values, weights, reduction)
 
 
@@ -276,7 +281,7 @@ def epsilon_insensitive(predictions, targets, *, epsilon=0.1, weights=None, redu
     check_in_interval(epsilon, "epsilon", 0.0, float("inf"), closed_low=True)
     p, t = _prepare(predictions, targets, reduction)
     excess = _abs(p - t) - epsilon
-    return reduce_loss(jnp.where(excess > 0, excess, 0.0), weights, reduction)
+    return reduce_loss(positive_part(excess), weights, reduction)
 
 
 @register(

@@ -48,15 +48,17 @@ __all__ = ["barron", "barron_nll", "cauchy", "geman_mcclure", "tukey", "welsch"]
 
 
 def _tukey_rho(z):
-    inside = jnp.abs(z) <= 1
-    u = 1 - jnp.square(jnp.where(inside, z, 0))
-    return jnp.where(inside, (1 - u * u * u) / 6, 1 / 6)
+    # `outside` rather than `inside = |z| <= 1`: a NaN z must take the formula (NaN), not the
+    # plateau 1/6 with gradient 0.
+    outside = jnp.abs(z) > 1
+    u = 1 - jnp.square(jnp.where(outside, 0, z))
+    return jnp.where(outside, 1 / 6, (1 - u * u * u) / 6)
 
 
 def _tukey_weight(z):
-    inside = jnp.abs(z) <= 1
-    u = 1 - jnp.square(jnp.where(inside, z, 0))
-    return jnp.where(inside, u * u, 0)
+    outside = jnp.abs(z) > 1
+    u = 1 - jnp.square(jnp.where(outside, 0, z))
+    return jnp.where(outside, 0, u * u)
 
 
 def _cauchy_rho(z):

@@ -11,7 +11,9 @@ sum_c w_c``; uniform by default). ``probs`` are probabilities (apply ``jax.nn.si
 With probabilities in ``[0, 1]`` the overlap sums are non-negative and ``smooth > 0`` keeps every
 denominator positive: finite value, gradient and Hessian everywhere, including empty masks
 (both sums 0 gives loss 0). Everything is traceable, unlike ``optax.losses.dice_loss`` with
-``apply_softmax=False`` (whose probability check runs a Python ``if`` on array values).
+``apply_softmax=False`` (whose probability check runs a Python ``if`` on array values): concrete
+``probs`` and ``targets`` outside ``[0, 1]`` (or NaN) raise, naming the first offending entry;
+under ``jit`` they are not checked (out-of-range values then give losses outside ``[0, 1]``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from lossopt._validation import (
     as_float_array,
     check_nonnegative,
     check_positive,
+    check_probabilities,
     check_same_shape,
     concrete_value,
     describe,
@@ -39,6 +42,8 @@ def _overlaps(probs, targets, reduction, class_axis):
     p = as_float_array(probs, "probs")
     t = as_float_array(targets, "targets", like=p)
     check_same_shape(p, t, "probs", "targets")
+    check_probabilities(p, "probs")
+    check_probabilities(t, "targets")
     if p.ndim < 1:
         raise ValueError(f"`probs` needs a batch axis (axis 0); got {describe(p)}")
     if class_axis is not None:
@@ -128,8 +133,9 @@ def dice(
         The reduced loss, or per-example losses of shape ``(n,)`` with "none".
 
     Raises:
-        ValueError: mismatched shapes, ``smooth <= 0``, bad ``class_axis`` or
-            ``class_weights``, unknown reduction.
+        ValueError: mismatched shapes, concrete ``probs`` or ``targets`` outside [0, 1] (not
+            checked under ``jit``), ``smooth <= 0``, bad ``class_axis`` or ``class_weights``,
+            unknown reduction.
 
     Example:
         >>> import jax.numpy as jnp
@@ -265,6 +271,6 @@ def focal_tversky(
     check_positive(smooth, "smooth")
     tp, fp, fn = _overlaps(probs, targets, reduction, class_axis)
     x = 1 - _tversky_index(tp, fp, fn, alpha, beta, smooth)
-    positive = x > 0
-    per_class = jnp.where(positive, jnp.power(jnp.where(positive, x, 1), gamma), 0)
+    zero = x <= 0  # not `x > 0`: a NaN index must give a NaN loss, not 0
+    per_class = jnp.where(zero, 0, jnp.power(jnp.where(zero, 1, x), gamma))
     return reduce_loss(_class_average(per_class, class_axis, class_weights), weights, reduction)

@@ -14,7 +14,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lossopt._validation import as_float_array, as_integer_labels, concrete_value, describe
+from lossopt._validation import (
+    as_float_array,
+    as_integer_labels,
+    check_bool,
+    concrete_value,
+    describe,
+)
+from lossopt.losses._numerics import positive_part
 from lossopt.losses._reduce import check_reduction, reduce_loss
 from lossopt.losses._registry import register
 
@@ -75,9 +82,11 @@ def _ctc_values(x, frame_pad, lab, label_valid, blank_id, zero_infinity):
     def step(prev, inputs):
         emit, pad_t = inputs
         from_prev = jnp.concatenate([jnp.full((batch, 1), log_zero), prev[:, :-1]], axis=1)
-        from_skip = jnp.concatenate([jnp.full((batch, 2), log_zero), prev[:, :-2]], axis=1)
-        from_skip = jnp.where(skip, from_skip, log_zero)
-        new = jnp.logaddexp(jnp.logaddexp(prev, from_prev), from_skip) + emit
+        new = jnp.logaddexp(prev, from_prev)
+        if n >= 2:  # static: skips exist only between two labels (none for an empty target)
+            from_skip = jnp.concatenate([jnp.full((batch, 2), log_zero), prev[:, :-2]], axis=1)
+            new = jnp.logaddexp(new, jnp.where(skip, from_skip, log_zero))
+        new = new + emit
         return jnp.where(pad_t[:, None] != 0, prev, new), None
 
     alpha, _ = jax.lax.scan(step, start, (jnp.swapaxes(emissions, 0, 1), frame_pad.T))
@@ -86,8 +95,7 @@ def _ctc_values(x, frame_pad, lab, label_valid, blank_id, zero_infinity):
     last = jnp.take_along_axis(alpha, (2 * length)[:, None], axis=1)[:, 0]
     before = jnp.take_along_axis(alpha, jnp.maximum(2 * length - 1, 0)[:, None], axis=1)[:, 0]
     log_likelihood = jnp.logaddexp(last, jnp.where(length > 0, before, log_zero))
-    nll = -log_likelihood
-    nll = jnp.where(nll > 0, nll, 0)
+    nll = positive_part(-log_likelihood)  # never negative; a NaN stays NaN
 
     repeats = jnp.sum(label_valid[:, 1:] & (lab[:, 1:] == lab[:, :-1]), axis=1)
     num_frames = jnp.sum(frame_pad == 0, axis=1)
@@ -133,6 +141,9 @@ def ctc(
 
     * never negative: rounding can make ``-log p`` slightly negative when ``p ~ 1`` (optax and
       Keras return about ``-8e-8`` in float32); it is clamped at 0 (gradient 0 there);
+    * an empty target (label length 0, or labels of shape ``(B, 0)``) has one alignment, all
+      blanks: the loss is ``-sum_t log softmax(logits_t)[blank]`` over the unpadded frames, as
+      in PyTorch (0 when every frame is padded);
     * an impossible target (fewer unpadded frames than ``L + number of repeated consecutive
       labels``) gives ``+inf``, or 0 with ``zero_infinity=True``; in both cases its gradient is
       0 (PyTorch's semantics; optax returns a large finite number instead);
@@ -156,7 +167,7 @@ def ctc(
         ValueError: wrong ranks or mismatched shapes, paddings other than 0/1, labels not
             right-padded, concrete unpadded labels out of range or equal to ``blank_id``,
             ``blank_id`` outside ``[0, K)``, unknown reduction.
-        TypeError: float labels, non-integer ``blank_id``.
+        TypeError: float labels, non-integer ``blank_id``, ``zero_infinity`` not a bool.
 
     Under ``jit`` the label checks cannot run; an invalid unpadded label then gives NaN.
 
@@ -175,6 +186,7 @@ def ctc(
         ICML, 369-376.
     """
     check_reduction(reduction)
+    check_bool(zero_infinity, "zero_infinity")
     x = as_float_array(logits, "logits")
     if x.ndim != 3:
         raise ValueError(f"`logits` must have shape (B, T, K); got {describe(x)}")
