@@ -62,19 +62,24 @@ class LBFGS:
     unit distance (scipy's L-BFGS-B choice); later iterations start at ``t = 1``.
 
     **Strong Wolfe** (``line_search="wolfe"``): accept the first trial with
-    ``f(x + t d) <= f(x) + c1 t g'd`` (and a strict decrease) and ``|g(x + t d)'d| <= c2 |g'd|``.
+    ``f(x + t d) <= f(x) + c1 t g'd`` and ``|g(x + t d)'d| <= c2 |g'd|``.
     Bracketing and zoom (Nocedal & Wright Alg. 3.5 and 3.6) run as ONE ``lax.while_loop``
     sharing one objective evaluation: while no bracket is known the step doubles; once one is,
     the next trial minimises the cubic through both ends' values and slopes (eq. 3.59),
     replaced by the midpoint when it falls outside the middle 80% of the bracket or is not
     finite (a NaN or Inf trial value therefore halves the step). After
     ``max_line_search_steps`` trials, or when the bracket collapses below rounding, the best
-    trial with sufficient decrease is accepted even if it misses the curvature condition.
+    trial with a strict, sufficient decrease is accepted even if it misses the curvature
+    condition.
     **Armijo** (``line_search="armijo"``): :class:`~lossopt.solvers.Armijo` backtracking with
     ``c1``, halving the step, ``max_line_search_steps`` trials. Either search fails, and the
-    run stops with ``LINE_SEARCH_FAILED``, when no trial decreases ``f`` sufficiently; as for
-    every value-based search this also happens once the decrease falls below the rounding of
-    ``f`` (see :mod:`lossopt.solvers._linesearch`), so keep ``gtol`` reachable.
+    run stops with ``LINE_SEARCH_FAILED``, when no trial is acceptable. Armijo needs a strict
+    decrease, so it fails once the decrease falls below the rounding of ``f`` (see
+    :mod:`lossopt.solvers._linesearch`). The Wolfe search instead accepts, when the curvature
+    condition holds, a value within rounding of ``f(x)`` (``f(x + t d) <= f(x) + 10 eps
+    |f(x)|``, Hager & Zhang's approximate Wolfe test with a dtype-scaled tolerance), so it
+    keeps reducing the gradient below that level, as optax's zoom search does; ``f`` is then
+    monotone to within that rounding.
 
     Every trial evaluates ``value_and_grad`` once; all trials are counted in
     ``num_fun_evals`` and ``num_grad_evals``. Parameters may be any pytree: they are flattened
@@ -109,6 +114,8 @@ class LBFGS:
         scaling), Algorithms 3.5 and 3.6 (strong-Wolfe line search and zoom), eq. 3.59 (cubic
         interpolation). Liu, D. C. and Nocedal, J. (1989). On the limited memory BFGS method
         for large scale optimization. *Mathematical Programming* 45, 503-528.
+        Hager, W. W. and Zhang, H. (2005). A new conjugate gradient method with guaranteed
+        descent and an efficient line search. *SIAM J. Optim.* 16(1) (approximate Wolfe).
     """
 
     memory: int = static_field(10)
@@ -246,7 +253,9 @@ def _strong_wolfe(value_and_grad, x, f0, g0, slope0, d, t0, c1, c2, max_steps: i
     (``hi.t`` finite; it starts at infinity) an acceptable step lies between ``lo.t`` and
     ``hi.t`` (either order). A trial that fails sufficient decrease, or does not improve on
     ``lo``, becomes ``hi``; one that passes becomes ``lo``, and the old ``lo`` becomes ``hi``
-    when the trial's slope points back towards it. ``stop``: the strong Wolfe conditions hold
+    when the trial's slope points back towards it. A first improvement whose value is within
+    rounding of ``f(x)`` is accepted when the curvature condition holds (approximate Wolfe).
+    ``stop``: the strong Wolfe conditions hold
     at ``lo``, or the bracket has shrunk below rounding. Few, vector-valued loop variables
     keep the compiled loop small (each one is about one kernel).
     """
@@ -266,12 +275,18 @@ def _strong_wolfe(value_and_grad, x, f0, g0, slope0, d, t0, c1, c2, max_steps: i
         trial = jnp.stack([t, f_t.astype(dtype), jnp.vdot(g_t, d)])
         f_t, s_t = trial[1], trial[2]
         # False for a NaN value or slope: such a trial only ever becomes `hi`.
-        decrease = jnp.isfinite(s_t) & (f_t <= f0 + c1 * t * slope0) & (f_t < lo[1])
+        sufficient = jnp.isfinite(s_t) & (f_t <= f0 + c1 * t * slope0)
+        decrease = sufficient & (f_t < lo[1])
         curvature = jnp.abs(s_t) <= c2 * jnp.abs(slope0)
+        # Once the decrease c1 t |g'd| is below the rounding of f, accept a value within
+        # rounding (10 eps |f(x)|: Hager & Zhang's approximate Wolfe test, scaled to the dtype)
+        # when the curvature condition holds: gradient information stays measurable there.
+        within = jnp.isfinite(s_t) & (f_t <= f0 + 10.0 * eps * jnp.abs(f0))
+        wolfe = curvature & ((sufficient & (decrease | (lo[0] == 0))) | (within & (lo[0] == 0)))
         # With no bracket yet (hi.t = inf) this is the sign test s_t >= 0 of Alg. 3.5.
         behind = s_t * (hi[0] - lo[0]) >= 0
         flip = decrease & ~curvature & behind
-        new_lo = jnp.where(decrease, trial, lo)
+        new_lo = jnp.where(decrease | wolfe, trial, lo)
         new_hi = jnp.where(decrease, jnp.where(flip, lo, hi), trial)
         bracketed = jnp.isfinite(new_hi[0])
         collapsed = bracketed & (
@@ -282,9 +297,9 @@ def _strong_wolfe(value_and_grad, x, f0, g0, slope0, d, t0, c1, c2, max_steps: i
             t_next.astype(dtype),
             new_lo,
             new_hi,
-            jnp.where(decrease, x_t, x_lo),
-            jnp.where(decrease, g_t, g_lo),
-            (decrease & curvature) | collapsed,
+            jnp.where(decrease | wolfe, x_t, x_lo),
+            jnp.where(decrease | wolfe, g_t, g_lo),
+            wolfe | collapsed,
             evals + 1,
         )
 
