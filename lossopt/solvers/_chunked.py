@@ -20,6 +20,7 @@ data and parameters, the key) that ``resume=True`` checks before it continues.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -29,6 +30,8 @@ import signal
 import tempfile
 import threading
 import time
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,7 @@ import numpy as np
 
 from lossopt._functions import portable_description
 from lossopt.solvers import _loop
-from lossopt.solvers._result import Result
+from lossopt.solvers._result import Result, Status
 
 CHECKPOINT_NAME = "checkpoint.npz"
 _FORMAT = 1
@@ -74,7 +77,7 @@ class Progress:
 
 
 def _fingerprint(static: tuple[Any, ...], solver: Any, traced: tuple[Any, ...]) -> dict[str, Any]:
-    fun, metric_items, max_iters, record_every, rules_enabled, stochastic = static
+    fun, metric_items, _, record_every, rules_enabled, stochastic = static
     init_params, args, metric_args, gtol, ftol, xtol, key = traced
 
     def shapes(tree):
@@ -96,7 +99,7 @@ def _fingerprint(static: tuple[Any, ...], solver: Any, traced: tuple[Any, ...]) 
             [f.name, portable_description(getattr(solver, f.name))]
             for f in dataclasses.fields(solver) if f.metadata.get("static")
         ] if dataclasses.is_dataclass(solver) else [],
-        "max_iters": max_iters,
+        # Not max_iters: a finished run may be extended with a larger budget (load_checkpoint).
         "record_every": record_every,
         "rules": list(rules_enabled),
         "stochastic": None if stochastic is None else list(stochastic),
@@ -139,26 +142,82 @@ def save_checkpoint(folder: Path, carry: _loop.Carry, fingerprint: dict[str, Any
     return path
 
 
-def load_checkpoint(path: Path, template: Any, fingerprint: dict[str, Any]) -> Any:
-    """Read a checkpoint into the structure of ``template`` (a carry of ShapeDtypeStructs).
+def _unreadable(path: Path, err: BaseException) -> ValueError:
+    """The one error for a checkpoint file that cannot be read, with the reason."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as os_err:
+        reason = f"it cannot be opened: {os_err.strerror or os_err}"
+    else:
+        if size == 0:
+            reason = "the file is empty"
+        elif head != b"PK\x03\x04":
+            reason = "it is not a checkpoint archive (.npz); a stray or overwritten file"
+        elif isinstance(err, (zipfile.BadZipFile, EOFError, zlib.error)):
+            reason = "the archive is truncated or damaged"
+        else:
+            reason = f"its contents are damaged ({type(err).__name__}: {err})"
+    return ValueError(
+        f"checkpoint {str(path)!r} cannot be read ({reason}); delete it to start afresh"
+    )
 
-    Raises:
-        ValueError: a file that is not a lossopt checkpoint, or one written by a different run
-            (the fingerprint fields that differ are named).
-    """
+
+def _read_checkpoint(path: Path) -> tuple[dict[str, Any], list[np.ndarray]]:
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
+            if not isinstance(meta, dict) or not isinstance(meta.get("num_leaves"), int):
+                raise ValueError("no leaf count in its metadata")
             leaves = [data[f"leaf_{i:05d}"] for i in range(meta["num_leaves"])]
-    except (OSError, KeyError, ValueError) as err:
-        raise ValueError(
-            f"cannot read checkpoint {str(path)!r} ({err}); delete it to start afresh"
-        ) from err
+    except Exception as err:  # every way a damaged file fails: zip, zlib, npy, JSON, keys
+        raise _unreadable(path, err) from err
+    return meta, leaves
+
+
+# The carry's per-record buffers: sized by max_iters, so a run extended with a larger budget
+# gets them padded (with NaN, as the loop preallocates them).
+_BUFFERS = ("loss_buf", "grad_norm_buf", "step_buf")
+
+
+def _resized(carry: _loop.Carry, template: _loop.Carry) -> _loop.Carry:
+    def fit(saved, like):
+        saved = np.asarray(saved)
+        if saved.shape == like.shape:
+            return saved
+        out = np.full(like.shape, np.nan, like.dtype)
+        n = min(len(saved), len(out))
+        out[:n] = saved[:n]
+        return out
+
+    changes = {name: fit(getattr(carry, name), getattr(template, name)) for name in _BUFFERS}
+    changes["metric_bufs"] = {n: fit(b, template.metric_bufs[n])
+                              for n, b in carry.metric_bufs.items()}
+    return carry._replace(**changes)
+
+
+def load_checkpoint(path: Path, template: Any, fingerprint: dict[str, Any],
+                    max_iters: int | None = None) -> Any:
+    """Read a checkpoint into the structure of ``template`` (a carry of ShapeDtypeStructs).
+
+    A checkpoint written with a smaller ``max_iters`` continues to the new ``max_iters``: its
+    trace buffers are extended, and a run that had stopped on its budget (``MAX_ITERS``) is
+    reopened. A run that stopped for another reason (converged, non-finite, failed line
+    search) stays stopped.
+
+    Raises:
+        ValueError: a file that cannot be read (empty, not a checkpoint, truncated or
+            damaged: the reason is named), one written by a different run (the fingerprint
+            fields that differ are named), or one already past ``max_iters``.
+    """
+    meta, leaves = _read_checkpoint(path)
     if meta.get("format") != _FORMAT:
         raise ValueError(
             f"checkpoint {str(path)!r} has format {meta.get('format')!r}, expected {_FORMAT}"
         )
-    saved = meta["fingerprint"]
+    saved = dict(meta.get("fingerprint") or {})
+    saved.pop("max_iters", None)  # recorded by checkpoints of earlier versions
     # JSON turns tuples into lists; compare through the same encoding.
     current = json.loads(json.dumps(fingerprint))
     differ = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
@@ -174,14 +233,39 @@ def load_checkpoint(path: Path, template: Any, fingerprint: dict[str, Any]) -> A
             "to start afresh."
         )
     expected, treedef = jax.tree.flatten(template)
-    if len(expected) != len(leaves) or any(
-        e.shape != x.shape or e.dtype != x.dtype for e, x in zip(expected, leaves, strict=False)
-    ):
+    if len(expected) != len(leaves):
+        raise ValueError(
+            f"checkpoint {str(path)!r} does not match this run's loop state (it holds "
+            f"{len(leaves)} arrays, this run has {len(expected)}): it may come from another "
+            "version of lossopt; delete it to start afresh"
+        )
+    carry = _resized(jax.tree.unflatten(treedef, leaves), template)
+    iteration = int(carry.k)
+    if max_iters is not None and iteration > max_iters:
+        raise ValueError(
+            f"checkpoint {str(path)!r} is at iteration {iteration}, past this call's "
+            f"max_iters={max_iters}: pass max_iters >= {iteration} to resume it"
+        )
+    if (max_iters is not None and iteration < max_iters and bool(carry.done)
+            and int(carry.status) == Status.MAX_ITERS and bool(carry.accepted)):
+        carry = carry._replace(done=np.asarray(False))  # a larger budget: carry on
+    leaves = jax.tree.leaves(carry)
+    if any(e.shape != np.shape(x) or e.dtype != np.asarray(x).dtype
+           for e, x in zip(expected, leaves, strict=True)):
         raise ValueError(
             f"checkpoint {str(path)!r} does not match this run's loop state (shapes or dtypes "
             "differ): it may come from another version of lossopt; delete it to start afresh"
         )
-    return jax.tree.unflatten(treedef, leaves)
+    return carry
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete partial checkpoint files that a killed write left behind (one writer a folder)."""
+    if jax.process_index() != 0 or not folder.is_dir():
+        return
+    for stale in folder.glob(".checkpoint-*.npz.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 class _RichBar:
@@ -282,9 +366,11 @@ def run_chunked(
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
     fingerprint = _fingerprint(static, solver, traced) if folder is not None else None
     carry = None
+    if folder is not None:
+        remove_stale_temporaries(folder)
     if resume and folder is not None and (folder / CHECKPOINT_NAME).exists():
         template = _loop.init_chunks.eval_shape(*static, solver, *traced)
-        carry = load_checkpoint(folder / CHECKPOINT_NAME, template, fingerprint)
+        carry = load_checkpoint(folder / CHECKPOINT_NAME, template, fingerprint, max_iters)
     if carry is None:
         carry = _loop.init_chunks(compile, *static, solver, *traced)
 

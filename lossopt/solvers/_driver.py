@@ -146,9 +146,17 @@ def minimize(
             start afresh when there is none). The checkpoint's fingerprint must match this
             call -- the objective's name and the numbers it closes over, the solver and its
             hyperparameters (an optax optimizer's closed-over ones included), the stopping
-            options, the shapes of the parameters and data, and the key -- or a ``ValueError``
-            names what differs. Pass the same data: of arrays with more than 64 elements only
-            the shapes are checked. A resumed run reproduces the uninterrupted one bit for bit.
+            tolerances, the shapes of the parameters and data, and the key -- or a
+            ``ValueError`` names what differs. The objective is compared by its code and the
+            values it reads (closed-over values, defaults, the module-level names its code
+            uses), so an edited body or a changed global constant is a different run. Pass
+            the same data: of arrays with more than 64 elements only the shapes are checked.
+            A resumed run reproduces the uninterrupted one bit for bit. ``max_iters`` (and
+            ``max_epochs``) may grow: a run that stopped on its budget continues to the new
+            one and equals the run made with the larger budget from the start (every
+            solver's step is independent of the budget; an optax schedule built from a total
+            step count is part of the optimizer and resumes as it was built). A checkpoint
+            past a smaller ``max_iters`` is refused.
 
     Long runs: with ``progress``, ``chunk_size`` or ``checkpoint_dir`` the host drives the
     loop in compiled chunks -- one compilation for the initial point, one for a chunk of any
@@ -176,12 +184,14 @@ def minimize(
     XLA's full optimisation, so ``compile`` chooses:
 
     - ``"auto"`` (default): ``"fast"`` when XLA's cost estimate of the loop, taken as if all
-      ``max_iters`` iterations ran, is at most 0.5 s; ``"optimized"`` otherwise (large
+      ``max_iters`` iterations ran, is at most 0.25 s; ``"optimized"`` otherwise (large
       problems never run slower than under plain ``jax.jit``). Decided once per compiled
       program; :func:`~lossopt.solvers.compile_choice` says what it chooses and why.
-    - ``"fast"``: XLA:CPU with a cheap backend pipeline (3-5x less compile time; the compiled
-      code can run up to ~2x slower). Same operations, so results agree with
-      ``"optimized"`` to rounding. On GPU/TPU it is ``"optimized"``.
+    - ``"fast"``: XLA:CPU with a cheap backend pipeline (about 3x less compile time; the
+      compiled code runs 2-5x slower). Same operations, so results agree with
+      ``"optimized"`` to rounding. On GPU/TPU it is ``"optimized"``. A small solve called
+      thousands of times in a Python loop is better compiled ``"optimized"`` (or batched
+      with ``jax.vmap``/:func:`sweep`).
     - ``"optimized"``: XLA's defaults.
 
     Inside an outer ``jax.jit``/``jax.vmap`` the caller's compile applies and ``compile`` has
@@ -273,7 +283,7 @@ def compile_choice(
     Takes :func:`minimize`'s arguments (``compile`` included, default ``"auto"``) and
     returns a :class:`~lossopt.solvers.CompileChoice`: the mode (``"fast"`` or
     ``"optimized"``), XLA's cost analysis of the loop, the run-time estimate ``"auto"``
-    compares with its 0.5 s budget, and the reason. ``"auto"`` traces and lowers the loop
+    compares with its 0.25 s budget, and the reason. ``"auto"`` traces and lowers the loop
     (which a later ``minimize`` reuses) but compiles nothing.
 
     Example:
@@ -340,6 +350,11 @@ def _prepare(
         )
     if not isinstance(metric_args, tuple):
         raise TypeError(f"`metric_args` must be a tuple; got {describe(metric_args)}")
+    if isinstance(solver, type):
+        raise TypeError(
+            f"`solver` must be a solver instance, e.g. {solver.__name__}(...) with its "
+            f"hyperparameters; got the class {solver.__name__} itself"
+        )
     for name, what in (("init", "init(objective, params, value, grad)"), ("step", "step(...)")):
         if not callable(getattr(solver, name, None)):
             raise TypeError(
@@ -467,7 +482,14 @@ def _check_params(init_params: Any) -> Any:
     leaves = jax.tree.leaves(init_params)
     if not leaves:
         raise ValueError("`init_params` has no array leaves; there is nothing to optimise")
-    return jax.tree.map(check, init_params)
+    checked = jax.tree.map(check, init_params)
+    if sum(int(np.prod(jnp.shape(leaf))) for leaf in jax.tree.leaves(checked)) == 0:
+        shapes = [tuple(jnp.shape(leaf)) for leaf in jax.tree.leaves(checked)]
+        raise ValueError(
+            f"`init_params` has no elements (leaf shapes {shapes}); there is nothing to "
+            "optimise"
+        )
+    return checked
 
 
 def _is_concrete_zero(x: Any) -> bool:
