@@ -35,7 +35,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lossopt._validation import describe
 
-__all__ = ["data_mesh", "replicate", "shard_batch"]
+__all__ = ["as_auto_axes", "data_mesh", "replicate", "shard_batch"]
 
 
 def data_mesh(devices: Sequence[Any] | int | str | None = None, axis_name: str = "data") -> Mesh:
@@ -171,3 +171,41 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     _data_axis(mesh, mesh.axis_names[0] if isinstance(mesh, Mesh) else None)
     sharding = NamedSharding(mesh, PartitionSpec())
     return jax.tree.map(lambda leaf: jax.device_put(leaf, sharding), tree)
+
+
+def _auto_mesh(mesh: Mesh) -> Mesh | None:
+    """``mesh`` with every axis of type Auto, or None when it has no other kind of axis."""
+    axis_type = getattr(jax.sharding, "AxisType", None)
+    types = getattr(mesh, "axis_types", None)
+    if axis_type is None or not types or all(t == axis_type.Auto for t in types):
+        return None
+    return Mesh(mesh.devices, mesh.axis_names, axis_types=(axis_type.Auto,) * len(types))
+
+
+def as_auto_axes(tree: Any) -> Any:
+    """Re-place arrays sharded over a mesh with Explicit axes onto the same mesh with Auto axes.
+
+    ``jax.make_mesh`` gives current JAX's meshes explicit axis types, under which every
+    operation on a sharded array must say how its output is sharded (a gather of minibatch
+    rows, the update of L-BFGS's history from a gradient). :func:`lossopt.minimize` leaves
+    those choices to ``jax.jit``'s partitioner, so it calls this on its inputs: the devices
+    and the split of every array stay as they are, only the axis types change. Leaves that
+    are not such arrays (tracers, numpy arrays, single-device arrays) are returned as they
+    are.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> w = as_auto_axes(replicate(jnp.zeros(3), data_mesh(1)))
+        >>> w.shape
+        (3,)
+    """
+    def convert(leaf):
+        sharding = getattr(leaf, "sharding", None)
+        if not isinstance(leaf, jax.Array) or not isinstance(sharding, NamedSharding):
+            return leaf
+        mesh = _auto_mesh(sharding.mesh)
+        if mesh is None:
+            return leaf
+        return jax.device_put(leaf, NamedSharding(mesh, sharding.spec))
+
+    return jax.tree.map(convert, tree)

@@ -14,6 +14,7 @@ import numpy as np
 
 from lossopt._functions import Function
 from lossopt._validation import check_nonnegative, concrete_value, describe
+from lossopt.distributed import as_auto_axes
 from lossopt.solvers import _loop
 from lossopt.solvers._chunked import Progress, run_chunked
 from lossopt.solvers._compile import CompileChoice, Entry, check_mode
@@ -371,6 +372,8 @@ def _prepare(
         check_nonnegative(tol, tol_name)
     metric_items = _check_metrics(metrics)
     init_params = _check_params(init_params)
+    # Meshes with Explicit axes (jax.make_mesh's) become Auto: jit's partitioner decides.
+    init_params, args, metric_args = as_auto_axes((init_params, args, metric_args))
     # A tolerance that is a concrete 0 compiles its rule out; any other value (a traced one
     # included) is tested in the loop.
     rules_enabled = tuple(not _is_concrete_zero(t) for t in (gtol, ftol, xtol))
