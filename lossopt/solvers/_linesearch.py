@@ -106,7 +106,9 @@ def armijo_backtrack(
     def trial(t):
         p = tree_add_scaled(params, t, direction)
         v, g = objective.value_and_grad(p)
-        return p, v, g
+        # The loop's carry starts from (params, value, grad): keep their types.
+        return jax.tree.map(lambda new, old: new.astype(old.dtype), (p, v, g),
+                            (params, value, grad))
 
     def accepted(t, v):
         # Written so that a NaN value or slope fails. The strict `v < value` rejects steps whose
@@ -114,15 +116,16 @@ def armijo_backtrack(
         # fails (LINE_SEARCH_FAILED) instead of accepting steps of zero measurable progress.
         return (slope < 0) & (v <= value + search.c1 * t * slope) & (v < value)
 
+    # One trial inside the loop, the first one included (a do-while: the loop always runs
+    # once), so the objective is traced and compiled once here, not twice.
     t0 = jnp.asarray(initial_step, dtype=dtype)
-    p0, v0, g0 = trial(t0)
-    start = (t0, p0, v0, g0, jnp.asarray(1, jnp.int32), accepted(t0, v0))
+    start = (t0, params, value, grad, jnp.asarray(0, jnp.int32), jnp.asarray(False))
 
     def cond(s):
         return ~s[5] & (s[4] < search.max_steps)
 
     def body(s):
-        t = (s[0] * search.shrink).astype(dtype)
+        t = jnp.where(s[4] == 0, t0, (s[0] * search.shrink).astype(dtype))
         p, v, g = trial(t)
         return (t, p, v, g, s[4] + 1, accepted(t, v))
 

@@ -165,18 +165,20 @@ def _shifted_cholesky_direction(
     tiny = jnp.finfo(dtype).tiny
     beta = jnp.maximum(1e-3 * jnp.max(jnp.abs(diag)), jnp.sqrt(tiny)).astype(dtype)
     tau0 = jnp.where(min_diag > 0, jnp.zeros((), dtype), beta - min_diag)
-    chol0 = jnp.linalg.cholesky(a + tau0 * eye)
 
+    # A do-while: the first pass factors A + tau0 I, each later one doubles the shift; one
+    # factorisation in the program instead of one before the loop and one inside it.
     def cond(s):
         tau, chol, tries = s
         return ~_all_finite(chol) & (tries < max_shifts) & jnp.isfinite(tau)
 
     def body(s):
         tau, _, tries = s
-        tau = jnp.maximum(2.0 * tau, beta)
+        tau = jnp.where(tries < 0, tau0, jnp.maximum(2.0 * tau, beta))
         return tau, jnp.linalg.cholesky(a + tau * eye), tries + 1
 
-    _, chol, _ = lax.while_loop(cond, body, (tau0, chol0, jnp.asarray(0, jnp.int32)))
+    unset = jnp.full_like(a, jnp.nan)  # not finite: the loop runs at least once
+    _, chol, _ = lax.while_loop(cond, body, (tau0, unset, jnp.asarray(-1, jnp.int32)))
     d = jax.scipy.linalg.cho_solve((chol, True), -g)
     # A Hessian without any curvature (a zero diagonal: piecewise-linear objectives such as the
     # MAE) carries no scale for the shift: beta would fall to sqrt(tiny) and d = -g / beta would
