@@ -30,7 +30,7 @@ def _figure(n_panels: int, *, width: float = 5.0, height: float = 3.8):
 
 
 def _save(fig, path: Path) -> Path:
-    from lossopt.experiment._runner import atomic_path
+    from lossopt._io import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=110)
