@@ -118,7 +118,11 @@ def test_auto_picks_fast_for_a_small_problem_and_optimized_for_a_large_one():
     assert large.mode == "optimized"
     # One gradient over 1e7 entries costs >= 2e7 flops; 1000 iterations are seconds.
     assert large.flops > 2e7 and large.estimated_run_s > _compile.FAST_BUDGET_S
-    assert "max_iters=1000" in large.reason
+    assert "(1000 iterations)" in large.reason
+    # Newton states that 100 iterations bound its runs: a generous max_iters does not make a
+    # small Newton solve compile at full optimisation.
+    newton = _choice(logistic, jnp.zeros(4), Newton(), args=(X, Y_BIN), max_iters=100_000)
+    assert newton.mode == "fast" and "(100 iterations)" in newton.reason
 
 
 def test_explicit_modes_and_other_backends():

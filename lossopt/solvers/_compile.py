@@ -23,7 +23,8 @@ The modes:
   ``"optimized"``. The loop is traced and lowered once (JAX reuses that trace for the compile)
   and XLA's own cost analysis of the unoptimised program gives its floating-point operations
   and bytes accessed: one pass of the loop body plus the set-up around it. The run is then
-  estimated pessimistically, as if every one of ``max_iters`` iterations ran:
+  estimated pessimistically, as if every one of ``max_iters`` iterations ran (or, for a
+  solver with an ``iteration_estimate`` -- Newton's 100 --, the smaller of the two):
   ``max_iters * max(flops / 1e10, bytes / 5e10)`` seconds (rates that optimised XLA:CPU code
   reached on a 2-core machine on logistic regressions from 500 x 10 to 50,000 x 200; the
   unoptimised program's byte count, taken before fusion, over-counts). When that estimate is
@@ -155,8 +156,19 @@ def choose(requested: str, lower: Callable[[], Any], work_iters: int,
         mode, why = "optimized", "is long enough for optimised code to pay off"
     return CompileChoice(
         mode, requested, platform, flops, nbytes, estimate,
-        reason=f"a run of at most ~{estimate:.3g} s (max_iters={work_iters}) {why}",
+        reason=f"a run of at most ~{estimate:.3g} s ({work_iters} iterations) {why}",
     )
+
+
+def iteration_bound(solver: Any, max_iters: int) -> int:
+    """The iterations "auto" assumes a run may take: ``max_iters``, or less for a solver that
+    states an ``iteration_estimate`` (an int attribute: Newton's methods converge in tens of
+    iterations where they converge at all, so a generous ``max_iters`` should not make a
+    millisecond solve compile at full optimisation)."""
+    estimate = getattr(solver, "iteration_estimate", None)
+    if isinstance(estimate, int) and not isinstance(estimate, bool) and estimate > 0:
+        return min(max_iters, estimate)
+    return max_iters
 
 
 class Entry:
@@ -164,16 +176,19 @@ class Entry:
 
     ``entry(mode, *args)`` calls the ``jax.jit`` of ``mode`` ("auto" resolved once per
     program and remembered); ``work_argnum`` names the static argument that bounds the
-    iterations (``max_iters``; None: a program without a loop, one pass). Under an outer
+    iterations (``max_iters``; None: a program without a loop, one pass) and
+    ``solver_argnum`` the solver, whose ``iteration_estimate`` may lower that bound (see
+    :func:`iteration_bound`). Under an outer
     transformation (tracer inputs) the optimised wrapper is used: it is inlined into the
     caller's program.
     """
 
     def __init__(self, fun: Callable[..., Any], static_argnums: Sequence[int],
-                 work_argnum: int | None = None):
+                 work_argnum: int | None = None, solver_argnum: int | None = None):
         self.fun = fun
         self.static_argnums = tuple(static_argnums)
         self.work_argnum = work_argnum
+        self.solver_argnum = solver_argnum
         self.optimized = jax.jit(fun, static_argnums=self.static_argnums)
         self._fast: dict[str, Any] = {}
         self._choices: dict[Any, CompileChoice] = {}
@@ -200,6 +215,8 @@ class Entry:
             found = self._choices.get(key)
         if found is None:
             work = 1 if self.work_argnum is None else args[self.work_argnum]
+            if self.solver_argnum is not None:
+                work = iteration_bound(args[self.solver_argnum], work)
             found = choose(mode, lambda: self.optimized.lower(*args), work, platform)
             with self._lock:
                 self._choices[key] = found

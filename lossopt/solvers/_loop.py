@@ -381,7 +381,7 @@ def _finish_entry(fun, metric_items, max_iters, record_every, rules_enabled, sto
 # Each entry point compiles per the compile policy (lossopt.solvers._compile): called as
 # entry(mode, *arguments); argument 2 (max_iters) bounds the loops' runs for "auto" (the
 # initial point and the result are one pass each).
-solve = Entry(_solve_entry, _STATIC, work_argnum=2)
+solve = Entry(_solve_entry, _STATIC, work_argnum=2, solver_argnum=6)
 init_chunks = Entry(_init_entry, _STATIC)
-run_chunk = Entry(_chunk_entry, _STATIC, work_argnum=2)
+run_chunk = Entry(_chunk_entry, _STATIC, work_argnum=2, solver_argnum=6)
 finish_chunks = Entry(_finish_entry, (*_STATIC, 6))

@@ -163,6 +163,9 @@ class Solver(Protocol):
     ``grad`` are the objective at ``params`` (already computed by the driver or the previous
     step). ``monotone`` tells the driver whether every accepted step decreases the objective;
     when it does not, the driver also keeps the best iterate seen (``Result.best_params``).
+    An optional int attribute ``iteration_estimate`` bounds the iterations a run of the method
+    usually takes (Newton: 100); ``compile="auto"`` then estimates the run's cost with it
+    instead of ``max_iters``.
     """
 
     @property
