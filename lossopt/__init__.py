@@ -5,6 +5,7 @@ Public names only; everything else lives in private modules.
 
 from lossopt import distributed, losses, regularizers, solvers
 from lossopt._cache import enable_compile_cache
+from lossopt.compare import Comparison, compare
 from lossopt.derivatives import grad, hessian, hessian_matrix, hvp
 from lossopt.gradcheck import GradientReport, check_gradient, check_hessian
 from lossopt.solvers import Result, Status, Trace, minimize, sweep
@@ -12,6 +13,7 @@ from lossopt.solvers import Result, Status, Trace, minimize, sweep
 __version__ = "0.1.0"
 
 __all__ = [
+    "Comparison",
     "GradientReport",
     "Result",
     "Status",
@@ -19,6 +21,7 @@ __all__ = [
     "__version__",
     "check_gradient",
     "check_hessian",
+    "compare",
     "distributed",
     "enable_compile_cache",
     "grad",

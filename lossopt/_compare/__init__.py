@@ -1,0 +1,1 @@
+"""Private helpers of :mod:`lossopt.compare`: profiles across problems and the figures."""
