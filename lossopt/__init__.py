@@ -3,7 +3,7 @@
 Public names only; everything else lives in private modules.
 """
 
-from lossopt import distributed, losses, regularizers, solvers
+from lossopt import distributed, losses, problems, regularizers, solvers
 from lossopt._cache import enable_compile_cache
 from lossopt.compare import Comparison, compare
 from lossopt.derivatives import grad, hessian, hessian_matrix, hvp
@@ -30,6 +30,7 @@ __all__ = [
     "hvp",
     "losses",
     "minimize",
+    "problems",
     "regularizers",
     "solvers",
     "sweep",

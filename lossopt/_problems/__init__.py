@@ -1,0 +1,1 @@
+"""Private implementation of :mod:`lossopt.problems` (the registry, the MGH set, ML problems)."""
