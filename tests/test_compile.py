@@ -314,3 +314,18 @@ def test_enable_compile_cache_in_a_subprocess(tmp_path):
                           "print(jax.config.jax_compilation_cache_dir)"],
                          env=env, check=True, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "None"
+
+
+
+def test_a_resumed_run_compiles_in_its_checkpoints_mode(tmp_path):
+    def objective(w, A, b):  # a program of its own
+        return quadratic(w, A, b) + 1e-3 * jnp.sum(w ** 4)
+
+    run = functools.partial(lossopt.minimize, objective, jnp.zeros(6), Newton(), args=(A, B))
+    half = run(max_iters=2, checkpoint_dir=tmp_path, chunk_size=1, compile="fast")
+    assert int(half.iterations) == 2
+    # Asked for "optimized", the resumed chunks still compile as the checkpoint's did: the
+    # run is bit-identical to the uninterrupted fast one.
+    resumed = run(checkpoint_dir=tmp_path, chunk_size=1, resume=True, compile="optimized")
+    np.testing.assert_array_equal(resumed.params, run(compile="fast").params)
+    assert int(resumed.status) == Status.CONVERGED

@@ -27,7 +27,6 @@ import math
 import os
 import re
 import signal
-import tempfile
 import threading
 import time
 import zipfile
@@ -119,26 +118,25 @@ def _host_leaf(leaf: Any) -> np.ndarray:
     return np.asarray(leaf)
 
 
-def save_checkpoint(folder: Path, carry: _loop.Carry, fingerprint: dict[str, Any]) -> Path:
-    """Write ``carry`` to ``folder/checkpoint.npz`` atomically; return the path."""
+def save_checkpoint(folder: Path, carry: _loop.Carry, fingerprint: dict[str, Any],
+                    compile_mode: str | None = None) -> Path:
+    """Write ``carry`` to ``folder/checkpoint.npz`` atomically; return the path.
+
+    ``compile_mode`` ("fast" or "optimized") is recorded: a resumed run compiles its chunks
+    the same way, so it stays bit-identical to the uninterrupted run.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / CHECKPOINT_NAME
     if jax.process_index() != 0:  # one writer; every process reads the same file on resume
         return path
     leaves = [_host_leaf(x) for x in jax.tree.leaves(carry)]
     meta = {"format": _FORMAT, "fingerprint": fingerprint, "iteration": int(leaves[0]),
-            "num_leaves": len(leaves), "saved_at": time.time()}
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".npz.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, meta=np.asarray(json.dumps(meta)),
-                     **{f"leaf_{i:05d}": x for i, x in enumerate(leaves)})
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            "num_leaves": len(leaves), "saved_at": time.time(), "compile_mode": compile_mode}
+    from lossopt._io import atomic_path  # fsync, the umask's mode, os.replace
+
+    with atomic_path(path, prefix=".checkpoint-", suffix=".npz.tmp") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, meta=np.asarray(json.dumps(meta)),
+                 **{f"leaf_{i:05d}": x for i, x in enumerate(leaves)})
     return path
 
 
@@ -198,8 +196,9 @@ def _resized(carry: _loop.Carry, template: _loop.Carry) -> _loop.Carry:
 
 
 def load_checkpoint(path: Path, template: Any, fingerprint: dict[str, Any],
-                    max_iters: int | None = None) -> Any:
-    """Read a checkpoint into the structure of ``template`` (a carry of ShapeDtypeStructs).
+                    max_iters: int | None = None) -> tuple[Any, str | None]:
+    """Read a checkpoint into the structure of ``template`` (a carry of ShapeDtypeStructs);
+    return it with the compile mode it was written in (None for older checkpoints).
 
     A checkpoint written with a smaller ``max_iters`` continues to the new ``max_iters``: its
     trace buffers are extended, and a run that had stopped on its budget (``MAX_ITERS``) is
@@ -256,7 +255,8 @@ def load_checkpoint(path: Path, template: Any, fingerprint: dict[str, Any],
             f"checkpoint {str(path)!r} does not match this run's loop state (shapes or dtypes "
             "differ): it may come from another version of lossopt; delete it to start afresh"
         )
-    return carry
+    mode = meta.get("compile_mode")
+    return carry, mode if mode in ("fast", "optimized") else None
 
 
 def remove_stale_temporaries(folder: Path) -> None:
@@ -359,8 +359,8 @@ def run_chunked(
 ) -> Result:
     """Run minimize's loop in compiled chunks driven from the host (see the module docstring)."""
     max_iters = static[2]
-    # One mode for the three programs, the one the one-call solve would use: the chunks then
-    # compute what it computes, bit for bit.
+    # One mode for the three programs, the one the one-call solve would use now: the chunks
+    # then compute what it computes, bit for bit (a resumed run: its checkpoint's mode).
     compile = _loop.solve.choice(compile, *static, solver, *traced).mode
     rest = traced[1:]  # args, metric_args, gtol, ftol, xtol, key
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
@@ -370,7 +370,9 @@ def run_chunked(
         remove_stale_temporaries(folder)
     if resume and folder is not None and (folder / CHECKPOINT_NAME).exists():
         template = _loop.init_chunks.eval_shape(*static, solver, *traced)
-        carry = load_checkpoint(folder / CHECKPOINT_NAME, template, fingerprint, max_iters)
+        carry, written_in = load_checkpoint(folder / CHECKPOINT_NAME, template, fingerprint,
+                                            max_iters)
+        compile = written_in or compile
     if carry is None:
         carry = _loop.init_chunks(compile, *static, solver, *traced)
 
@@ -415,7 +417,7 @@ def run_chunked(
                     chunk = max(1, min(8 * chunk, math.ceil(ran * _TARGET_CHUNK_SECONDS
                                                             / max(elapsed, 1e-6))))
                 if folder is not None and not done and chunks % checkpoint_every == 0:
-                    save_checkpoint(folder, carry, fingerprint)
+                    save_checkpoint(folder, carry, fingerprint, compile)
                 if report is not None:
                     if not accepted:  # a rejected last step: the result is the one before
                         value, grad_norm = prev
@@ -427,5 +429,5 @@ def run_chunked(
         except KeyboardInterrupt:
             interrupted = True
     if folder is not None:
-        save_checkpoint(folder, carry, fingerprint)
+        save_checkpoint(folder, carry, fingerprint, compile)
     return _loop.finish_chunks(compile, *static, interrupted, solver, carry, *rest)

@@ -32,6 +32,11 @@ The modes:
   about 0.75 s more run time and saves 0.5-2 s of compile; above it, ``"optimized"``, so a
   large problem never runs slower than with ``jax.jit``'s defaults. The choice is made once
   per compiled program (per static options and input shapes) and remembered.
+  The mode of a program never changes within a process, so the same call always gives the
+  same bits. The price: a small solve called thousands of times in a loop runs its slower
+  fast-mode code every time (about 1-2 ms more per call on 500 x 10 problems); pass
+  ``compile="optimized"`` there, or batch the calls with ``jax.vmap``/:func:`~lossopt.sweep`.
+  A resumed run compiles in the mode its checkpoint was written with.
   On a backend other than the CPU, ``"auto"`` is ``"optimized"``.
 
 Inside an outer ``jax.jit`` or ``jax.vmap`` the loop is part of the caller's program and is
