@@ -11,13 +11,13 @@ from __future__ import annotations
 import csv
 import enum
 import os
-import tempfile
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lossopt._io import atomic_path
 from lossopt.solvers._protocol import pytree_dataclass, static_field
 
 __all__ = ["Result", "Status", "Trace"]
@@ -147,25 +147,18 @@ class Trace:
     def to_csv(self, path: str | os.PathLike[str]) -> None:
         """Write the valid records as CSV (header row, one row per record), atomically.
 
-        The file is written to a temporary file in the same folder and moved into place with
-        ``os.replace``, so a reader never sees a partial file.
+        The file is written through :func:`lossopt._io.atomic_path` (a temporary file in the
+        same folder, synced, given the umask's permissions and moved into place), so a reader
+        never sees a partial file.
         """
         columns = self.to_numpy()
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".trace-", suffix=".csv.tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", newline="") as fh:
+        with atomic_path(path, prefix=".trace-", suffix=".csv.tmp") as tmp:
+            with open(tmp, "w", newline="") as fh:
                 writer = csv.writer(fh)
                 names = list(columns)
                 writer.writerow(names)
                 for row in zip(*(columns[n].tolist() for n in names), strict=True):
                     writer.writerow([repr(v) for v in row])
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
 
 
 @pytree_dataclass
