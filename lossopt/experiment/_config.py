@@ -10,10 +10,12 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
+from lossopt.experiment._data import FILES as FILE_KINDS
 from lossopt.experiment._data import KINDS as DATA_KINDS
 from lossopt.experiment._data import SYNTHETIC as SYNTHETIC_KINDS
 from lossopt.experiment._data import TASKS as DATA_TASKS
@@ -84,25 +86,58 @@ seeds = [0, 1, 2]
 dir = "results/quickstart"
 """
 
-# key -> (python types accepted, default); a default of REQUIRED must be given.
+# key -> (python types accepted, default[, range]); a default of REQUIRED must be given. A range
+# bounds a number: Range(lo, hi) is lo <= value <= hi (None: unbounded), open ends exclude the
+# bound. Upper bounds are sizes this machine could not hold or a run would never finish with;
+# each is far above any experiment `lossopt run` is meant for.
 REQUIRED = object()
 _NUMBER = (int, float)
 
-SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
+
+class Range:
+    """Bounds of a number in the schema, and the one message that states them."""
+
+    def __init__(self, lo=None, hi=None, *, lo_open=False, hi_open=False):
+        self.lo, self.hi, self.lo_open, self.hi_open = lo, hi, lo_open, hi_open
+
+    def check(self, key: str, value: Any) -> None:
+        """Raise naming ``key``, the bound it crosses and ``value``."""
+        if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
+            bound = f"{'>' if self.lo_open else '>='} {self.lo}"
+        elif self.hi is not None and (value > self.hi or (self.hi_open and value == self.hi)):
+            bound = f"{'<' if self.hi_open else '<='} {self.hi}"
+        else:
+            return
+        raise ConfigError(f"`{key}` must be {bound}; got {value!r}")
+
+
+MAX_SEED = 2**31 - 1  # numpy's default_rng and jax.random.key take any; sums of two stay in int64
+MAX_SAMPLES = 10**7
+MAX_FEATURES = 10**5
+MAX_DATA_VALUES = 10**8  # n_samples x n_features of synthetic data: 800 MB of float64 per seed
+MAX_ITERS = 10**7
+MAX_TRACE_ROWS = 10**6  # per run: max_iters / record_every + 1 (the trace is preallocated)
+MAX_SWEEP_VALUES = 1000  # values in one hyperparameter list
+MAX_RUNS = 100_000  # runs in one config (datasets x loss settings x solver settings x seeds)
+MAX_NAME_LENGTH = 100
+_SIZE = Range(1, MAX_SAMPLES)
+_FRACTION = Range(0.0, 1.0)
+
+SCHEMA: dict[str, dict[str, tuple]] = {
     "": {
         "name": ((str,), "experiment"),
-        "seed": ((int,), 0),
+        "seed": ((int,), 0, Range(0, MAX_SEED)),
     },
     "data": {
         "name": ((str,), ""),
         "kind": ((str,), REQUIRED),
-        "n_samples": ((int,), 200),
-        "n_features": ((int,), 5),
-        "noise": (_NUMBER, 0.5),
-        "outlier_fraction": (_NUMBER, 0.0),
-        "validation_fraction": (_NUMBER, 0.2),
-        "n_classes": ((int,), 3),
-        "positive_fraction": (_NUMBER, 0.5),
+        "n_samples": ((int,), 200, _SIZE),
+        "n_features": ((int,), 5, Range(1, MAX_FEATURES)),
+        "noise": (_NUMBER, 0.5, Range(0, 1e6)),
+        "outlier_fraction": (_NUMBER, 0.0, Range(0.0, 0.5)),
+        "validation_fraction": (_NUMBER, 0.2, Range(0.0, 0.9)),
+        "n_classes": ((int,), 3, Range(2, 10_000)),
+        "positive_fraction": (_NUMBER, 0.5, Range(0, 1, lo_open=True, hi_open=True)),
         "path": ((str,), ""),
         "target": ((str,), "y"),
         "features": ((list,), []),
@@ -110,33 +145,33 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "y_key": ((str,), "y"),
         "task": ((str,), ""),
         "standardize": ((bool,), None),
-        "max_samples": ((int,), 0),
+        "max_samples": ((int,), 0, Range(0, MAX_SAMPLES)),
     },
     "model": {
         "kind": ((str,), "linear"),
         "hidden": ((list,), [64, 32]),
         "activation": ((str,), "relu"),
-        "dropout": (_NUMBER, 0.0),
+        "dropout": (_NUMBER, 0.0, Range(0.0, 1.0, hi_open=True)),
     },
     "regularizer": {
         "kind": ((str,), REQUIRED),
-        "strength": (_NUMBER, 0.0),
-        "alpha": (_NUMBER, 0.0),
-        "l1_ratio": (_NUMBER, 0.5),
+        "strength": (_NUMBER, 0.0, Range(0.0)),
+        "alpha": (_NUMBER, 0.0, Range(0.0)),
+        "l1_ratio": (_NUMBER, 0.5, _FRACTION),
     },
     "run": {
-        "max_iters": ((int,), 200),
-        "gtol": (_NUMBER, 1e-8),
-        "ftol": (_NUMBER, 0.0),
-        "xtol": (_NUMBER, 0.0),
+        "max_iters": ((int,), 200, Range(1, MAX_ITERS)),
+        "gtol": (_NUMBER, 1e-8, Range(0.0)),
+        "ftol": (_NUMBER, 0.0, Range(0.0)),
+        "xtol": (_NUMBER, 0.0, Range(0.0)),
         "seeds": ((list,), [0]),
-        "record_every": ((int,), 1),
-        "newton_memory_mb": (_NUMBER, 256.0),
+        "record_every": ((int,), 1, Range(1, MAX_ITERS)),
+        "newton_memory_mb": (_NUMBER, 256.0, Range(0.0, 1e7, lo_open=True)),
         "dtype": ((str,), "float64"),
         # None: left open (full batch; no epoch cap; the default device), omitted from the
         # written config.toml.
-        "batch_size": ((int,), None),
-        "max_epochs": ((int,), None),
+        "batch_size": ((int,), None, Range(hi=MAX_SAMPLES)),  # lower bounds: _check_training_run
+        "max_epochs": ((int,), None, Range(hi=MAX_ITERS)),
         "devices": ((str, int), None),
         # How XLA compiles each group's call: lossopt.minimize's `compile` policy.
         "compile": ((str,), "auto"),
@@ -178,10 +213,12 @@ def _fill_table(prefix: str, table: Any, schema: dict[str, tuple]) -> dict[str, 
             f"{', '.join(sorted(schema))}"
         )
     out = {}
-    for key, (types, default) in schema.items():
+    for key, (types, default, *bounds) in schema.items():
         full = _join(prefix, key)
         if key in table:
             _check_type(full, table[key], types)
+            if bounds and isinstance(table[key], _NUMBER) and not isinstance(table[key], bool):
+                bounds[0].check(full, table[key])
             out[key] = table[key]
         elif default is REQUIRED:
             raise ConfigError(f"`{full}` is required")
@@ -192,6 +229,42 @@ def _fill_table(prefix: str, table: Any, schema: dict[str, tuple]) -> dict[str, 
 
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
+
+
+def _check_entry(key: str, what: str, entry: dict[str, Any], accepted) -> dict[str, Any]:
+    """The one check of a ``[[losses]]`` / ``[[solvers]]`` entry's hyperparameters.
+
+    Each is a scalar (number, string or bool; numbers finite) or a sweep: a non-empty list of
+    at most ``MAX_SWEEP_VALUES`` distinct scalars. Their ranges (``delta > 0``, ``b1`` a
+    number) are the loss's and solver's own checks, which :func:`lossopt.experiment.plan` and
+    the tracing of every group make before ``lossopt run`` writes anything.
+    """
+    name = entry["name"]
+    for hyper, value in entry.items():
+        if hyper == "name":
+            continue
+        full = f"{key}.{hyper}"
+        if hyper not in accepted:
+            raise ConfigError(
+                f"unknown key `{full}` for {what} {name!r}; accepted: "
+                f"{', '.join(accepted) or 'none'}"
+            )
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise ConfigError(f"`{full}` is an empty list: give at least one value to sweep")
+        if len(values) > MAX_SWEEP_VALUES:
+            raise ConfigError(
+                f"`{full}` sweeps {len(values)} values; at most {MAX_SWEEP_VALUES} are allowed"
+            )
+        for v in values:
+            if not isinstance(v, (int, float, str, bool)):
+                raise ConfigError(f"`{full}` must be a number, string or bool; got {v!r}")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"`{full}` must be finite; got {v!r}")
+        keys = [(type(v), v) for v in values]
+        if len(set(keys)) != len(keys):
+            raise ConfigError(f"`{full}` lists a value twice: {value!r}")
+    return dict(entry)
 
 
 def _check_loss(i: int, entry: Any) -> dict[str, Any]:
@@ -205,25 +278,27 @@ def _check_loss(i: int, entry: Any) -> dict[str, Any]:
         raise ConfigError(
             f"`{key}.name`: unknown loss {name!r}; known losses: {', '.join(losses.names())}"
         )
-    accepted = losses.info(name).hyperparameters
-    for hyper, value in entry.items():
-        if hyper == "name":
-            continue
-        if hyper not in accepted:
-            raise ConfigError(
-                f"unknown key `{key}.{hyper}` for loss {name!r}; accepted: "
-                f"{', '.join(accepted) or 'none'}"
-            )
-        for v in value if isinstance(value, list) else [value]:
-            if not isinstance(v, (int, float, str, bool)):
-                raise ConfigError(f"`{key}.{hyper}` must be a number, string or bool; got {v!r}")
-    return dict(entry)
+    return _check_entry(key, "loss", entry, losses.info(name).hyperparameters)
+
+
+def solver_class(name: str) -> type:
+    """The lossopt solver class of a config solver name (the one table of them).
+
+    Raises:
+        KeyError: not a lossopt solver name (``optax:<name>`` entries are not classes).
+    """
+    from lossopt import solvers
+
+    return {
+        "gradient_descent": solvers.GradientDescent,
+        "newton": solvers.Newton,
+        "lbfgs": solvers.LBFGS,
+        "subgradient": solvers.Subgradient,
+    }[name]
 
 
 def solver_parameters(name: str) -> dict[str, Any]:
     """Accepted hyperparameters of a solver config entry (without ``name``)."""
-    from lossopt import solvers
-
     if name.startswith("optax:"):
         import optax
 
@@ -235,13 +310,7 @@ def solver_parameters(name: str) -> dict[str, Any]:
             for p in inspect.signature(factory).parameters.values()
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         }
-    classes = {
-        "gradient_descent": solvers.GradientDescent,
-        "newton": solvers.Newton,
-        "lbfgs": solvers.LBFGS,
-        "subgradient": solvers.Subgradient,
-    }
-    cls = classes[name]
+    cls = solver_class(name)
     return {
         p.name: p.default for p in inspect.signature(cls).parameters.values()
     }
@@ -259,21 +328,7 @@ def _check_solver(i: int, entry: Any) -> dict[str, Any]:
             f"`{key}.name`: unknown solver {name!r}; known: {', '.join(SOLVER_NAMES)} "
             "(<name> any optax optimizer, e.g. optax:adam, optax:lbfgs)"
         ) from None
-    for hyper, value in entry.items():
-        if hyper == "name":
-            continue
-        if hyper not in accepted:
-            raise ConfigError(
-                f"unknown key `{key}.{hyper}` for solver {name!r}; accepted: "
-                f"{', '.join(accepted) or 'none'}"
-            )
-        values = value if isinstance(value, list) else [value]
-        if not values:
-            raise ConfigError(f"`{key}.{hyper}` is an empty list")
-        for v in values:
-            if not isinstance(v, (int, float, str, bool)):
-                raise ConfigError(f"`{key}.{hyper}` must be a number, string or bool; got {v!r}")
-    return dict(entry)
+    return _check_entry(key, "solver", entry, accepted)
 
 
 def resolve_config(raw: dict[str, Any]) -> dict[str, Any]:
@@ -324,54 +379,92 @@ def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"`{key}` must be one of {', '.join(choices)}; got {value!r}")
 
 
-def _check_data(key: str, data: dict[str, Any]) -> None:
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# A file dataset's task when `data.task` is left out: what the model's output implies.
+_MODEL_TASK = {"logistic": "binary", "softmax": "multiclass"}
+
+
+def _check_name(key: str, name: str) -> None:
+    """``name`` becomes a folder (``results/<name>``): one safe path component."""
+    if len(name) > MAX_NAME_LENGTH or not _SAFE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"`{key}` must be a single folder name of at most {MAX_NAME_LENGTH} letters, digits, "
+            f"'_', '-' and '.' (not starting with '.', no '/'); got {name[:MAX_NAME_LENGTH]!r}"
+        )
+
+
+def _check_list(key: str, values: list, kind: type, bounds: Range | None = None, *,
+                distinct: bool = True) -> None:
+    """A list of ``kind`` values (bools are not integers), each within ``bounds``, each
+    listed once when ``distinct`` (seeds, columns: a repeat would be the same run twice)."""
+    for v in values:
+        if not isinstance(v, kind) or isinstance(v, bool):
+            what = {int: "integers", str: "strings"}[kind]
+            raise ConfigError(f"`{key}` must be a list of {what}; got {values!r}")
+        if bounds is not None:
+            bounds.check(f"{key}[{values.index(v)}]", v)
+    if distinct and len(set(values)) != len(values):
+        raise ConfigError(f"`{key}` lists a value twice: {values!r}")
+
+
+def _check_data(key: str, data: dict[str, Any], model_kind: str) -> None:
     _check_choice(f"{key}.kind", data["kind"], DATA_KINDS)
     if data["task"]:
         _check_choice(f"{key}.task", data["task"], DATA_TASKS)
-    for name in ("n_samples", "n_features"):
-        if data[name] < 1:
-            raise ConfigError(f"`{key}.{name}` must be >= 1; got {data[name]}")
-    if data["n_classes"] < 2:
-        raise ConfigError(f"`{key}.n_classes` must be >= 2; got {data['n_classes']}")
-    for name, lo, hi in (("validation_fraction", 0.0, 0.9), ("outlier_fraction", 0.0, 0.5)):
-        if not lo <= data[name] <= hi:
-            raise ConfigError(f"`{key}.{name}` must be in [{lo}, {hi}]; got {data[name]}")
-    if not 0.0 < data["positive_fraction"] < 1.0:
-        raise ConfigError(
-            f"`{key}.positive_fraction` must be in (0, 1); got {data['positive_fraction']}"
-        )
-    if data["noise"] < 0:
-        raise ConfigError(f"`{key}.noise` must be >= 0; got {data['noise']}")
-    if data["max_samples"] < 0:
-        raise ConfigError(f"`{key}.max_samples` must be >= 0 (0: all); got {data['max_samples']}")
+    elif data["kind"] in FILE_KINDS:
+        data["task"] = _MODEL_TASK.get(model_kind, "")
+    _check_list(f"{key}.features", data["features"], str)
+    if data["kind"] in SYNTHETIC_KINDS:
+        values = data["n_samples"] * data["n_features"]
+        if values > MAX_DATA_VALUES:
+            raise ConfigError(
+                f"`{key}.n_samples` x `{key}.n_features` = {data['n_samples']} x "
+                f"{data['n_features']} = {values} values, over the {MAX_DATA_VALUES} that "
+                f"synthetic data may hold ({MAX_DATA_VALUES * 8 // 2**20} MB of float64 per "
+                "seed); lower them or load the data from a file"
+            )
 
 
 def _check_semantics(cfg: dict[str, Any]) -> None:
     model, run = cfg["model"], cfg["run"]
-    for i, data in enumerate(cfg["data"]):
-        _check_data(f"data[{i}]" if len(cfg["data"]) > 1 else "data", data)
+    _check_name("name", cfg["name"])
     _check_choice("model.kind", model["kind"], MODEL_KINDS)
+    for i, data in enumerate(cfg["data"]):
+        _check_data(f"data[{i}]" if len(cfg["data"]) > 1 else "data", data, model["kind"])
+    _check_list("model.hidden", model["hidden"], int, Range(1, MAX_FEATURES), distinct=False)
     reg = cfg["regularizer"]
     if reg is not None:
         _check_choice("regularizer.kind", reg["kind"], REGULARIZERS)
-        for key in ("strength", "alpha"):
-            if reg[key] < 0:
-                raise ConfigError(f"`regularizer.{key}` must be >= 0; got {reg[key]}")
-    if run["max_iters"] < 1:
-        raise ConfigError(f"`run.max_iters` must be >= 1; got {run['max_iters']}")
-    if run["record_every"] < 1:
-        raise ConfigError(f"`run.record_every` must be >= 1; got {run['record_every']}")
-    for key in ("gtol", "ftol", "xtol"):
-        if run[key] < 0:
-            raise ConfigError(f"`run.{key}` must be >= 0; got {run[key]}")
+    rows = run["max_iters"] // run["record_every"] + 1
+    if rows > MAX_TRACE_ROWS:
+        raise ConfigError(
+            f"`run.max_iters` = {run['max_iters']} with `run.record_every` = "
+            f"{run['record_every']} records {rows} trace rows per run, over {MAX_TRACE_ROWS}; "
+            f"raise run.record_every to at least {-(-run['max_iters'] // MAX_TRACE_ROWS)}"
+        )
     _check_choice("run.dtype", run["dtype"], ("float32", "float64"))
     _check_choice("run.compile", run["compile"], ("auto", "fast", "optimized"))
     seeds = run["seeds"]
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    if not seeds:
         raise ConfigError(f"`run.seeds` must be a non-empty list of integers; got {seeds!r}")
+    _check_list("run.seeds", seeds, int, Range(0, MAX_SEED))
+    _check_run_count(cfg)
     _check_training_run(cfg)
     if not cfg["output"]["dir"]:
         cfg["output"]["dir"] = f"results/{cfg['name']}"
+
+
+def _check_run_count(cfg: dict[str, Any]) -> None:
+    def points(entry: dict[str, Any]) -> int:
+        return math.prod(len(v) for v in entry.values() if isinstance(v, list))
+
+    runs = (len(cfg["data"]) * sum(map(points, cfg["losses"])) * sum(map(points, cfg["solvers"]))
+            * len(cfg["run"]["seeds"]))
+    if runs > MAX_RUNS:
+        raise ConfigError(
+            f"the config has {runs} runs (datasets x loss settings x solver settings x "
+            f"`run.seeds`), over {MAX_RUNS}; sweep fewer values or split it into several configs"
+        )
 
 
 def _check_training_run(cfg: dict[str, Any]) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,24 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return int(self.X_train.shape[1])
+
+    def digest(self) -> str:
+        """A hash of the arrays' content (dtype, shape and bytes) and the task: what a run on
+        this data computes depends on nothing else, so results are keyed on it (a changed
+        data file gets new runs; a moved one keeps its results).
+
+        Example:
+            >>> a = np.zeros((2, 1))
+            >>> ds = Dataset(a, np.zeros(2), a[:0], np.zeros(0), "regression")
+            >>> ds.digest() == Dataset(a, np.ones(2), a[:0], np.zeros(0), "regression").digest()
+            False
+        """
+        h = hashlib.sha256(f"{self.task} {self.n_classes}".encode())
+        for a in (self.X_train, self.y_train, self.X_val, self.y_val):
+            a = np.ascontiguousarray(a)
+            h.update(f"|{a.dtype.str}{a.shape}|".encode())
+            h.update(a.tobytes())
+        return h.hexdigest()[:16]
 
 
 def split_sizes(n: int, fraction: float) -> tuple[int, int]:
@@ -163,42 +183,112 @@ def _synthetic(cfg: dict[str, Any], rng: np.random.Generator):
     return X, rng.poisson(rate).astype(np.float64), "counts", 0, np.append(w, 1.0)
 
 
+def _shown(names: list[str], limit: int = 12) -> str:
+    """Column or key names for a message: at most ``limit``, each cut to 40 characters (the
+    file may be anything ``data.path`` points at; its content is not echoed beyond this)."""
+    cut = [n if len(n) <= 40 else n[:37] + "..." for n in names[:limit]]
+    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+    return "[" + ", ".join(repr(n) for n in cut) + more + "]"
+
+
 def _load_csv(cfg: dict[str, Any], base: Path):
     path = _resolve(cfg, base)
-    with path.open(newline="") as fh:
-        rows = list(csv.reader(fh))
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)  # (line number, cells); blank lines hold no example
+            rows = [(reader.line_num, row) for row in reader if row]
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"`data.path` {path.name}: not a UTF-8 text file (byte {err.start} cannot be "
+            "decoded); save the CSV as UTF-8"
+        ) from None
+    except (OSError, csv.Error) as err:
+        raise DataError(f"`data.path` {path.name}: cannot be read as CSV ({err})") from None
     if len(rows) < 2:
-        raise DataError(f"`data.path` {str(path)!r} must hold a header row and data rows")
-    header, body = rows[0], rows[1:]
+        raise DataError(f"`data.path` {path.name} must hold a header row and data rows")
+    header, body = rows[0][1], rows[1:]
+    doubled = sorted({h for h in header if header.count(h) > 1})
+    if doubled:
+        raise DataError(f"`data.path` {path.name}: the header names {_shown(doubled)} twice")
     target = cfg.get("target")
     if target not in header:
         raise DataError(
-            f"`data.target` must name a column of {path.name}: {header}; got {target!r}"
+            f"`data.target` must name a column of {path.name}: {_shown(header)}; got {target!r}"
         )
     features = cfg.get("features") or [h for h in header if h != target]
     unknown = [f for f in features if f not in header]
     if unknown:
-        raise DataError(f"`data.features` names unknown columns {unknown}; columns: {header}")
-    try:
-        table = np.array([[float(v) for v in row] for row in body], dtype=np.float64)
-    except ValueError as err:
-        raise DataError(f"`data.path` {path.name}: every cell must be a number ({err})") from None
+        raise DataError(
+            f"`data.features` names unknown columns {_shown(unknown)}; columns: {_shown(header)}"
+        )
     cols = {h: i for i, h in enumerate(header)}
-    return table[:, [cols[f] for f in features]], table[:, cols[target]]
+    used = [cols[f] for f in features] + [cols[target]]
+    table = np.empty((len(body), len(used)), np.float64)
+    for r, (line, row) in enumerate(body):
+        if len(row) != len(header):
+            raise DataError(
+                f"`data.path` {path.name}: line {line} has {len(row)} cells; the header has "
+                f"{len(header)}"
+            )
+        for c, j in enumerate(used):
+            try:
+                table[r, c] = float(row[j])
+            except ValueError:
+                raise DataError(
+                    f"`data.path` {path.name}: line {line}, column {header[j]!r} is not a number"
+                ) from None
+    _check_finite(path.name, table, lambda r, c: f"line {body[r][0]}, column {header[used[c]]!r}")
+    return table[:, :-1], table[:, -1]
+
+
+def _check_finite(file: str, array: np.ndarray, where: Callable[..., str]) -> None:
+    """Reject NaN and infinite entries, naming the first one (``where(*index)``)."""
+    bad = np.argwhere(~np.isfinite(array))
+    if bad.size:
+        raise DataError(
+            f"`data.path` {file}: {where(*bad[0])} is {array[tuple(bad[0])]}; every value must be "
+            f"finite ({len(bad)} {'is' if len(bad) == 1 else 'are'} not): remove or impute "
+            "those entries"
+        )
+
+
+def _numeric(file: str, key: str, array: np.ndarray) -> np.ndarray:
+    if np.iscomplexobj(array):
+        raise DataError(
+            f"`data.{key}`: {file} holds complex values ({array.dtype}); lossopt needs real "
+            "numbers (store the real and imaginary parts as separate features)"
+        )
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"`data.{key}`: {file} holds {array.dtype} values, not numbers")
+    return array
 
 
 def _load_npz(cfg: dict[str, Any], base: Path):
     path = _resolve(cfg, base)
-    with np.load(path) as z:
-        for key in ("x_key", "y_key"):
-            if cfg[key] not in z:
-                raise DataError(f"`data.{key}` = {cfg[key]!r} is not in {path.name}: {list(z)}")
-        X, y = np.asarray(z[cfg["x_key"]], np.float64), np.asarray(z[cfg["y_key"]])
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            for key in ("x_key", "y_key"):
+                if cfg[key] not in z:
+                    raise DataError(
+                        f"`data.{key}` = {cfg[key]!r} is not in {path.name}: {_shown(list(z))}"
+                    )
+            X = _numeric(path.name, "x_key", z[cfg["x_key"]])
+            y = _numeric(path.name, "y_key", z[cfg["y_key"]])
+    except DataError:
+        raise
+    except Exception as err:  # np.load: BadZipFile, EOFError, ValueError (pickled objects), ...
+        raise DataError(
+            f"`data.path` {path.name}: cannot be read as a numpy .npz archive "
+            f"({type(err).__name__}); save it with numpy.savez"
+        ) from None
     if X.ndim != 2 or y.shape != (X.shape[0],):
         raise DataError(
             f"`data.path` {path.name}: expected X of shape (n, d) and y of shape (n,); got "
             f"{X.shape} and {y.shape}"
         )
+    X = X.astype(np.float64)
+    _check_finite(path.name, X, lambda r, c: f"{cfg['x_key']}[{r}, {c}]")
+    _check_finite(path.name, y.astype(np.float64), lambda r: f"{cfg['y_key']}[{r}]")
     return X, y
 
 
