@@ -10,7 +10,9 @@ Subcommands:
 * ``lossopt check-grad FILE.py:LOSS FILE.py:GRAD --arg NAME=KIND:SHAPE ...``: check a
   hand-derived gradient against autodiff or finite differences and explain a mismatch.
 
-Exit status: 0 on success, 1 when the requested check fails, 2 on bad usage.
+Exit status: 0 on success, 1 when the requested check fails (or a results file cannot be
+written once runs have started), 2 on bad usage (an invalid config, data file or results
+folder), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -28,8 +30,41 @@ def _yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def _cmd_losses(args: argparse.Namespace) -> int:
+def _console(*, stderr: bool = False, width: int | None = None):
+    """A rich console that prints strings exactly as they are: no markup, emoji codes or
+    highlighting. Config values, names, paths and error messages are user text: "[/]" must
+    not crash the printer, "[link=...]" must not become a link, ":x:" must not become an
+    emoji. The command's own styling goes through :func:`_say` (styled ``Text`` parts)."""
     from rich.console import Console
+
+    return Console(stderr=stderr, width=width, markup=False, emoji=False, highlight=False)
+
+
+def _say(console, *parts) -> None:
+    """Print one line: each part a string, printed literally (user text is never parsed), or
+    a ``(text, style)`` pair for the command's own styling.
+
+    Example:
+        >>> import io
+        >>> from rich.console import Console
+        >>> out = io.StringIO()
+        >>> _say(Console(file=out), ("error:", "bold red"), " [/] :x: [link=http://a]b[/link]")
+        >>> out.getvalue()
+        'error: [/] :x: [link=http://a]b[/link]\\n'
+    """
+    from rich.text import Text
+
+    console.print(Text.assemble(*parts))
+
+
+def _wide(minimum: int):
+    """A stdout console at least ``minimum`` columns wide (tables of long labels)."""
+    from rich.console import Console
+
+    return _console(width=max(minimum, Console().width))
+
+
+def _cmd_losses(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from lossopt import losses
@@ -60,7 +95,7 @@ def _cmd_losses(args: argparse.Namespace) -> int:
         hyper = ", ".join(f"{k}={v!r}" for k, v in e.hyperparameters.items())
         table.add_row(e.name, e.task, e.input_kind, _yes_no(e.convex), _yes_no(e.smooth),
                       _yes_no(e.robust), _yes_no(e.probabilistic), hyper)
-    Console(width=max(120, Console().width)).print(table)
+    _wide(120).print(table)
     return 0
 
 
@@ -78,17 +113,19 @@ def compile_cache_dir(disabled: bool = False) -> Path | None:
     return None if disabled else default_cache_dir()
 
 
+_CONFIG_ERROR = ("config error:", "bold red")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lossopt.experiment import ConfigError, load_config, run_experiment
 
-    console = Console(stderr=True)
+    console = _console(stderr=True)
     try:
         cfg, base = load_config(args.config, args.set, quick=args.quick)
     except ConfigError as err:
-        console.print(f"[bold red]config error:[/] {err}", highlight=False)
+        _say(console, _CONFIG_ERROR, f" {err}")
         return 2
     import jax
 
@@ -96,19 +133,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if cfg["run"]["dtype"] == "float64":
         jax.config.update("jax_enable_x64", True)
     if args.check:  # nothing is compiled: no compilation cache either
-        return _check(cfg, base, console)
+        return _check(cfg, base, console, args.out)
     cache = compile_cache_dir(args.no_compile_cache)
     if cache is not None:
         from lossopt._cache import enable_compile_cache
 
         enable_compile_cache(cache)
     out_dir = args.out or cfg["output"]["dir"]
-    console.print(f"lossopt run [bold]{cfg['name']}[/] -> {out_dir}", highlight=False)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    _say(console, "lossopt run ", (cfg["name"], "bold"), f" -> {out_dir}")
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     try:
         with Progress(*columns, console=console, transient=False) as bar:
-            task = bar.add_task("planning", total=None)
+            task = bar.add_task("checking", total=None)
 
             def progress(done: int, total: int, description: str) -> None:
                 bar.update(task, completed=done, total=total, description=description[:60])
@@ -116,33 +153,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
             result = run_experiment(cfg, base, out_dir=out_dir, force=args.force,
                                     progress=progress)
     except ConfigError as err:
-        console.print(f"[bold red]config error:[/] {err}", highlight=False)
+        _say(console, _CONFIG_ERROR, f" {err}")
         return 2
-    _print_summary(result.rows, Console(width=max(140, Console().width)))
-    console.print(
-        f"{result.ran} runs computed, {result.skipped} already complete (skipped); results in "
-        f"{result.out_dir}", highlight=False,
-    )
+    except KeyboardInterrupt:  # before the first file was written
+        _say(console, ("interrupted:", "yellow"), " before any run started; nothing was written")
+        return 130
+    except OSError as err:  # a write failed once runs had started (a full disk)
+        _say(console, ("error:", "bold red"), f" cannot write the results: {err}; the runs "
+             "whose records were written are kept: run again to resume")
+        return 1
+    _print_summary(result.rows, _wide(140))
+    _say(console, f"{result.ran} runs computed, {result.skipped} already complete (skipped); "
+                  f"results in {result.out_dir}")
     if result.interrupted:
-        console.print("[yellow]interrupted:[/] completed runs were kept; run again to resume")
+        _say(console, ("interrupted:", "yellow"),
+             " completed runs were kept; run again to resume")
         return 130
     return 0
 
 
-def _check(cfg, base, console) -> int:
+def _check(cfg, base, console, out_dir) -> int:
     """``lossopt run --check``: the plan, every group traced, nothing run."""
     import time
 
-    from rich.console import Console
     from rich.table import Table
 
     from lossopt.experiment import ConfigError, check_experiment
 
     t0 = time.perf_counter()
     try:
-        checks = check_experiment(cfg, base)
+        checks = check_experiment(cfg, base, out_dir=out_dir)
     except ConfigError as err:
-        console.print(f"[bold red]config error:[/] {err}", highlight=False)
+        _say(console, _CONFIG_ERROR, f" {err}")
         return 2
     table = Table(title=f"lossopt run {cfg['name']} --check: the plan")
     for column, justify in (("group", "left"), ("runs", "right"), ("traced in", "right")):
@@ -150,12 +192,11 @@ def _check(cfg, base, console) -> int:
     for c in checks:
         group = c.description.rsplit(" (", 1)[0]  # the runs have a column of their own
         table.add_row(group, str(c.runs), f"{c.lower_time_s * 1e3:.0f} ms")
-    Console(width=max(140, Console().width)).print(table)
-    console.print(
-        f"config OK: {len(checks)} compiled calls, {sum(c.runs for c in checks)} runs, "
-        f"every call traced in {time.perf_counter() - t0:.1f} s; nothing was compiled, run or "
-        "written", highlight=False,
-    )
+    _wide(140).print(table)
+    _say(console,
+         f"config OK: {len(checks)} compiled calls, {sum(c.runs for c in checks)} runs, "
+         f"every call traced in {time.perf_counter() - t0:.1f} s; nothing was compiled, run or "
+         "written")
     return 0
 
 
@@ -193,8 +234,8 @@ def _print_summary(rows, console) -> None:
     calls = {(r["loss"], r["solver"], r["data"], r["compile_time_s"]): r for r in rows}
     compile_s = sum(r["compile_time_s"] for r in calls.values())
     run_s = sum(r["wall_time_s"] for r in rows)
-    console.print(f"{len(calls)} compiled calls: {compile_s:.1f} s compiling, {run_s:.2f} s "
-                  "running (compile times overlap when groups compile ahead)", highlight=False)
+    _say(console, f"{len(calls)} compiled calls: {compile_s:.1f} s compiling, {run_s:.2f} s "
+                  "running (compile times overlap when groups compile ahead)")
 
 
 def _compile_cell(rows) -> str:

@@ -368,7 +368,7 @@ def test_binary_classification_run_matches_an_independent_scipy_fit(tmp_path):
         assert np.isfinite(hinge["final_loss"]) and 0.5 <= hinge["val_metric"] <= 1.0
 
 
-def test_compiling_ahead_changes_nothing_and_a_later_group_error_comes_in_its_turn(
+def test_compiling_ahead_changes_nothing_and_a_later_group_error_comes_first(
         tiny_cfg, tmp_path, monkeypatch):
     import lossopt.experiment._runner as runner
 
@@ -380,8 +380,9 @@ def test_compiling_ahead_changes_nothing_and_a_later_group_error_comes_in_its_tu
     assert [{k: v for k, v in r.items() if k not in timing} for r in ahead.rows] == [
         {k: v for k, v in r.items() if k not in timing} for r in one_by_one.rows]
 
-    # The second group's call fails to trace while the first is being started: the first
-    # still runs and keeps its records; the error is raised when the second's turn comes.
+    # The second group's call fails to trace: every group is traced before anything is
+    # written, so the error names the group and nothing runs or is written (not even the
+    # first group's records, as an error raised in the second group's turn would leave).
     real = runner._group_call
 
     def broken(cfg, group, problem):
@@ -391,10 +392,11 @@ def test_compiling_ahead_changes_nothing_and_a_later_group_error_comes_in_its_tu
 
     monkeypatch.setattr(runner, "_group_call", broken)
     seen = []
-    with pytest.raises(ValueError, match="shapes"):
+    with pytest.raises(ConfigError, match=r"`solvers\[1\]` \(subgradient\): group .* cannot be "
+                                          r"traced: ValueError: shapes"):
         run_experiment(tiny_cfg, out_dir=tmp_path / "c", progress=lambda *a: seen.append(a))
-    assert [done for done, _, _ in seen] == [1]
-    assert len(list((tmp_path / "c" / "runs").glob("*.json"))) == 4  # the gradient descent runs
+    assert seen == []
+    assert not (tmp_path / "c").exists()
 
     monkeypatch.setenv("LOSSOPT_COMPILE_AHEAD", "many")
     with pytest.raises(ConfigError, match="LOSSOPT_COMPILE_AHEAD must be a non-negative integer; "

@@ -18,7 +18,8 @@ training objective in evaluation mode (no dropout), every ``record_every`` itera
 over a one-dimensional device mesh (``NamedSharding(mesh, PartitionSpec(None, "data"))``), the
 rest replicated, so each group call is one SPMD program (see :func:`place_group_inputs`).
 
-Outputs (each file written atomically: a temporary file, then ``os.replace``):
+Outputs (each file written atomically by :mod:`lossopt._io`: a temporary file, then
+``os.replace``, with the permissions the umask gives):
 
 - ``runs/<run_id>.json``: one record per completed run (what ``summary`` is built from; a
   re-run skips runs whose record exists with the same fingerprint);
@@ -29,7 +30,6 @@ Outputs (each file written atomically: a temporary file, then ``os.replace``):
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -38,9 +38,8 @@ import itertools
 import json
 import os
 import re
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -50,12 +49,26 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from lossopt.experiment._config import ConfigError, check_training_size, dump_toml
-from lossopt.experiment._data import SYNTHETIC, Dataset, load_dataset
+from lossopt._io import atomic_path, atomic_write
+from lossopt.experiment._config import (
+    ConfigError,
+    check_training_size,
+    dump_toml,
+    solver_class,
+)
+from lossopt.experiment._data import FILES, SYNTHETIC, DataError, Dataset, load_dataset
 from lossopt.experiment._problem import Problem, build_problem
 from lossopt.solvers._compile import compile_lowered
 
-__all__ = ["ExperimentResult", "device_mesh", "place_group_inputs", "plan", "run_experiment"]
+__all__ = [
+    "ExperimentResult",
+    "atomic_path",
+    "check_output_dir",
+    "device_mesh",
+    "place_group_inputs",
+    "plan",
+    "run_experiment",
+]
 
 SUMMARY_COLUMNS = (
     "run_id", "data", "loss", "solver", "hyperparameters", "seed", "status", "converged",
@@ -69,27 +82,12 @@ SUMMARY_COLUMNS = (
 TRAIN_KEY_STREAM = 1
 
 
-# --- atomic files ------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+# --- files ---------------------------------------------------------------------------------------
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+    """Write ``text`` to ``path`` atomically (:func:`lossopt._io.atomic_write`)."""
+    atomic_write(path, text)
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -109,10 +107,7 @@ def _traced_fields(solver_name: str) -> set[str]:
     """Solver options that may vary across the lanes of one compiled call."""
     if solver_name.startswith("optax:"):
         return {"learning_rate"}
-    from lossopt import solvers
-
-    cls = {"gradient_descent": solvers.GradientDescent, "newton": solvers.Newton,
-           "subgradient": solvers.Subgradient}[solver_name]
+    cls = solver_class(solver_name)
     return {f.name for f in dataclasses.fields(cls) if not f.metadata.get("static", False)}
 
 
@@ -125,9 +120,7 @@ def make_solver(solver_name: str, options: dict[str, Any]):
 
         factory = getattr(optax, solver_name.split(":", 1)[1])
         return solvers.Optax(factory(**options))
-    cls = {"gradient_descent": solvers.GradientDescent, "newton": solvers.Newton,
-           "subgradient": solvers.Subgradient}[solver_name]
-    return cls(**options)
+    return solver_class(solver_name)(**options)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +143,8 @@ class Group:
     solver_name: str
     static: dict[str, Any]
     lanes: tuple[Lane, ...]
+    loss_index: int = 0  # the config entries it comes from: losses[loss_index], solvers[...]
+    solver_index: int = 0
 
     @property
     def description(self) -> str:
@@ -164,37 +159,72 @@ class Group:
                 f"({len(self.lanes)} runs)")
 
 
+MAX_RUN_ID = 150  # characters of a run id (a file name: most file systems allow 255 bytes)
+
+
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_.")
 
 
-def _fingerprint(cfg: dict[str, Any], *parts: Any) -> str:
-    """A run's identity: what it computes, not where. ``run.devices`` is left out (a sharded
+def _run_id(text: str) -> str:
+    """A file name for a run: ``text`` slugged; a long one cut, with a hash of all of it."""
+    slug = _slug(text)
+    if len(slug) <= MAX_RUN_ID:
+        return slug
+    return slug[: MAX_RUN_ID - 17] + "_" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _fingerprint(cfg: dict[str, Any], data: dict[str, Any], digest: str | None,
+                 *parts: Any) -> str:
+    """A run's identity: what it computes, not where. The data enters by its content
+    (``digest``, :meth:`Dataset.digest` of the lane's arrays), not by ``data.path``: a changed
+    file gets new runs, a moved one keeps its records. ``run.devices`` is left out (a sharded
     run equals the single-device run up to the order of float summation, so its records are
     reused), and so is ``run.compile`` (the same operations compiled with other XLA options:
-    equal up to rounding), and so are options left open (None), which keeps the fingerprints
-    of configs written before they existed."""
+    equal up to rounding), and so are options left open (None)."""
     shared = {k: cfg[k] for k in ("model", "regularizer", "seed")}
     shared["run"] = {k: v for k, v in cfg["run"].items()
                      if k not in ("seeds", "devices", "compile") and v is not None}
-    blob = json.dumps([shared, *parts], sort_keys=True, default=str)
+    shared["data"] = {k: v for k, v in data.items() if k != "path"}
+    blob = json.dumps([shared, digest, *parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def plan(cfg: dict[str, Any], tasks: dict[str, str] | None = None) -> list[Group]:
+def plan(cfg: dict[str, Any], tasks: dict[str, str] | None = None,
+         digests: dict[tuple[int, int], str] | None = None) -> list[Group]:
     """Expand a resolved config into groups of runs (validating every solver option).
 
     ``tasks`` maps each dataset name to its task once the data is loaded; with it, loss x
     dataset pairs whose task does not fit are left out when the config has several datasets
     (with one dataset, or a loss that fits none of them, :func:`run_experiment` raises).
+    ``digests`` maps ``(dataset index, seed)`` to :meth:`Dataset.digest` of the loaded data;
+    :func:`run_experiment` passes them, so that records are keyed on the data's content
+    (without them the lanes' fingerprints know only the config).
+
+    Raises:
+        ConfigError: an invalid solver option, or two runs with the same id (the config
+            describes one run twice).
     """
     groups = []
     for d_index, data in enumerate(cfg["data"]):
-        for loss_entry in cfg["losses"]:
+        for l_index, loss_entry in enumerate(cfg["losses"]):
             for loss_point in _product(loss_entry):
                 if tasks is not None and not _fits(loss_point["name"], tasks[data["name"]]):
                     continue
-                groups += _solver_groups(cfg, d_index, data, loss_point)
+                groups += _solver_groups(cfg, d_index, data, l_index, loss_point, digests)
+    seen: dict[str, Group] = {}  # run id -> its group
+    for g in groups:
+        ids: set[str] = set()  # of this group's lanes so far
+        for lane in g.lanes:
+            other = seen.setdefault(lane.run_id, g)
+            if other is not g or lane.run_id in ids:
+                raise ConfigError(
+                    f"two runs get the same id {lane.run_id!r} (`losses[{other.loss_index}]` x "
+                    f"`solvers[{other.solver_index}]` and `losses[{g.loss_index}]` x "
+                    f"`solvers[{g.solver_index}]`): the config lists one run twice, or data "
+                    "names that differ only in punctuation"
+                )
+            ids.add(lane.run_id)
     return groups
 
 
@@ -204,7 +234,8 @@ def _fits(loss_name: str, task: str) -> bool:
     return task in loss_tasks(loss_name)
 
 
-def _solver_groups(cfg, d_index: int, data: dict[str, Any], loss_point: dict[str, Any]):
+def _solver_groups(cfg, d_index: int, data: dict[str, Any], l_index: int,
+                   loss_point: dict[str, Any], digests: dict[tuple[int, int], str] | None):
     groups = []
     loss_label = loss_point["name"] + "".join(
         f" {k}={v}" for k, v in loss_point.items() if k != "name"
@@ -223,11 +254,12 @@ def _solver_groups(cfg, d_index: int, data: dict[str, Any], loss_point: dict[str
                 _validate_solver(i, name, hyper)
                 solver_label = name + "".join(f" {k}={v}" for k, v in hyper.items())
                 for seed in cfg["run"]["seeds"]:
-                    run_id = _slug(f"{data['name']}__{loss_label}__{solver_label}__seed{seed}")
-                    fp = _fingerprint(cfg, data, loss_point, name, hyper, seed)
+                    run_id = _run_id(f"{data['name']}__{loss_label}__{solver_label}__seed{seed}")
+                    digest = None if digests is None else digests[d_index, seed]
+                    fp = _fingerprint(cfg, data, digest, loss_point, name, hyper, seed)
                     lanes.append(Lane(run_id, seed, numeric_point, hyper, fp))
             groups.append(Group(d_index, data["name"], loss_point, loss_label, name,
-                                static_point, tuple(lanes)))
+                                static_point, tuple(lanes), l_index, i))
     return groups
 
 
@@ -345,10 +377,29 @@ def _trace_csv(trace: dict[str, np.ndarray], record_every: int) -> str:
 
 def _problem(cfg, group: Group, datasets) -> Problem:
     first = datasets[group.data_index, group.lanes[0].seed]
-    problem = build_problem(group.loss_entry, cfg["model"], cfg["regularizer"], first.task,
-                            first.n_features, first.n_classes)
+    try:
+        problem = build_problem(group.loss_entry, cfg["model"], cfg["regularizer"], first.task,
+                                first.n_features, first.n_classes)
+    except ConfigError as err:
+        raise ConfigError(f"{err}{_task_hint(cfg, group.data_index, first)}") from None
     _check_newton_budget(cfg, group, problem)
     return problem
+
+
+def _task_hint(cfg, data_index: int, dataset: Dataset) -> str:
+    """For a file read as regression because ``data.task`` is not set, while its target
+    holds class labels: the ``data.task`` to set."""
+    data = cfg["data"][data_index]
+    if data["kind"] not in FILES or data["task"] or dataset.task != "regression":
+        return ""
+    values = np.unique(np.concatenate([dataset.y_train, dataset.y_val]))
+    if values.size > 20 or not np.array_equal(values, np.round(values)):
+        return ""
+    task = "binary" if values.size == 2 else "multiclass"
+    key = f"data[{data_index}]" if len(cfg["data"]) > 1 else "data"
+    shown = ", ".join(f"{v:g}" for v in values)
+    return (f". `{key}.task` is not set, so its target was read as a regression target, but it "
+            f"holds only the labels {shown}: set {key}.task = \"{task}\"")
 
 
 def device_mesh(devices: str | int | None) -> Mesh | None:
@@ -403,9 +454,8 @@ def place_group_inputs(mesh: Mesh | None, traced, keys, X, y, Xv, yv):
 
 
 def _group_inputs(cfg, group: Group, datasets: dict[tuple[int, int], Dataset],
-                  mesh: Mesh | None) -> tuple[Problem, tuple[Any, ...]]:
-    """The group's problem and the inputs of its compiled call (lanes stacked, placed)."""
-    problem = _problem(cfg, group, datasets)
+                  mesh: Mesh | None) -> tuple[Any, ...]:
+    """The inputs of the group's compiled call (lanes stacked, placed)."""
     lane_data = [datasets[group.data_index, lane.seed] for lane in group.lanes]
     shapes = {(d.X_train.shape, d.X_val.shape) for d in lane_data}
     if len(shapes) != 1:  # pragma: no cover - split sizes depend only on n and the fraction
@@ -417,7 +467,54 @@ def _group_inputs(cfg, group: Group, datasets: dict[tuple[int, int], Dataset],
     traced = {k: jnp.asarray([lane.traced[k] for lane in group.lanes], dtype=X.dtype)
               for k in group.lanes[0].traced}
     keys = jax.vmap(jax.random.key)(jnp.asarray([cfg["seed"] + lane.seed for lane in group.lanes]))
-    return problem, place_group_inputs(mesh, traced, keys, X, y, Xv, yv)
+    return place_group_inputs(mesh, traced, keys, X, y, Xv, yv)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Traced:
+    """A group's problem and its call, traced and lowered (not compiled)."""
+
+    problem: Problem
+    lowered: Any  # a jax.stages.Lowered
+    lower_time: float
+
+
+def _trace_group(cfg, group: Group, datasets, mesh) -> _Traced:
+    """Trace and lower a group's call: what only the model, loss and solver code can check
+    (a loss hyperparameter out of range, an optax option of the wrong type, shapes, dtypes).
+
+    Raises:
+        ConfigError: naming the config entry at fault -- ``losses[i]`` when the objective
+            alone cannot be evaluated, else ``solvers[j]`` -- the group and the error.
+    """
+    problem = _problem(cfg, group, datasets)
+    inputs = _group_inputs(cfg, group, datasets, mesh)
+    t0 = time.perf_counter()
+    try:
+        lowered = _group_call(cfg, group, problem).lower(*inputs)
+    except Exception as err:  # the group's own code failed: name its entry and the group
+        entry = (f"losses[{group.loss_index}]` ({group.loss_label})"
+                 if _objective_fails(problem, inputs) else
+                 f"solvers[{group.solver_index}]` ({group.solver_name})")
+        raise ConfigError(
+            f"`{entry}: group {group.description!r} cannot be traced: "
+            f"{type(err).__name__}: {err}"
+        ) from err
+    return _Traced(problem, lowered, time.perf_counter() - t0)
+
+
+def _objective_fails(problem: Problem, inputs: tuple[Any, ...]) -> bool:
+    """Whether the objective alone fails to trace on one lane's data (shapes only)."""
+    _, keys, X, y, _, _ = inputs
+
+    def value(key, X, y):
+        return problem.objective(problem.model.init(key, X.shape[1], X.dtype), X, y)
+
+    try:
+        jax.eval_shape(value, keys[0], X[0], y[0])
+    except Exception:
+        return True
+    return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -435,50 +532,59 @@ class _AheadOfTime:
     """Compiles the next groups while the current one runs.
 
     XLA compilation dominates a CPU run of a config (a solver loop takes 1-3 s to compile and
-    often less to run) and releases the GIL, so the groups after the running one are traced
-    here, in the calling thread (JAX's thread-local configuration applies as usual), and their
-    ``compile()`` goes to a small thread pool: the compiles overlap each other and the running
-    group's execution and file writes. Results are unchanged (the same programs run, in the
-    config's order); ``compile_time_s`` is then the compile's wall time under that overlap.
-    A group that fails to trace raises in its turn, after the groups before it have run.
-    ``ahead=0`` (or several processes, whose compiles should happen in the same order) compiles
-    each group just before it runs.
+    often less to run) and releases the GIL, so the groups' calls, all traced and lowered before
+    anything runs (:func:`_trace_group`, in the calling thread: JAX's thread-local
+    configuration applies as usual), are compiled in a small thread pool ahead of their turn:
+    the first ones while the later groups are still being traced, each next one while the
+    groups before it run and write their files. Each group compiles once; results are
+    unchanged (the same programs run, in the config's order); ``compile_time_s`` is then the
+    compile's wall time under that overlap. ``ahead=0`` (or several processes, whose compiles
+    should happen in the same order) compiles each group just before it runs.
     """
 
     def __init__(self, cfg, groups: list[Group], datasets, mesh, ahead: int):
         self.cfg, self.groups, self.datasets, self.mesh = cfg, groups, datasets, mesh
         self.ahead = 0 if jax.process_count() > 1 else ahead
-        self.pending: dict[int, Future] = {}  # group index -> Future of its _Compiled
+        self.traced: list[_Traced] = []  # of groups[:len(traced)], in order
+        self.pending: dict[int, Future] = {}  # group index -> Future of (compiled, time, mode)
         self.pool = (ThreadPoolExecutor(self.ahead, thread_name_prefix="lossopt-compile")
                      if self.ahead > 0 else None)
 
-    def _start(self, i: int) -> Future:
-        try:
-            problem, inputs = _group_inputs(self.cfg, self.groups[i], self.datasets, self.mesh)
-            lowered = _group_call(self.cfg, self.groups[i], problem).lower(*inputs)
-        except Exception as error:
-            future = Future()
-            future.set_exception(error)
-            return future
+    def add(self, traced: _Traced) -> None:
+        """The next group's traced call; the first ``ahead + 1`` start compiling at once."""
+        self.traced.append(traced)
+        i = len(self.traced) - 1
+        if self.pool is not None and i <= self.ahead:
+            self.pending[i] = self._start(i)
 
-        def compile_() -> _Compiled:
+    def _start(self, i: int) -> Future:
+        lowered = self.traced[i].lowered
+
+        def compile_():
             t0 = time.perf_counter()
             compiled, choice = compile_lowered(lowered, self.cfg["run"]["compile"],
                                                self.cfg["run"]["max_iters"])
-            return _Compiled(problem, inputs, compiled, time.perf_counter() - t0, choice.mode)
+            return compiled, time.perf_counter() - t0, choice.mode
 
         if self.pool is not None:
             return self.pool.submit(compile_)
         future = Future()
-        future.set_result(compile_())
+        try:
+            future.set_result(compile_())
+        except Exception as error:
+            future.set_exception(error)
         return future
 
     def get(self, i: int) -> _Compiled:
-        """Group ``i`` compiled; starts compiling the next ``ahead`` groups first."""
-        for j in range(i, min(i + 1 + self.ahead, len(self.groups))):
+        """Group ``i`` compiled, with its inputs; starts compiling the next ``ahead`` first."""
+        for j in range(i, min(i + 1 + self.ahead, len(self.traced))):
             if j not in self.pending:
                 self.pending[j] = self._start(j)
-        return self.pending.pop(i).result()
+        compiled, seconds, mode = self.pending.pop(i).result()
+        # The inputs are built again (the same arrays the call was lowered for) rather than
+        # kept from tracing: every group's stacked data at once could be large.
+        inputs = _group_inputs(self.cfg, self.groups[i], self.datasets, self.mesh)
+        return _Compiled(self.traced[i].problem, inputs, compiled, seconds, mode)
 
     def close(self) -> None:
         if self.pool is not None:  # a compile already running finishes; queued ones are dropped
@@ -497,8 +603,9 @@ def _compile_ahead() -> int:
     return ahead
 
 
-def _run_group(cfg, group: Group, out_dir: Path, ready: _Compiled):
-    """Run one compiled group call; write its records and traces; return the rows."""
+def _run_group(cfg, group: Group, out_dir: Path, ready: _Compiled, written: list[str]) -> None:
+    """Run one compiled group call; write its traces and records (a record last: it marks
+    the run complete), appending each run id to ``written`` once its record is on disk."""
     from lossopt.solvers import Status
 
     problem, inputs, compiled = ready.problem, ready.inputs, ready.compiled
@@ -511,7 +618,6 @@ def _run_group(cfg, group: Group, out_dir: Path, ready: _Compiled):
     # first time compile) an indexing op per field and shape.
     result, train_losses = jax.device_get((result, train_losses))
     n_lanes = len(group.lanes)
-    rows = []
     for i, lane in enumerate(group.lanes):
         res = result.lane(i)
         status = Status(int(res.status))
@@ -545,17 +651,17 @@ def _run_group(cfg, group: Group, out_dir: Path, ready: _Compiled):
                    _trace_csv(trace, cfg["run"]["record_every"]))
         write_text(out_dir / "runs" / f"{lane.run_id}.json",
                    json.dumps({"fingerprint": lane.fingerprint, "row": row}, indent=1))
-        rows.append(row)
-    return rows
+        written.append(lane.run_id)
 
 
 def _load_record(out_dir: Path, lane: Lane) -> dict[str, Any] | None:
+    """The lane's summary row from its record, if one exists with the lane's fingerprint."""
     path = out_dir / "runs" / f"{lane.run_id}.json"
     try:
         record = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return record["row"] if record.get("fingerprint") == lane.fingerprint else None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # absent or damaged
         return None
-    return record["row"] if record.get("fingerprint") == lane.fingerprint else None
 
 
 def write_summary(out_dir: Path, rows: list[dict[str, Any]]) -> None:
@@ -568,21 +674,80 @@ def write_summary(out_dir: Path, rows: list[dict[str, Any]]) -> None:
     write_text(out_dir / "summary.json", json.dumps(rows, indent=1))
 
 
-def _prepare(cfg, base: Path):
-    """Load the data, plan the groups and check every combination before anything runs."""
+# What a results folder holds: subfolders, and files lossopt replaces.
+_OUTPUT_FOLDERS = ("runs", "traces")
+_OUTPUT_FILES = ("config.toml", "summary.csv", "summary.json", "convergence.png", "losses.png")
+
+
+def check_output_dir(out: Path) -> None:
+    """Check, writing nothing, that ``out`` can be made the results folder.
+
+    Its nearest existing folder (``out`` itself, or the parent that ``mkdir -p`` would start
+    from) must be a writable folder, and an existing results folder must not have a file where
+    a folder goes (``runs``, ``traces``) or a folder where a file goes (``summary.csv``, ...).
+
+    Raises:
+        ConfigError: naming ``output.dir`` (or ``--out``), the path and what is in the way.
+    """
+    where = f"results folder {str(out)!r} (`output.dir`, or --out)"
+    probe = out
+    try:
+        while not (probe.exists() or probe.is_symlink()) and probe.parent != probe:
+            probe = probe.parent
+        in_the_way = [p for p in (probe, *probe.parents) if p.exists() and not p.is_dir()]
+        if in_the_way or not probe.is_dir():
+            raise ConfigError(
+                f"{where}: {str(in_the_way[0] if in_the_way else probe)!r} is a file, not a "
+                "folder; choose another output.dir or move the file"
+            )
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"{where}: {str(probe)!r} is not writable (read-only file system or no "
+                "permission); choose another output.dir"
+            )
+        if probe == out:
+            for name in _OUTPUT_FOLDERS:
+                if (out / name).exists() and not (out / name).is_dir():
+                    raise ConfigError(f"{where}: {str(out / name)!r} is a file, not a folder")
+            for name in _OUTPUT_FILES:
+                if (out / name).is_dir():
+                    raise ConfigError(f"{where}: {str(out / name)!r} is a folder, not a file")
+    except OSError as err:  # e.g. a parent that may not be listed
+        raise ConfigError(f"{where}: cannot be checked: {err.strerror or err}") from None
+
+
+def _prepare(cfg, base: Path, out: Path | None = None):
+    """Everything :func:`run_experiment` checks before it writes anything, writing nothing:
+    the data loaded (and its digests), the groups planned, every combination and the
+    results folder checked.
+
+    Then :func:`_trace_group` traces each group, in :func:`run_experiment` and
+    :func:`check_experiment` alike.
+
+    Returns:
+        ``(groups, datasets, mesh)``.
+    """
     if cfg["run"]["dtype"] == "float64" and not jax.config.jax_enable_x64:
         raise ConfigError(
             "`run.dtype` = 'float64' needs JAX's 64-bit mode: call "
             "jax.config.update('jax_enable_x64', True) first (the `lossopt run` command does), "
             "or set run.dtype = 'float32'"
         )
+    if out is not None:
+        check_output_dir(out)
     seeds = cfg["run"]["seeds"]
-    try:
-        datasets = {(i, s): load_dataset(data, s, base)
-                    for i, data in enumerate(cfg["data"]) for s in seeds}
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    datasets = {}
+    for i, data in enumerate(cfg["data"]):
+        for s in seeds:
+            try:
+                datasets[i, s] = load_dataset(data, s, base)
+            except DataError as err:
+                message = str(err)
+                if len(cfg["data"]) > 1:  # name the table: `data[1].path`
+                    message = message.replace("`data.", f"`data[{i}].")
+                raise ConfigError(message) from None
     tasks = {data["name"]: datasets[i, seeds[0]].task for i, data in enumerate(cfg["data"])}
+    digests = {key: ds.digest() for key, ds in datasets.items()}
     if len(cfg["data"]) > 1:
         for entry in cfg["losses"]:
             if not any(_fits(entry["name"], task) for task in tasks.values()):
@@ -590,10 +755,10 @@ def _prepare(cfg, base: Path):
                     f"loss {entry['name']!r} fits none of the datasets ({tasks}); remove it or "
                     "add a dataset of a task it fits"
                 )
-        groups = plan(cfg, tasks)
+        groups = plan(cfg, tasks, digests)
     else:
-        groups = plan(cfg)
-    for g in groups:  # reject incompatible combinations before running anything
+        groups = plan(cfg, digests=digests)
+    for g in groups:  # reject incompatible combinations before tracing anything
         _problem(cfg, g, datasets)
     mesh = device_mesh(cfg["run"]["devices"])
     for i, data in enumerate(cfg["data"]):  # sizes of loaded data: batch size, device count
@@ -627,59 +792,81 @@ def run_experiment(
             group (the CLI draws a progress bar with it).
         plots: draw the figures (default: ``cfg["output"]["plots"]``).
 
-    The groups run one after the other, in the config's order; while one runs, the next
-    ``$LOSSOPT_COMPILE_AHEAD`` (default 2) are traced and compiling in background threads.
+    Before it writes anything it makes every check of :func:`check_experiment` -- the data
+    loaded and checked, the plan, every combination, the results folder, and the call of
+    every group it will run traced and lowered -- so an invalid config fails with nothing
+    written (groups whose runs all have records are not traced again). Then the
+    groups run one after the other, in the config's order, each compiled once; the first
+    ``$LOSSOPT_COMPILE_AHEAD`` (default 2) start compiling in background threads while the
+    rest are traced, and each next one while the groups before it run.
+
+    A run whose record (``runs/<run_id>.json``) holds the same fingerprint -- the same
+    config values and the same data content (:meth:`Dataset.digest`) -- is not run again.
 
     Returns:
         An :class:`ExperimentResult`. On Ctrl-C the runs completed so far are kept, the
-        summary is written from them and ``interrupted`` is True.
+        summary is written from them and ``interrupted`` is True. The summary is built from
+        the records on disk, so it has a row for every run whose record was written.
 
     Raises:
-        ConfigError: an incompatible loss/model/data/solver combination, a ``run.batch_size``
-            larger than a training set, a ``run.devices`` count that this process does not
-            have or that does not divide a training set, an invalid ``LOSSOPT_COMPILE_AHEAD``
-            (all checked before any run starts).
+        ConfigError: an invalid data file, an incompatible loss/model/data/solver
+            combination, a group whose call cannot be traced, a ``run.batch_size`` larger than
+            a training set, a ``run.devices`` count that this process does not have or that
+            does not divide a training set, a results folder that cannot be written, an
+            invalid ``LOSSOPT_COMPILE_AHEAD`` (all checked before anything is written).
+        OSError: a write that fails once runs have started (a full disk).
     """
     ahead = _compile_ahead()
-    groups, datasets, mesh = _prepare(cfg, base or Path.cwd())
     out = Path(out_dir or cfg["output"]["dir"])
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.toml", dump_toml(cfg))
-    rows_by_id: dict[str, dict[str, Any]] = {}
-    ran = skipped = 0
-    interrupted = False
+    groups, datasets, mesh = _prepare(cfg, base or Path.cwd(), out)
     # Groups whose every run has a record with the same fingerprint are not compiled again.
     todo, complete = [], []
     for group in groups:
         records = None if force else [_load_record(out, lane) for lane in group.lanes]
         if records is not None and all(r is not None for r in records):
-            for r in records:
-                rows_by_id[r["run_id"]] = r
-            skipped += len(records)
             complete.append(group)
         else:
             todo.append(group)
     compiler = _AheadOfTime(cfg, todo, datasets, mesh, ahead)
+    written: list[str] = []  # run ids whose record this call wrote
+    interrupted = False
     try:
+        # Trace every group that will run before anything is written. Complete groups are not
+        # traced again: their records carry this config's and this data's fingerprint, so
+        # their calls traced when they ran (a rerun of a finished config stays quick).
+        for group in todo:
+            compiler.add(_trace_group(cfg, group, datasets, mesh))
+        try:
+            for name in _OUTPUT_FOLDERS:
+                (out / name).mkdir(parents=True, exist_ok=True)
+            write_text(out / "config.toml", dump_toml(cfg))
+        except OSError as err:
+            raise ConfigError(
+                f"results folder {str(out)!r} (`output.dir`, or --out) cannot be written: "
+                f"{err.strerror or err}"
+            ) from None
         done = 0
         for done, group in enumerate(complete, start=1):  # each group reported once, skipped first
             if progress is not None:
                 progress(done, len(groups), group.description)
         for i, group in enumerate(todo):
-            for r in _run_group(cfg, group, out, compiler.get(i)):
-                rows_by_id[r["run_id"]] = r
-            ran += len(group.lanes)
+            _run_group(cfg, group, out, compiler.get(i), written)
             done += 1
             if progress is not None:
                 progress(done, len(groups), group.description)
     except KeyboardInterrupt:
         interrupted = True
+        if not (out / "config.toml").is_file():  # interrupted before anything was written
+            raise
     finally:
         compiler.close()
-    order = [lane.run_id for g in groups for lane in g.lanes]
-    rows = [rows_by_id[i] for i in order if i in rows_by_id]
+    # The summary is what the records say: a row for every run whose record is on disk (an
+    # interruption inside a group keeps the records of its lanes written so far).
+    rows = [row for g in groups for lane in g.lanes
+            if (row := _load_record(out, lane)) is not None]
     write_summary(out, rows)
-    result = ExperimentResult(out, rows, ran, skipped, interrupted)
+    skipped = sum(len(g.lanes) for g in complete)
+    result = ExperimentResult(out, rows, len(written), skipped, interrupted)
     if (cfg["output"]["plots"] if plots is None else plots) and rows and not interrupted:
         from lossopt.plotting import plot_results
 
@@ -696,21 +883,24 @@ class GroupCheck:
     lower_time_s: float
 
 
-def check_experiment(cfg: dict[str, Any], base: Path | None = None) -> list[GroupCheck]:
+def check_experiment(cfg: dict[str, Any], base: Path | None = None, *,
+                     out_dir: str | Path | None = None) -> list[GroupCheck]:
     """Check a resolved config without running it (``lossopt run --check``).
 
     Loads the data, plans the groups, makes every check :func:`run_experiment` makes before it
-    starts, and traces and lowers every group's compiled call -- which finds what only the
-    model, loss and solver code can find (shapes, dtypes, a loss that does not fit the model's
-    output) -- but compiles and runs nothing, and writes no file. A long config is checked in
+    writes anything -- the same code -- including the results folder (``out_dir``, default
+    ``output.dir``) and the tracing and lowering of every group's compiled call, which finds
+    what only the model, loss and solver code can find (a loss hyperparameter out of range,
+    an optax option of the wrong type, shapes, dtypes, a loss that does not fit the model's
+    output); compiles and runs nothing, and writes no file. A long config is checked in
     seconds rather than found to fail in its last group.
 
     Returns:
         One :class:`GroupCheck` per group, in run order.
 
     Raises:
-        ConfigError: everything :func:`run_experiment` rejects up front, and a group whose
-            call cannot be traced (the message names the group and the error).
+        ConfigError: everything :func:`run_experiment` rejects up front; a group whose call
+            cannot be traced is named with the config entry at fault and the error.
 
     Example:
         >>> from lossopt.experiment import check_experiment, load_config
@@ -719,17 +909,10 @@ def check_experiment(cfg: dict[str, Any], base: Path | None = None) -> list[Grou
         >>> len(checks), sum(c.runs for c in checks)
         (9, 9)
     """
-    groups, datasets, mesh = _prepare(cfg, base or Path.cwd())
+    out = Path(out_dir or cfg["output"]["dir"])
+    groups, datasets, mesh = _prepare(cfg, base or Path.cwd(), out)
     checks = []
     for group in groups:
-        problem, inputs = _group_inputs(cfg, group, datasets, mesh)
-        t0 = time.perf_counter()
-        try:
-            _group_call(cfg, group, problem).lower(*inputs)
-        except Exception as err:  # the group's own code failed: name the group
-            raise ConfigError(
-                f"group {group.description!r} cannot be traced: {type(err).__name__}: {err}"
-            ) from err
-        checks.append(GroupCheck(group.description, len(group.lanes),
-                                 time.perf_counter() - t0))
+        traced = _trace_group(cfg, group, datasets, mesh)
+        checks.append(GroupCheck(group.description, len(group.lanes), traced.lower_time))
     return checks
