@@ -127,6 +127,15 @@ def test_auto_picks_fast_for_a_small_problem_and_optimized_for_a_large_one():
     assert newton.mode == "fast" and "(100 iterations)" in newton.reason
 
 
+def test_the_trace_buffers_do_not_count_as_per_iteration_work():
+    # 2-D Rosenbrock for 50,000 iterations: XLA's unoptimised cost counts the 50,001-record
+    # trace buffers as if every iteration copied them (quadratic in max_iters); the loop is
+    # microseconds per iteration, so it still compiles fast.
+    long = _choice(rosenbrock, jnp.array([-1.2, 1.0]), GradientDescent(1e-3), max_iters=50_000)
+    assert long.mode == "fast", long
+    assert long.bytes_accessed > 6 * 50_001 * 3 * 8  # the artefact is there to be removed
+
+
 def test_explicit_modes_and_other_backends():
     assert _choice(logistic, jnp.zeros(4), Newton(), args=(X, Y_BIN),
                    compile="optimized").mode == "optimized"

@@ -643,5 +643,12 @@ def _sweep_entry(kind, factory, fun, metric_items, max_iters, record_every, rule
     return jax.vmap(one)(grid)
 
 
+def _sweep_record_bytes(kind, factory, fun, metric_items, max_iters, record_every, rules,
+                        stochastic, base, grid, init_params, *rest):
+    lanes = jax.tree.leaves(grid)[0].shape[0]
+    return _loop.record_bytes(metric_items, max_iters, record_every, init_params, lanes)
+
+
 # max_iters (argument 4) bounds the run; the cost analysis sees every lane.
-_sweep = Entry(_sweep_entry, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7), work_argnum=4)
+_sweep = Entry(_sweep_entry, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7), work_argnum=4,
+               record_bytes=_sweep_record_bytes)

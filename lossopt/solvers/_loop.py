@@ -381,7 +381,20 @@ def _finish_entry(fun, metric_items, max_iters, record_every, rules_enabled, sto
 # Each entry point compiles per the compile policy (lossopt.solvers._compile): called as
 # entry(mode, *arguments); argument 2 (max_iters) bounds the loops' runs for "auto" (the
 # initial point and the result are one pass each).
-solve = Entry(_solve_entry, _STATIC, work_argnum=2, solver_argnum=6)
+def record_bytes(metric_items, max_iters, record_every, params, lanes: int = 1) -> int:
+    """The size of the trace buffers: loss, gradient norm, step and one per metric."""
+    floats = [x for x in jax.tree.leaves(params) if jnp.issubdtype(x.dtype, jnp.floating)]
+    itemsize = floats[0].dtype.itemsize if floats else 8
+    return (max_iters // record_every + 1) * (3 + len(metric_items)) * itemsize * lanes
+
+
+def _record_bytes(fun, metric_items, max_iters, record_every, *rest):
+    return record_bytes(metric_items, max_iters, record_every, rest[3])
+
+
+solve = Entry(_solve_entry, _STATIC, work_argnum=2, solver_argnum=6,
+              record_bytes=_record_bytes)
 init_chunks = Entry(_init_entry, _STATIC)
-run_chunk = Entry(_chunk_entry, _STATIC, work_argnum=2, solver_argnum=6)
+run_chunk = Entry(_chunk_entry, _STATIC, work_argnum=2, solver_argnum=6,
+                  record_bytes=_record_bytes)
 finish_chunks = Entry(_finish_entry, (*_STATIC, 6))
