@@ -219,6 +219,9 @@ CHILD = textwrap.dedent(
     from lossopt.solvers import GradientDescent
 
     mode, folder, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    # A terminal's process has Python's default Ctrl-C handler; a child of a pytest-xdist
+    # worker may inherit SIGINT ignored (then Ctrl-C never reaches a process at all).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     X = jax.random.normal(jax.random.key(0), (96, 4))
     y = X @ jnp.array([1.0, -1.0, 2.0, 0.5]) + 0.1 * jax.random.normal(jax.random.key(1), (96,))
 
