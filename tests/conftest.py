@@ -12,24 +12,33 @@ import os
 import shutil
 import tempfile
 
+# Test-time XLA:CPU flags (see _faster_cpu_compiles); tests that need XLA's own defaults
+# (the fast-vs-optimized comparison) strip them from their subprocess's XLA_FLAGS.
+TEST_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_backend_optimization_level=0")
+
 
 def _faster_cpu_compiles() -> None:
-    """Compile with XLA:CPU's classic kernel emitters (before JAX starts its backend).
+    """Compile with XLA:CPU's cheapest settings (before JAX starts its backend).
 
-    Compilation is most of this suite's time: XLA:CPU compiles every fusion of a solver's loop
-    as its own small module, and its newer (default) emitters spend about a third more time
-    per module than the classic ones (measured on 2 cores with jaxlib 0.10.2: the solver test
-    files in 77 s instead of 105 s). The compiled programs compute the same operations; this
-    is a test-time setting only, never the library's. Set only for the jaxlib series it was
-    measured on (XLA aborts on a flag it does not know) and unless XLA_FLAGS already chooses;
-    LOSSOPT_TESTS_XLA_DEFAULTS=1 runs the suite with XLA's defaults.
+    Compilation is most of this suite's time: XLA:CPU compiles every fusion of a program as
+    its own small module. The classic kernel emitters and LLVM optimisation level 0 -- the
+    two options of ``lossopt.minimize(compile="fast")``, here for every program the tests
+    compile (losses under jax.jit/jax.hessian, the runner's calls, "optimized" solves) --
+    cut that about threefold (measured on 2 cores with jaxlib 0.10.2: the whole suite in
+    4m27 instead of 5m25). The compiled programs compute the same operations (results agree
+    to rounding); the comparison of "fast" with XLA's real defaults runs in a subprocess
+    without these flags (tests/test_compile.py). A test-time setting only, never the
+    library's. Set only for the jaxlib series it was measured on (XLA aborts on a flag it
+    does not know) and unless XLA_FLAGS already chooses; LOSSOPT_TESTS_XLA_DEFAULTS=1 runs
+    the suite with XLA's defaults.
     """
     flags = os.environ.get("XLA_FLAGS", "")
     if (os.environ.get("LOSSOPT_TESTS_XLA_DEFAULTS") == "1"
             or "xla_cpu_use_fusion_emitters" in flags
+            or "xla_backend_optimization_level" in flags
             or not importlib.metadata.version("jaxlib").startswith("0.10.")):
         return
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_use_fusion_emitters=false".strip()
+    os.environ["XLA_FLAGS"] = " ".join([flags, *TEST_XLA_FLAGS]).strip()
 
 
 _faster_cpu_compiles()

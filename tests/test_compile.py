@@ -6,6 +6,7 @@ asks for "optimized".
 """
 
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -88,18 +89,51 @@ def solved(name, mode):
     return lossopt.minimize(fun, x0, solver, compile=mode, **options)
 
 
+TABLE_CHILD = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import test_compile as t
+    out = {}
+    for name in t.KNOWN:
+        for mode in ("fast", "optimized"):
+            r = t.solved(name, mode)
+            out[f"{name}/{mode}"] = [[float(x) for x in r.params], int(r.status),
+                                     int(r.iterations)]
+    print(json.dumps(out))
+""")
+
+
+@pytest.fixture(scope="module")
+def table_with_xla_defaults():
+    """The known-answer table solved fast and optimized in a process with XLA's own defaults
+    (the suite's conftest makes every compile of this process a cheap one, "optimized" too)."""
+    from conftest import TEST_XLA_FLAGS
+
+    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                     if f not in TEST_XLA_FLAGS)
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", TABLE_CHILD, os.path.dirname(__file__)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow(12)
 @pytest.mark.parametrize("name", list(KNOWN))
-def test_fast_and_optimized_agree_on_the_known_answer_table(name):
-    fast, optimized = solved(name, "fast"), solved(name, "optimized")
+def test_fast_and_optimized_agree_on_the_known_answer_table(name, table_with_xla_defaults):
+    (fast, fast_status, fast_iters), (opt, opt_status, opt_iters) = (
+        table_with_xla_defaults[f"{name}/{mode}"] for mode in ("fast", "optimized"))
     reference = KNOWN[name][4] if KNOWN[name][4] is not None else _scipy_logistic()
-    assert int(fast.status) == int(optimized.status) == Status.CONVERGED
+    assert fast_status == opt_status == Status.CONVERGED
     # Both meet gtol=1e-6 on well-conditioned problems: within ~1e-6 / lambda_min of the
     # minimiser, so 1e-5 of the reference; and of each other (same operations, rounding only).
-    np.testing.assert_allclose(fast.params, reference, atol=1e-5)
-    np.testing.assert_allclose(optimized.params, reference, atol=1e-5)
-    np.testing.assert_allclose(fast.params, optimized.params, atol=1e-7)
+    np.testing.assert_allclose(fast, reference, atol=1e-5)
+    np.testing.assert_allclose(opt, reference, atol=1e-5)
+    np.testing.assert_allclose(fast, opt, atol=1e-7)
     # Iteration counts of the same method agree but for rounding at the stopping test.
-    assert abs(int(fast.iterations) - int(optimized.iterations)) <= 1
+    assert abs(fast_iters - opt_iters) <= 1
 
 
 def _choice(fun, x0, solver, **options):
