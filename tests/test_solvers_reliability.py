@@ -27,7 +27,10 @@ def mse(w, X, y):
     return jnp.mean((X @ w - y) ** 2)
 
 
-def run(folder, max_iters=30, resume=False, fun=mse, solver=GradientDescent(0.05), **kw):
+GD = GradientDescent(0.05)
+
+
+def run(folder, max_iters=30, resume=False, fun=mse, solver=GD, **kw):
     return lossopt.minimize(fun, jnp.zeros(3), solver, args=(X, Y), max_iters=max_iters,
                             gtol=0.0, checkpoint_dir=folder, chunk_size=10, resume=resume,
                             **kw)
