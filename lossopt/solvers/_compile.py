@@ -3,8 +3,8 @@
 A solve on a small problem runs in about a millisecond once compiled, but XLA:CPU spends one
 to four seconds compiling it at full optimisation: for the problems users start with, the
 compiler is the whole wait. Two per-call XLA options cut that backend time about three-fold
-(measured in ``experiments/benchmarks/RESULTS.md``) at the price of code that runs two to
-five times slower:
+(measured in ``experiments/benchmarks/RESULTS.md``) at the price of code that runs about two
+to three times slower (1.7-3.4x measured on small solves):
 
 - ``xla_backend_optimization_level=0``: LLVM's cheapest optimisation pipeline;
 - ``xla_cpu_use_fusion_emitters=False``: XLA:CPU's classic kernel emitters, which compile each
@@ -28,8 +28,8 @@ The modes:
   ``max_iters * max(flops / 1e10, bytes / 5e10)`` seconds (rates that optimised XLA:CPU code
   reached on a 2-core machine on logistic regressions from 500 x 10 to 50,000 x 200; the
   unoptimised program's byte count, taken before fusion, over-counts). When that estimate is
-  at most 0.25 s, ``"fast"``, whose code may take three to four times as long, costs at most
-  about 0.75 s more run time and saves 0.5-2 s of compile; above it, ``"optimized"``, so a
+  at most 0.25 s, ``"fast"``, whose code may take up to three and a half times as long, costs
+  at most about 0.6 s more run time and saves 0.5-2 s of compile; above it, ``"optimized"``, so a
   large problem never runs slower than with ``jax.jit``'s defaults. The choice is made once
   per compiled program (per static options and input shapes) and remembered.
   The mode of a program never changes within a process, so the same call always gives the
