@@ -201,26 +201,34 @@ def _check(cfg, base, console, out_dir) -> int:
 
 
 def _print_summary(rows, console) -> None:
-    """One line per loss x solver configuration, aggregated over seeds."""
+    """One line per dataset x loss x solver configuration, aggregated over seeds only.
+
+    Runs on different datasets are never merged into one median: with several datasets the
+    table has a ``data`` column.
+    """
     import statistics
 
     from rich.table import Table
 
-    groups: dict[tuple[str, str, str], list[dict]] = {}
+    groups: dict[tuple[str, str, str, str], list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["loss"], r["solver"], r["hyperparameters"]), []).append(r)
+        key = (r.get("data", ""), r["loss"], r["solver"], r["hyperparameters"])
+        groups.setdefault(key, []).append(r)
+    several = len({key[0] for key in groups}) > 1
     table = Table(title="summary (median over seeds)")
-    for column in ("loss", "solver", "hyperparameters", "runs", "status", "iterations",
-                   "final loss", "validation", "time/run", "compile"):
-        table.add_column(column, justify="right" if column in (
-            "runs", "iterations", "final loss", "validation", "time/run", "compile") else "left")
-    for (loss, solver, hyper), rs in groups.items():
-        statuses = {}
+    numeric = ("runs", "iterations", "final loss", "validation", "time/run", "compile")
+    for column in (("data",) if several else ()) + (
+            "loss", "solver", "hyperparameters", "runs", "status", "iterations", "final loss",
+            "validation", "time/run", "compile"):
+        table.add_column(column, justify="right" if column in numeric else "left")
+    for (data, loss, solver, hyper), rs in groups.items():
+        statuses: dict[str, int] = {}
         for r in rs:
             statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-        status = ", ".join(f"{k} x{v}" if v > 1 else k for k, v in statuses.items())
         table.add_row(
-            loss, solver, hyper.strip("{}").replace('"', ""), str(len(rs)), status,
+            *((data,) if several else ()),
+            loss, solver, hyper.strip("{}").replace('"', ""), str(len(rs)),
+            ", ".join(f"{k} x{v}" if v > 1 else k for k, v in statuses.items()),
             f"{statistics.median(r['iterations'] for r in rs):.0f}",
             # The full training objective (records written before train_loss existed: the
             # final value, the same quantity for their full-batch runs).

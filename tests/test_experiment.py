@@ -515,3 +515,28 @@ def test_loss_shapes_figure_covers_every_kind_of_supervised_loss(tmp_path):
     assert {"mse", "hinge", "softmax_cross_entropy", "poisson_nll", "tukey"} <= set(usable)
     path = plot_loss_shapes([{"name": n} for n in usable], tmp_path / "losses.png")
     assert path.stat().st_size > 20_000
+
+
+def test_summary_keeps_datasets_apart():
+    import io
+
+    from rich.console import Console
+
+    from lossopt.cli import _print_summary
+
+    def row(data, seed, final):
+        return {"data": data, "loss": "huber delta=1.0", "solver": "gradient_descent",
+                "hyperparameters": '{"learning_rate": 0.1}', "status": "CONVERGED",
+                "iterations": 10 + seed, "final_loss": final, "train_loss": final,
+                "val_metric_name": "r2", "val_metric": 0.9, "wall_time_s": 0.001,
+                "compile_time_s": 0.4, "compile_mode": "fast"}
+
+    # Two datasets, two seeds each: the medians are per dataset (0.25 and 2.5), never the
+    # median of all four (1.15).
+    rows = [row("synthetic", 0, 0.2), row("synthetic", 1, 0.3),
+            row("breast_cancer", 0, 2.0), row("breast_cancer", 1, 3.0)]
+    out = io.StringIO()
+    _print_summary(rows, Console(file=out, width=160, markup=False, emoji=False))
+    text = out.getvalue()
+    assert "data" in text and "synthetic" in text and "breast_cancer" in text
+    assert "0.25" in text and "2.5" in text and "1.15" not in text
