@@ -225,10 +225,15 @@ class Entry:
 
     def choice(self, mode: str, *args: Any) -> CompileChoice:
         """What ``mode`` compiles for these arguments (lowering them once for "auto")."""
-        dynamic = [a for i, a in enumerate(args) if i not in self.static_argnums]
-        leaves, treedef = jax.tree.flatten(dynamic)
         if mode == "optimized":
             return CompileChoice("optimized", mode, "", reason="requested")
+        return self._choice(mode, args, *jax.tree.flatten(self._dynamic(args)))
+
+    def _dynamic(self, args: tuple[Any, ...]) -> list[Any]:
+        return [a for i, a in enumerate(args) if i not in self.static_argnums]
+
+    def _choice(self, mode: str, args: tuple[Any, ...], leaves: list[Any],
+                treedef: Any) -> CompileChoice:
         platform = _platform(leaves)
         key = (mode, platform, treedef, tuple(_signature(x) for x in leaves),
                tuple(args[i] for i in self.static_argnums), jax.config.jax_enable_x64)
@@ -245,12 +250,13 @@ class Entry:
         return found
 
     def jitted(self, mode: str, *args: Any):
-        """The ``jax.jit`` wrapper that ``mode`` selects for ``args``."""
-        if mode == "optimized" or any(
-            isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args)
-        ):
+        """The ``jax.jit`` wrapper that ``mode`` selects for ``args`` (one flatten per call)."""
+        if mode == "optimized":
             return self.optimized
-        found = self.choice(mode, *args)
+        leaves, treedef = jax.tree.flatten(self._dynamic(args))
+        if any(isinstance(x, jax.core.Tracer) for x in leaves):  # static args never are
+            return self.optimized
+        found = self._choice(mode, args, leaves, treedef)
         return self._fast_jit(found.platform) if found.mode == "fast" else self.optimized
 
     def __call__(self, mode: str, *args: Any) -> Any:

@@ -292,13 +292,10 @@ def compile_choice(
         >>> import lossopt
         >>> from lossopt.solvers import GradientDescent, compile_choice
         >>> f = lambda w: jnp.sum((w - 1.0) ** 2)
-        >>> compile_choice(f, jnp.zeros(3), GradientDescent(0.1)).mode  # doctest: +SKIP
+        >>> compile_choice(f, jnp.zeros(3), GradientDescent(0.1)).mode  # a tiny run, on a CPU
         'fast'
     """
-    options = _minimize_options(minimize_kwargs)
-    mode = check_mode(options.pop("compile"))
-    for name in _LONG_RUN_OPTIONS:
-        options.pop(name)
+    mode, options = _loop_options(minimize_kwargs)
     static, traced = _prepare(fun, init_params, solver, **options)
     return _loop.solve.choice(mode, *static, solver, *traced)
 
@@ -595,23 +592,22 @@ def sweep(
         ]
     else:
         solvers = [_build_solver(kind, factory, base, jax.tree.map(lambda x: x[0], grid))]
-    options = _minimize_options(minimize_kwargs)
+    mode, options = _loop_options(minimize_kwargs)
     long_run = [name for name in _LONG_RUN_OPTIONS if name in minimize_kwargs]
     if long_run:
         raise TypeError(
             f"sweep runs every lane in one compiled call and does not take {long_run}; call "
             "minimize for a run with a progress bar or checkpoints"
         )
-    for name in _LONG_RUN_OPTIONS:
-        options.pop(name)
-    mode = check_mode(options.pop("compile"))
     static, traced = _prepare(fun, init_params, solvers[0], **options)
     if factory is not None and not isinstance(factory, type):
         factory = Function(factory)
     return _sweep(mode, kind, factory, *static, base, grid, *traced)
 
 
-def _minimize_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+def _loop_options(kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``minimize``'s keyword options, defaults filled in: the compile mode and what
+    ``_prepare`` takes (the long-run options, which do not change the loop, left out)."""
     defaults = {
         name: p.default
         for name, p in inspect.signature(minimize).parameters.items()
@@ -620,7 +616,11 @@ def _minimize_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     unknown = set(kwargs) - set(defaults)
     if unknown:
         raise TypeError(f"unexpected keyword arguments for minimize: {sorted(unknown)}")
-    return {**defaults, **kwargs}
+    options = {**defaults, **kwargs}
+    mode = check_mode(options.pop("compile"))
+    for name in _LONG_RUN_OPTIONS:
+        options.pop(name)
+    return mode, options
 
 
 def _build_solver(kind: str, factory: Any, base: Any, point: Any) -> Any:
