@@ -74,7 +74,7 @@ class Loop:
         self.tolerances = (gtol, ftol, xtol)
         self.key = key
         self.stochastic = stochastic
-        self.n_records = max_iters // record_every + 1
+        self.n_records = n_records(max_iters, record_every)
         self.track_best = not solver.monotone
         self.has_key, self.batch_size = (False, None) if stochastic is None else stochastic
         if self.batch_size is not None:
@@ -378,20 +378,26 @@ def _finish_entry(fun, metric_items, max_iters, record_every, rules_enabled, sto
     return loop.finish(carry, interrupted)
 
 
-# Each entry point compiles per the compile policy (lossopt.solvers._compile): called as
-# entry(mode, *arguments); argument 2 (max_iters) bounds the loops' runs for "auto" (the
-# initial point and the result are one pass each).
+def n_records(max_iters: int, record_every: int) -> int:
+    """Trace records of a run: the initial point and every ``record_every``-th iteration."""
+    return max_iters // record_every + 1
+
+
 def record_bytes(metric_items, max_iters, record_every, params, lanes: int = 1) -> int:
     """The size of the trace buffers: loss, gradient norm, step and one per metric."""
     floats = [x for x in jax.tree.leaves(params) if jnp.issubdtype(x.dtype, jnp.floating)]
     itemsize = floats[0].dtype.itemsize if floats else 8
-    return (max_iters // record_every + 1) * (3 + len(metric_items)) * itemsize * lanes
+    return n_records(max_iters, record_every) * (3 + len(metric_items)) * itemsize * lanes
 
 
-def _record_bytes(fun, metric_items, max_iters, record_every, *rest):
-    return record_bytes(metric_items, max_iters, record_every, rest[3])
+def _record_bytes(fun, metric_items, max_iters, record_every, rules_enabled, stochastic,
+                  solver, params_or_carry, *rest):
+    return record_bytes(metric_items, max_iters, record_every, params_or_carry)
 
 
+# Each entry point compiles per the compile policy (lossopt.solvers._compile): called as
+# entry(mode, *arguments); argument 2 (max_iters) bounds the loops' runs for "auto" (the
+# initial point and the result are one pass each).
 solve = Entry(_solve_entry, _STATIC, work_argnum=2, solver_argnum=6,
               record_bytes=_record_bytes)
 init_chunks = Entry(_init_entry, _STATIC)
