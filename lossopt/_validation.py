@@ -9,8 +9,9 @@ not known at trace time.
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import jax
@@ -30,6 +31,7 @@ __all__ = [
     "check_same_shape",
     "concrete_value",
     "describe",
+    "did_you_mean",
 ]
 
 
@@ -141,10 +143,43 @@ def check_in_interval(
     _check_values(x, name, lambda v: lo_ok(v, low) & hi_ok(v, high), f"in {interval}")
 
 
+def did_you_mean(value: Any, choices: Iterable[Any]) -> str:
+    """`` (did you mean 'huber'?)`` for the known names closest to a misspelt ``value``, or "".
+
+    The one place unknown-name errors (losses, solvers, problems, config keys, data kinds) get
+    their suggestion from, appended after the list of valid names. Closeness is difflib's
+    ratio (at least 0.6, at most three suggestions, best first); a non-string value or no close
+    name gives "".
+
+    Example:
+        >>> did_you_mean("hubber", ["mse", "huber", "hinge"])
+        " (did you mean 'huber'?)"
+        >>> did_you_mean("xyz", ["mse", "huber"])
+        ''
+    """
+    if not isinstance(value, str):
+        return ""
+    names = [c for c in choices if isinstance(c, str)]
+    exact_case = [c for c in names if c.lower() == value.lower()]
+    close = exact_case or difflib.get_close_matches(value, names, n=3, cutoff=0.6)
+    if not close:
+        # A wrong case ("MSE", "Newton") is the commonest slip; difflib's ratio is case-blind
+        # only if we make it so.
+        lowered = {c.lower(): c for c in names}
+        close = [lowered[c] for c in difflib.get_close_matches(value.lower(), list(lowered),
+                                                                n=3, cutoff=0.6)]
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
+
 def check_choice(value: Any, name: str, choices: Sequence[Any]) -> None:
-    """Raise ValueError unless ``value`` is one of ``choices``."""
+    """Raise ValueError unless ``value`` is one of ``choices`` (suggesting the closest)."""
     if value not in choices:
-        raise ValueError(f"`{name}` must be one of {list(choices)!r}; got {value!r}")
+        raise ValueError(
+            f"`{name}` must be one of {list(choices)!r}; got {value!r}"
+            f"{did_you_mean(value, choices)}"
+        )
 
 
 def check_finite_scalar(value: Any, name: str) -> float:

@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lossopt._validation import did_you_mean
+
 __all__ = [
     "Problem",
     "ProblemInfo",
@@ -143,14 +145,15 @@ def names(tag: str | None = None) -> list[str]:
     """
     if tag is not None and not any(tag in e.tags for e in _REGISTRY.values()):
         known = sorted({t for e in _REGISTRY.values() for t in e.tags})
-        raise ValueError(f"`tag` must be one of {known}; got {tag!r}")
+        raise ValueError(f"`tag` must be one of {known}; got {tag!r}{did_you_mean(tag, known)}")
     return sorted(k for k, e in _REGISTRY.items() if tag is None or tag in e.tags)
 
 
 def _entry(name: str) -> _Entry:
     if not isinstance(name, str) or name not in _REGISTRY:
         raise KeyError(
-            f"`name` must be a registered problem; got {name!r}. Known problems: "
+            f"`name` must be a registered problem; got {name!r}{did_you_mean(name, names())}. "
+            "Known problems: "
             f"{', '.join(names())}"
         )
     return _REGISTRY[name]
@@ -215,7 +218,8 @@ def get(name: str, **kwargs: Any) -> Problem:
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise TypeError(
-            f"problem {name!r} got unknown argument(s) {unknown}; accepted: "
+            f"problem {name!r} got unknown argument(s) {unknown}"
+            f"{did_you_mean(unknown[0], accepted)}; accepted: "
             f"{', '.join(accepted) or 'none'}"
         )
     for key, value in kwargs.items():

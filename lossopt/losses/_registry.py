@@ -22,6 +22,8 @@ import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from lossopt._validation import did_you_mean
+
 __all__ = ["LossInfo", "catalog", "get", "info", "names", "register"]
 
 TASKS = (
@@ -145,7 +147,8 @@ def info(name: str) -> LossInfo:
         return _REGISTRY[name]
     except KeyError:
         raise KeyError(
-            f"unknown loss {name!r}; known losses: {', '.join(names())}"
+            f"unknown loss {name!r}{did_you_mean(name, names())}; known losses: "
+            f"{', '.join(names())}"
         ) from None
 
 
@@ -166,8 +169,9 @@ def get(name: str, **hyperparameters: Any) -> Callable[..., Any]:
     unknown = sorted(set(hyperparameters) - set(entry.hyperparameters))
     if unknown:
         accepted = ", ".join(entry.hyperparameters) or "none"
+        hint = did_you_mean(unknown[0], entry.hyperparameters)
         raise TypeError(
-            f"loss {name!r} got unknown hyperparameter(s) {unknown}; accepted: {accepted}"
+            f"loss {name!r} got unknown hyperparameter(s) {unknown}{hint}; accepted: {accepted}"
         )
     if not hyperparameters:
         return entry.fn
