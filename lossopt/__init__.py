@@ -3,7 +3,7 @@
 Public names only; everything else lives in private modules.
 """
 
-from lossopt import distributed, losses, problems, regularizers, solvers
+from lossopt import distributed, losses, problems, prox, regularizers, solvers
 from lossopt._cache import enable_compile_cache
 from lossopt.compare import Comparison, compare
 from lossopt.derivatives import grad, hessian, hessian_matrix, hvp
@@ -31,6 +31,7 @@ __all__ = [
     "losses",
     "minimize",
     "problems",
+    "prox",
     "regularizers",
     "solvers",
     "sweep",

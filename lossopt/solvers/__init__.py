@@ -16,6 +16,8 @@ methods and a ``monotone`` property; only :func:`minimize` loops.
   to a compact program.
 - :class:`Subgradient` -- constant, 1/sqrt(k) and Polyak step sizes for nonsmooth objectives.
 - :class:`Optax` -- any optax optimizer, including ``optax.lbfgs()``.
+- :class:`ProximalGradient` -- ISTA/FISTA for ``f + g`` with a penalty from
+  :mod:`lossopt.prox` (L1, elastic net, group lasso, constraints): exact zeros.
 """
 
 from lossopt.solvers._chunked import Progress
@@ -27,6 +29,7 @@ from lossopt.solvers._linesearch import Armijo
 from lossopt.solvers._newton import Newton
 from lossopt.solvers._optax import Optax
 from lossopt.solvers._protocol import Solver, StepResult
+from lossopt.solvers._proximal import ProximalGradient
 from lossopt.solvers._result import Result, Status, Trace
 from lossopt.solvers._subgradient import Subgradient
 
@@ -38,6 +41,7 @@ __all__ = [
     "Newton",
     "Optax",
     "Progress",
+    "ProximalGradient",
     "Result",
     "Solver",
     "Status",

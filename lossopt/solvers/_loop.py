@@ -76,6 +76,8 @@ class Loop:
         self.stochastic = stochastic
         self.n_records = n_records(max_iters, record_every)
         self.track_best = not solver.monotone
+        # Optional hook (see Solver): what the loop reports and tests at an iterate.
+        self.measure = getattr(solver, "measure", None)
         self.has_key, self.batch_size = (False, None) if stochastic is None else stochastic
         if self.batch_size is not None:
             self.num_examples = jax.tree.leaves(args)[0].shape[0]
@@ -127,6 +129,12 @@ class Loop:
             out[name] = m
         return out
 
+    def measured(self, objective, params, value, grad, state):
+        """The solver's ``measure`` hook: the reported value and the residual's max-abs norm."""
+        reported, residual = self.measure(objective, params, value, grad, state)
+        dtype = value.dtype
+        return jnp.asarray(reported).astype(dtype), tree_max_abs(residual).astype(dtype)
+
     @staticmethod
     def is_finite(value, grad_norm, params):
         # The max-abs norms propagate NaN and Inf, so one reduction per tree suffices.
@@ -149,7 +157,11 @@ class Loop:
         dtype = value0.dtype
         metrics0 = self.evaluate_metrics(init_params)
         nan_buf = jnp.full((self.n_records,), jnp.nan, dtype)
-        grad_norm0 = tree_max_abs(grad0).astype(dtype)
+        if self.measure is None:
+            grad_norm0 = tree_max_abs(grad0).astype(dtype)
+        else:  # the solver's own measure (a composite objective's value and gradient mapping)
+            state0 = self.solver.init(objective, init_params, value0, grad0)
+            value0, grad_norm0 = self.measured(objective, init_params, value0, grad0, state0)
         finite0 = self.is_finite(value0, grad_norm0, init_params)
         converged0 = self.gtol_hit(grad_norm0)
         status0 = jnp.where(
@@ -164,7 +176,8 @@ class Loop:
             value=value0,
             grad=grad0,
             grad_norm=grad_norm0,
-            state=self.solver.init(objective, init_params, value0, grad0),
+            state=(self.solver.init(objective, init_params, value0, grad0)
+                   if self.measure is None else state0),
             accepted=jnp.asarray(True),  # the initial point is returned even when not finite
             prev_params=init_params,
             prev_value=value0,
@@ -208,8 +221,14 @@ class Loop:
             next_k = c.k + 1
             perm = None if c.perm is None else self.next_perm(next_k, c.perm)
             new_value, new_grad = self.objective_at(next_k, perm).value_and_grad(out.params)
-        value = new_value.astype(dtype)
-        grad_norm = tree_max_abs(new_grad).astype(dtype)
+        if self.measure is None:
+            value = new_value.astype(dtype)
+            grad_norm = tree_max_abs(new_grad).astype(dtype)
+        else:
+            objective = self.objective_at(None, None) if self.stochastic is None else (
+                self.objective_at(next_k, perm))
+            value, grad_norm = self.measured(objective, out.params, new_value, new_grad,
+                                             out.state)
         finite = self.is_finite(value, grad_norm, out.params)
         failed = jnp.asarray(out.failed)
         k = c.k + 1

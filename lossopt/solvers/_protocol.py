@@ -166,6 +166,17 @@ class Solver(Protocol):
     An optional int attribute ``iteration_estimate`` bounds the iterations a run of the method
     usually takes (Newton: 100); ``compile="auto"`` then estimates the run's cost with it
     instead of ``max_iters``.
+
+    An optional method ``measure(objective, params, value, grad, state) -> (value, residual)``
+    changes what the loop reports and tests at an iterate (the initial point and every new
+    one, ``state`` the solver's state there): the returned ``value`` replaces the objective's
+    in the carry, the trace, ``Result.value``, the ``ftol`` rule and the best-iterate
+    tracking, and the max-abs norm of the pytree ``residual`` replaces the gradient's in
+    ``Result.grad_norm``, the trace and the ``gtol`` rule. ``init`` still receives the
+    objective's own value and gradient; ``step`` receives the measured value and the
+    objective's gradient. A composite solver (:class:`~lossopt.solvers.ProximalGradient`)
+    returns ``F = f + g`` and its gradient mapping. A solver without it compiles exactly as
+    before (the loop branches on its presence in Python).
     """
 
     @property
