@@ -47,6 +47,7 @@ from lossopt._validation import (
     concrete_value,
     describe,
 )
+from lossopt.losses._masking import ClassMask, class_mask, reduce_masked
 from lossopt.losses._numerics import mul_log, positive_part
 from lossopt.losses._reduce import check_nonempty, check_reduction, reduce_loss
 from lossopt.losses._registry import register
@@ -301,8 +302,13 @@ def _cross_entropy(
     ignore_index: Any,
     weights: Any,
     reduction: str,
+    mask: ClassMask | None = None,
 ):
-    """Shared body of the softmax/categorical cross-entropies (``x``'s class axis moved last)."""
+    """Shared body of the softmax/categorical cross-entropies (``x``'s class axis moved last).
+
+    With ``mask`` (``where=``), ``x`` already holds the masked input (``-inf`` logits or
+    probability 1 at masked entries); labels, smoothing and the reduction skip masked entries.
+    """
     check_in_interval(
         label_smoothing, "label_smoothing", 0.0, 1.0, closed_low=True, closed_high=True
     )
@@ -315,16 +321,20 @@ def _cross_entropy(
         cw = _along_last(cw_vec, x.ndim)
     log_p = log_probs_fn(x)
     ls = label_smoothing
-    invalid = mask = None
+    # The smoothing's uniform part ls / K spreads over the kept classes only.
+    uniform = (ls / k) if mask is None else mask.fill(ls / mask.count(x.dtype), 0.0)
+    invalid = keep = None
     if kind == "ids":
-        safe, mask, invalid = _class_ids(lab, k, ignore_index)
+        safe, keep, invalid = _class_ids(lab, k, ignore_index)
+        if mask is not None:
+            invalid = invalid | mask.ids_on_masked(safe, lab, among=keep)
         # Gather the target's log-probability: a one-hot product would give 0 * -inf = NaN for
         # a masked (-inf) logit of another class.
         w_y = None if cw_vec is None else cw_vec[safe]
         main = mul_log((1.0 - ls) if w_y is None else (1.0 - ls) * w_y, _take_last(log_p, safe))
         values = -main
         if not _is_zero(ls):  # the uniform part ls / K of the smoothed target
-            spread = ls / k if cw is None else (ls / k) * cw
+            spread = uniform if cw is None else uniform * cw
             values = values - jnp.sum(mul_log(jnp.broadcast_to(spread, log_p.shape), log_p), -1)
         normaliser = w_y
     else:
@@ -334,8 +344,10 @@ def _cross_entropy(
                 f"({describe(labels)}) with ignore_index={ignore_index}. Mask soft labels with "
                 "`weights` instead."
             )
+        if mask is not None:
+            lab = mask.fill(lab, 0.0)  # labels of masked classes are not read
         _check_soft_labels(lab)
-        smoothed = (1.0 - ls) * lab + ls / k
+        smoothed = (1.0 - ls) * lab + uniform
         coeff = smoothed if cw is None else cw * smoothed
         values = -jnp.sum(mul_log(coeff, log_p), axis=-1)  # zero-mass classes contribute 0
         normaliser = None if cw is None else jnp.sum(cw * lab, axis=-1)
@@ -344,7 +356,10 @@ def _cross_entropy(
     values = jnp.where(jnp.any(jnp.isnan(x), axis=-1), jnp.nan, values)
     if invalid is not None:
         values = jnp.where(invalid, jnp.nan, values)
-    return _reduce_normalised(values, normaliser, weights, reduction, mask)
+    if mask is not None:
+        values = mask.values(values)
+        keep = mask.reduce_mask(keep)
+    return _reduce_normalised(values, normaliser, weights, reduction, keep)
 
 
 _CLS = dict(task="classification")
@@ -488,6 +503,13 @@ _CE_DOC_OPTIONS = """
       mask them with ``weights``); ignored entries are 0 in ``"none"`` and left out of both
       sums. ``weights`` (per example) multiply numerator and denominator alike.
     * ``axis``: the class axis (default last; PyTorch's layout is ``axis=1``).
+    * ``where``: optional boolean mask of the input's shape (or of the shape without the
+      class axis: one flag per example); masked classes take no part, exactly as if dropped
+      by hand (the softmax, label smoothing's ``1/K`` and soft labels run over the kept
+      classes). Whatever a masked entry holds (``-inf``, NaN) is not read and gets gradient 0;
+      an all-masked example has loss 0 and is left out of ``"mean"``; a class id pointing at a
+      masked class raises (concrete inputs) or gives NaN (under ``jit``). Per example this is
+      ``optax.softmax_cross_entropy(..., where=)`` for soft labels.
     * Concrete one-hot/soft labels must lie in ``[0, 1]`` (they need not sum to 1); under
       ``jit`` they are not checked. Masked classes (logit ``-inf``, probability 0) with zero
       target mass contribute exactly 0.
@@ -513,6 +535,7 @@ def softmax_cross_entropy(
     class_weights=None,
     ignore_index=None,
     axis=-1,
+    where=None,
     weights=None,
     reduction="mean",
 ):
@@ -531,7 +554,8 @@ def softmax_cross_entropy(
         ValueError: labels of any other shape, integer labels of the logits' shape, concrete
             class ids outside ``[0, K)``, ``label_smoothing`` outside [0, 1], ``class_weights``
             not of shape ``(K,)`` or negative, ``ignore_index`` with soft labels, bad ``axis``,
-            unknown reduction.
+            unknown reduction, ``where`` not boolean or of another shape, a concrete class id
+            on a masked class.
 
     Example:
         >>> import jax.numpy as jnp
@@ -540,12 +564,17 @@ def softmax_cross_entropy(
         0.6691
         >>> round(float(softmax_cross_entropy(logits, jnp.array([0, -100]), ignore_index=-100)), 4)
         0.2395
+        >>> keep = jnp.array([[True, True, False], [True, True, True]])  # class 2 of row 0 out
+        >>> softmax_cross_entropy(logits, jnp.array([0, 2]), where=keep, reduction="none")
+        Array([0.1269..., 1.0986...], dtype=float...)
     """
     check_reduction(reduction)
-    x = _class_axis(as_float_array(logits, "logits"), axis, "logits")
+    raw = as_float_array(logits, "logits")
+    x = _class_axis(raw, axis, "logits")
+    mask = class_mask(where, raw.shape, axis)
     return _cross_entropy(
         lambda z: jax.nn.log_softmax(z, axis=-1),
-        x,
+        x if mask is None else mask.logits(x),
         labels,
         name="logits",
         axis=axis,
@@ -554,6 +583,7 @@ def softmax_cross_entropy(
         ignore_index=ignore_index,
         weights=weights,
         reduction=reduction,
+        mask=mask,
     )
 
 
@@ -575,6 +605,7 @@ def categorical_cross_entropy(
     ignore_index=None,
     axis=-1,
     eps=None,
+    where=None,
     weights=None,
     reduction="mean",
 ):
@@ -589,7 +620,9 @@ def categorical_cross_entropy(
     * ``eps``: clamp for the log; default the dtype's machine epsilon. Must lie in (0, 1).
     * Concrete ``probs`` must lie in ``[0, 1]`` and sum to 1 over ``axis`` within ``sqrt(eps)``
       of their dtype (3.5e-4 in float32): unnormalised scores or sigmoid outputs would make
-      every prediction look right. Under ``jit`` ``probs`` are not checked.
+      every prediction look right. Under ``jit`` ``probs`` are not checked. With ``where``
+      the probabilities of masked classes are not read, and the kept ones must sum to 1 (as
+      after a masked softmax).
 
     Raises:
         TypeError, ValueError: as ``softmax_cross_entropy``; ``eps`` outside (0, 1); concrete
@@ -607,7 +640,12 @@ def categorical_cross_entropy(
     check_reduction(reduction)
     raw = as_float_array(probs, "probs")
     p = _class_axis(raw, axis, "probs")
-    check_probabilities(raw, "probs", sum_axis=int(axis))
+    mask = class_mask(where, raw.shape, axis)
+    if mask is None:
+        check_probabilities(raw, "probs", sum_axis=int(axis))
+    else:
+        mask.check_distributions(p, "probs", int(axis))
+        p = mask.fill(p, 1.0)  # log 1 = 0: a masked class adds nothing
     eps = _default_eps(eps, p.dtype)
     return _cross_entropy(
         lambda z: clamped_log(z, eps),
@@ -620,6 +658,7 @@ def categorical_cross_entropy(
         ignore_index=ignore_index,
         weights=weights,
         reduction=reduction,
+        mask=mask,
     )
 
 
@@ -712,19 +751,22 @@ def squared_hinge(scores, labels, *, weights=None, reduction="mean"):
     probabilistic=False,
     reference="Crammer & Singer (2001), JMLR 2; optax.multiclass_hinge_loss",
 )
-def multiclass_hinge(scores, labels, *, weights=None, reduction="mean"):
+def multiclass_hinge(scores, labels, *, where=None, weights=None, reduction="mean"):
     """Crammer-Singer multiclass hinge: ``l = max(0, 1 + max_{j != y} s_j - s_y)``.
 
     Scores ``(..., K)`` with ``K >= 2`` classes on the last axis and integer class ids ``y`` of
     shape ``(...)``. Subgradient: ``e_j* - e_y`` while the margin is violated, 0 beyond and
     exactly at the margin (minimum norm); tied runner-up classes share the ``+1`` equally, the
     minimum-norm element of that face. Matches ``optax.multiclass_hinge_loss`` per example and
-    ``sklearn.metrics.hinge_loss`` for multiclass input.
+    ``sklearn.metrics.hinge_loss`` for multiclass input. ``where`` (boolean, ``scores``' shape
+    or one flag per example) masks classes out of the runner-up maximum, as if dropped by
+    hand (an example with only its target class kept has loss 0); all-masked examples give 0
+    and are left out of ``"mean"``.
 
     Raises:
-        TypeError: float labels.
-        ValueError: labels not of shape ``scores.shape[:-1]``, concrete ids outside ``[0, K)``,
-            ``K < 2``, unknown reduction.
+        TypeError: float labels; non-boolean ``where``.
+        ValueError: labels not of shape ``scores.shape[:-1]``, concrete ids outside ``[0, K)``
+            or on a masked class, ``K < 2``, ``where`` of another shape, unknown reduction.
 
     Example:
         >>> import jax.numpy as jnp
@@ -742,11 +784,15 @@ def multiclass_hinge(scores, labels, *, weights=None, reduction="mean"):
     if kind != "ids":
         raise TypeError(f"`labels` must be integer class ids; got {describe(labels)}")
     safe, _, invalid = _class_ids(lab, s.shape[-1], None)
+    mask = class_mask(where, s.shape, -1)
+    if mask is not None:
+        s = mask.logits(s)  # masked classes at -inf: never the runner-up
+        invalid = invalid | mask.ids_on_masked(safe, lab)
     onehot = jax.nn.one_hot(safe, s.shape[-1], dtype=jnp.bool_)
     s_y = jnp.sum(jnp.where(onehot, s, 0.0), axis=-1)
     runner_up = jnp.max(jnp.where(onehot, -jnp.inf, s), axis=-1)
     values = jnp.where(invalid, jnp.nan, _hinge_part(1.0 + runner_up - s_y))
-    return reduce_loss(values, weights, reduction)
+    return reduce_masked(values, weights, reduction, mask)
 
 
 # --------------------------------------------------------------------------------------------
@@ -806,7 +852,9 @@ def sigmoid_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduct
     probabilistic=False,
     reference="Lin et al. (2017), Focal Loss for Dense Object Detection, arXiv:1708.02002",
 )
-def softmax_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduction="mean"):
+def softmax_focal(
+    logits, labels, *, gamma=2.0, alpha=None, where=None, weights=None, reduction="mean"
+):
     """Softmax (multiclass) focal loss: ``l = -alpha_y (1 - p_y)**gamma log p_y``.
 
     ``p = softmax(x)`` over the last axis (``K >= 2``). ``labels``: class ids (shape
@@ -819,12 +867,15 @@ def softmax_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduct
     ``alpha=None`` is ``softmax_cross_entropy``. Not convex for ``gamma > 0``.
 
     Class ids gather the target entry, so a masked (``-inf``) logit of another class is fine.
+    ``where`` masks classes out as for :func:`softmax_cross_entropy` (softmax over the kept
+    classes, masked entries never read, all-masked examples 0 and left out of ``"mean"``).
 
     Raises:
-        TypeError: float labels of the class-id shape.
-        ValueError: bad labels shape, concrete ids outside ``[0, K)``, concrete soft labels
-            outside [0, 1] (not checked under ``jit``), ``K < 2``, ``gamma < 0``, negative or
-            misshaped ``alpha``, unknown reduction.
+        TypeError: float labels of the class-id shape; non-boolean ``where``.
+        ValueError: bad labels shape, concrete ids outside ``[0, K)`` or on a masked class,
+            concrete soft labels outside [0, 1] (not checked under ``jit``), ``K < 2``,
+            ``gamma < 0``, negative or misshaped ``alpha``, ``where`` of another shape, unknown
+            reduction.
 
     Example:
         >>> import jax.numpy as jnp
@@ -842,10 +893,15 @@ def softmax_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduct
     k = x.shape[-1]
     kind, lab = _class_targets(x, labels, -1, "logits")
     a = None if alpha is None else _per_class(alpha, "alpha", k, x.dtype, allow_scalar=True)
+    mask = class_mask(where, x.shape, -1)
+    if mask is not None:
+        x = mask.logits(x)
     factor = jnp.exp(mul_log(gamma, _log1m_softmax(x)))  # (1 - p)^0 = 1 even at p = 1
     log_p = jax.nn.log_softmax(x, axis=-1)
     if kind == "ids":
         safe, _, invalid = _class_ids(lab, k, None)
+        if mask is not None:
+            invalid = invalid | mask.ids_on_masked(safe, lab)
         # Gathered, not a one-hot product: a masked (-inf) logit of another class must not
         # give 0 * -inf = NaN.
         coeff = _take_last(factor, safe)
@@ -854,10 +910,12 @@ def softmax_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduct
         values = -mul_log(coeff, _take_last(log_p, safe))
         values = jnp.where(invalid, jnp.nan, values)
     else:
+        if mask is not None:
+            lab = mask.fill(lab, 0.0)
         _check_soft_labels(lab)
         target = lab if a is None else lab * (a if a.ndim == 0 else _along_last(a, x.ndim))
         values = -jnp.sum(mul_log(target * factor, log_p), axis=-1)
-    return reduce_loss(values, weights, reduction)
+    return reduce_masked(values, weights, reduction, mask)
 
 
 # --------------------------------------------------------------------------------------------
@@ -886,7 +944,7 @@ def _distribution_pair(preds: Any, targets: Any, pred_name: str, reduction: str)
     probabilistic=True,
     reference="Kullback & Leibler (1951), Ann. Math. Stat. 22(1); Keras KLDivergence",
 )
-def kl_divergence(predictions, targets, *, eps=None, weights=None, reduction="mean"):
+def kl_divergence(predictions, targets, *, eps=None, where=None, weights=None, reduction="mean"):
     """KL divergence ``KL(t || p) = sum_c t_c (log t_c - log p_c)`` over the last axis.
 
     Both arguments are probabilities. ``t log t`` is 0 at ``t = 0`` (safe double ``where``:
@@ -895,7 +953,9 @@ def kl_divergence(predictions, targets, *, eps=None, weights=None, reduction="me
     ``optax.kl_divergence(log_predictions, targets)`` and ``torch.nn.KLDivLoss(input, target)``
     take *log*-predictions (torch averages elementwise unless ``reduction='batchmean'``; our
     ``"mean"`` is the batch mean); Keras' ``KLDivergence(y_true, y_pred)`` reverses the order
-    and clips both to ``[1e-7, 1]``.
+    and clips both to ``[1e-7, 1]``. ``where`` (boolean, the inputs' shape or one flag per
+    example) drops masked entries of both arguments, as by hand: the kept entries of each
+    must then sum to 1; all-masked examples give 0 and are left out of ``"mean"``.
 
     Raises:
         ValueError: mismatched shapes, 0-d inputs, ``eps`` outside (0, 1), unknown reduction;
@@ -911,11 +971,17 @@ def kl_divergence(predictions, targets, *, eps=None, weights=None, reduction="me
         Array([0.6931..., 0. ...], dtype=float...)
     """
     p, t = _distribution_pair(predictions, targets, "predictions", reduction)
-    check_probabilities(p, "predictions", sum_axis=-1)
-    check_probabilities(t, "targets", sum_axis=-1)
+    mask = class_mask(where, p.shape, -1)
+    if mask is None:
+        check_probabilities(p, "predictions", sum_axis=-1)
+        check_probabilities(t, "targets", sum_axis=-1)
+    else:  # masked entries are not read: p = 1, t = 0 there add exactly 0
+        mask.check_distributions(p, "predictions", -1)
+        mask.check_distributions(t, "targets", -1)
+        p, t = mask.fill(p, 1.0), mask.fill(t, 0.0)
     eps = _default_eps(eps, p.dtype)
     values = jnp.sum(xlogx(t) - t * clamped_log(p, eps), axis=-1)
-    return reduce_loss(values, weights, reduction)
+    return reduce_masked(values, weights, reduction, mask)
 
 
 @register(
@@ -927,12 +993,14 @@ def kl_divergence(predictions, targets, *, eps=None, weights=None, reduction="me
     probabilistic=True,
     reference="Kullback & Leibler (1951); optax.kl_divergence with log_softmax inputs",
 )
-def kl_divergence_with_logits(logits, targets, *, weights=None, reduction="mean"):
+def kl_divergence_with_logits(logits, targets, *, where=None, weights=None, reduction="mean"):
     """KL divergence from logits: ``sum_c t_c (log t_c - log_softmax(x)_c)`` over the last axis.
 
     Equals ``softmax_cross_entropy(x, t, reduction="none") - entropy(t)``: same gradient
     ``softmax(x) - t`` (for ``t`` summing to 1) and Hessian, but 0 at the optimum.
-    ``optax.kl_divergence(jax.nn.log_softmax(x), t)`` gives the per-example values.
+    ``optax.kl_divergence(jax.nn.log_softmax(x), t)`` gives the per-example values. ``where``
+    masks entries as in :func:`softmax_cross_entropy` (softmax over the kept entries, whose
+    targets must sum to 1; masked logits and targets are not read).
 
     Raises:
         ValueError: mismatched shapes, 0-d inputs, unknown reduction; concrete targets outside
@@ -946,6 +1014,11 @@ def kl_divergence_with_logits(logits, targets, *, weights=None, reduction="mean"
         Array([0.1308..., 0.6931...], dtype=float...)
     """
     x, t = _distribution_pair(logits, targets, "logits", reduction)
-    check_probabilities(t, "targets", sum_axis=-1)
+    mask = class_mask(where, x.shape, -1)
+    if mask is None:
+        check_probabilities(t, "targets", sum_axis=-1)
+    else:
+        mask.check_distributions(t, "targets", -1)
+        x, t = mask.logits(x), mask.fill(t, 0.0)
     values = jnp.sum(xlogx(t) - mul_log(t, jax.nn.log_softmax(x, axis=-1)), axis=-1)
-    return reduce_loss(values, weights, reduction)
+    return reduce_masked(values, weights, reduction, mask)
