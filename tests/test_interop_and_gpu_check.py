@@ -40,7 +40,7 @@ def test_equinox_model_params_are_optimised_directly_by_minimize():
         res = run.result
         # gtol=0: every run makes exactly `iters` steps and ends on MAX_ITERS, never NONFINITE.
         assert int(res.iterations) == iters
-        assert res.status.item() == lossopt.Status.MAX_ITERS
+        assert res.status == lossopt.Status.MAX_ITERS
         # The result has the Equinox parameter tree's structure and recombines into the model.
         assert jax.tree.structure(res.params) == jax.tree.structure(params0)
         assert isinstance(run.model, interop.DropoutMLP)

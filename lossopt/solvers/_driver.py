@@ -20,7 +20,7 @@ from lossopt.solvers._chunked import Progress, run_chunked
 from lossopt.solvers._compile import CompileChoice, Entry, check_mode
 from lossopt.solvers._loop import Loop
 from lossopt.solvers._protocol import Solver
-from lossopt.solvers._result import Result
+from lossopt.solvers._result import Result, host_result
 
 __all__ = ["compile_choice", "minimize", "sweep"]
 
@@ -223,10 +223,11 @@ def minimize(
         >>> y = X @ jnp.array([1.0, -2.0, 0.5])
         >>> res = lossopt.minimize(objective, jnp.zeros(3), GradientDescent(learning_rate=0.2),
         ...                        args=(X, y), gtol=1e-5)
-        >>> print(jnp.round(res.params, 3), res.status.item() == lossopt.Status.CONVERGED)
-        [ 1.  -2.   0.5] True
-        >>> trace = res.trace.to_numpy()  # iterations + 1 records, the initial point first
-        >>> len(trace["loss"]) == int(res.iterations) + 1
+        >>> print(jnp.round(res.params, 3), res.status.name, res.converged)
+        [ 1.  -2.   0.5] CONVERGED True
+        >>> res  # doctest: +ELLIPSIS
+        Result(status=CONVERGED, iterations=..., value=..., grad_norm=...)
+        >>> len(res.trace["loss"]) == res.iterations + 1  # the initial point first
         True
 
         Minibatch SGD with momentum (10 rows per step, 40 epochs of 5 steps, monitored by the
@@ -270,10 +271,12 @@ def minimize(
         record_every, key, batch_size, max_epochs,
     )
     if _check_long_run(progress, chunk_size, checkpoint_dir, checkpoint_every, resume, traced):
-        return run_chunked(static, solver, traced, progress=progress, chunk_size=chunk_size,
-                           checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-                           resume=resume, compile=mode)
-    return _loop.solve(mode, *static, solver, *traced)
+        return host_result(run_chunked(
+            static, solver, traced, progress=progress, chunk_size=chunk_size,
+            checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
+            compile=mode,
+        ))
+    return host_result(_loop.solve(mode, *static, solver, *traced))
 
 
 def compile_choice(

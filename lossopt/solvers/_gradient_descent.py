@@ -70,8 +70,8 @@ class GradientDescent:
         ...     return jnp.sum((w - c) ** 2)
         >>> res = lossopt.minimize(f, jnp.zeros(2), GradientDescent(learning_rate=0.1),
         ...                        args=(jnp.array([1.0, -2.0]),))
-        >>> print(res.status.item(), jnp.round(res.params, 4))
-        0 [ 1. -2.]
+        >>> print(res.status.name, jnp.round(res.params, 4))
+        CONVERGED [ 1. -2.]
 
     References:
         Polyak, B. T. (1964). Some methods of speeding up the convergence of iteration methods.

@@ -105,7 +105,7 @@ class LBFGS:
         >>> def rosenbrock(p):  # minimum 0 at (1, 1)
         ...     return (1.0 - p[0]) ** 2 + 100.0 * (p[1] - p[0] ** 2) ** 2
         >>> res = lossopt.minimize(rosenbrock, jnp.array([-1.2, 1.0]), LBFGS(), gtol=1e-4)
-        >>> print(jnp.round(res.params, 4), lossopt.Status(res.status.item()).name)
+        >>> print(jnp.round(res.params, 4), res.status.name)
         [1. 1.] CONVERGED
 
     References:

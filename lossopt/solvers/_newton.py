@@ -64,7 +64,7 @@ class Newton:
         >>> from lossopt.solvers import Newton
         >>> f = lambda y: jnp.sum(y ** 4 - y ** 2)  # maximum at 0, minima at +-1/sqrt(2)
         >>> res = lossopt.minimize(f, jnp.array([0.1, 0.2]), Newton())
-        >>> print(jnp.round(res.params, 4), lossopt.Status(res.status.item()).name)
+        >>> print(jnp.round(res.params, 4), res.status.name)
         [0.7071 0.7071] CONVERGED
 
     References:

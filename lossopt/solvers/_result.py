@@ -2,13 +2,15 @@
 
 ``Result`` and ``Trace`` are pytrees of arrays, so a solve can be returned from ``jax.jit`` and
 batched by ``jax.vmap`` (every field gains a leading axis; pick one run with
-``result.lane(i)``). Host-side conveniences (``message``, ``to_numpy``, ``to_csv``) read the
-concrete arrays.
+``result.lane(i)``). On the host a single run's status is a :class:`Status` and its counts are
+ints (:func:`host_result`); host-side conveniences (``message``, ``summary``, ``to_numpy``,
+``trace["loss"]``, ``to_csv``) read the concrete arrays.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import enum
 import os
 from typing import Any
@@ -18,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossopt._io import atomic_path
+from lossopt._validation import did_you_mean
 from lossopt.solvers._protocol import pytree_dataclass, static_field
 
 __all__ = ["Result", "Status", "Trace"]
@@ -41,7 +44,7 @@ class Status(enum.IntEnum):
     @property
     def converged(self) -> bool:
         """True for the ``CONVERGED*`` members."""
-        return self in (Status.CONVERGED, Status.CONVERGED_FTOL, Status.CONVERGED_XTOL)
+        return bool(is_converged(self))
 
     @property
     def message(self) -> str:
@@ -85,6 +88,16 @@ _MESSAGES = {
         "again with resume=True to continue the run where it stopped."
     ),
 }
+
+
+def is_converged(status: Any) -> Any:
+    """Whether a status code is one of the ``CONVERGED*`` members: the one definition.
+
+    Works on a :class:`Status`, a Python int, and an int array (traced or batched), where it
+    returns a boolean array.
+    """
+    return status <= Status.CONVERGED_XTOL
+
 
 _CORE_COLUMNS = ("iteration", "loss", "grad_norm", "step_size")
 
@@ -140,6 +153,19 @@ class Trace:
             out[name] = np.asarray(buf)[:n]
         return out
 
+    def __getitem__(self, name: str) -> np.ndarray:
+        """One column of :meth:`to_numpy`, trimmed to the iterations run: ``trace["loss"]``.
+
+        Raises:
+            KeyError: for a name that is not a column (the columns are listed).
+            ValueError: for a batched trace: select a lane first.
+        """
+        columns = self.to_numpy()
+        if name not in columns:
+            raise KeyError(f"no trace column {name!r}{did_you_mean(name, columns)}; columns: "
+                           f"{', '.join(columns)}")
+        return columns[name]
+
     def to_dict(self) -> dict[str, list[float]]:
         """Like :meth:`to_numpy` but with Python lists (JSON-serialisable)."""
         return {k: v.tolist() for k, v in self.to_numpy().items()}
@@ -171,7 +197,8 @@ class Result:
         value: the objective at ``params``.
         grad_norm: max-abs norm of the gradient at ``params``.
         iterations: accepted steps taken (``params`` is iterate number ``iterations``).
-        status: a :class:`Status` code (int32 array; ``Status(int(result.status))``).
+        status: why the run stopped: a :class:`Status` member on the host, an int32 array
+            inside ``jax.jit``/``jax.vmap`` and for batched results (``Status(int(code))``).
         trace: the :class:`Trace`.
         num_fun_evals, num_grad_evals: objective values and gradients evaluated, the initial
             point and every line-search trial included (one ``value_and_grad`` counts one of
@@ -182,8 +209,14 @@ class Result:
             solvers (``solver.monotone``: Armijo line searches) it is ``params``; the
             subgradient method, optax optimizers and fixed-step gradient descent track it.
 
-    Properties ``converged`` (an array, usable under ``jit``) and ``message`` (a host string)
-    derive from ``status``.
+    On the host (a call of :func:`lossopt.minimize` outside ``jax.jit``, or :meth:`lane`
+    of a batched result) ``status`` is a :class:`Status` and ``iterations`` and the counts are
+    Python ints, so ``result.status.name``, ``result.converged`` and
+    ``range(result.iterations)`` read naturally; reading them waits for the run to finish.
+    Inside ``jax.jit``/``jax.vmap``, and for a batched result, every field is an array.
+
+    Properties ``converged`` (a bool on the host, an array under ``jit``) and ``message`` (a
+    host string) derive from ``status``; :meth:`summary` prints the whole outcome.
     """
 
     params: Any
@@ -200,9 +233,11 @@ class Result:
     best_value: jax.Array
 
     @property
-    def converged(self) -> jax.Array:
-        """Boolean array: the run stopped on gtol, ftol or xtol."""
-        return self.status <= Status.CONVERGED_XTOL
+    def converged(self) -> Any:
+        """The run stopped on gtol, ftol or xtol: a bool on the host, else a boolean array."""
+        if isinstance(self.status, Status):
+            return self.status.converged
+        return is_converged(self.status)
 
     @property
     def message(self) -> str | list[str]:
@@ -218,7 +253,35 @@ class Result:
 
     def lane(self, i: int) -> Result:
         """Run ``i`` of a batched result (from ``jax.vmap`` or :func:`lossopt.sweep`)."""
-        return jax.tree.map(lambda x: x[i], self)
+        return host_result(jax.tree.map(lambda x: x[i], self))
+
+    def summary(self) -> str:
+        """A few lines saying how the run ended: status and its message, iterations, value,
+        gradient norm, evaluations (and the best value where it differs from the last).
+
+        Raises:
+            ValueError: for a batched result: select a lane first.
+            TypeError: inside ``jax.jit``/``jax.vmap`` (a host-side string).
+        """
+        if isinstance(self.status, jax.core.Tracer):
+            raise TypeError("Result.summary() is a host-side string: call it outside jax.jit")
+        _require_single(self.status, "result")
+        status = Status(int(np.asarray(self.status)))
+        value = float(np.asarray(self.value))
+        best = float(np.asarray(self.best_value))
+        counts = [f"{int(np.asarray(n))} {what}" for n, what in (
+            (self.num_fun_evals, "values"), (self.num_grad_evals, "gradients"),
+            (self.num_hess_evals, "Hessians"), (self.num_hvp_evals, "Hessian-vector products"),
+        ) if int(np.asarray(n)) or what in ("values", "gradients")]
+        lines = [
+            f"{status.name} after {int(np.asarray(self.iterations))} iterations: "
+            f"{status.message}",
+            f"value {value:.10g}, gradient max-abs norm {float(np.asarray(self.grad_norm)):.3g}",
+            "evaluations: " + ", ".join(counts),
+        ]
+        if not (best == value or (np.isnan(best) and np.isnan(value))):
+            lines.append(f"best value seen {best:.10g} (result.best_params)")
+        return "\n".join(lines)
 
     def __repr__(self) -> str:
         try:
@@ -230,6 +293,23 @@ class Result:
             )
         except (TypeError, ValueError, jax.errors.ConcretizationTypeError):
             return f"Result(status={self.status}, iterations={self.iterations}, ...)"
+
+
+_COUNTS = ("iterations", "num_fun_evals", "num_grad_evals", "num_hess_evals", "num_hvp_evals")
+
+
+def host_result(result: Result) -> Result:
+    """``result`` with its status a :class:`Status` and its counts Python ints, when it is one
+    concrete run; a traced or batched result is returned as it is (every field an array)."""
+    status = result.status
+    if isinstance(status, (Status, jax.core.Tracer)) or np.ndim(status) != 0:
+        return result
+    if any(isinstance(getattr(result, n), jax.core.Tracer) for n in _COUNTS):
+        return result
+    return dataclasses.replace(
+        result, status=Status(int(np.asarray(status))),
+        **{n: int(np.asarray(getattr(result, n))) for n in _COUNTS},
+    )
 
 
 def status_array(status: Status) -> jax.Array:
