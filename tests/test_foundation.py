@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -147,16 +148,21 @@ def _reference_gradient_and_hessian(params, X, y):
 def test_grad_hessian_matrix_and_hvp_match_closed_forms(problem):
     params, X, y = problem
     g_ref, H_ref = _reference_gradient_and_hessian(params, X, y)
+    # Tree comparisons (chex): the results keep the params' structure ({"b": (), "w": (3,)})
+    # as well as matching the closed forms to float64 rounding.
     g = lossopt.grad(_objective, params, X, y)
-    np.testing.assert_allclose(np.concatenate([[g["b"]], g["w"]]), g_ref, rtol=1e-12)
+    chex.assert_trees_all_close(g, {"b": g_ref[0], "w": g_ref[1:]}, rtol=1e-12)
     H = lossopt.hessian_matrix(_objective, params, X, y)
     np.testing.assert_allclose(H, H_ref, rtol=1e-12)
     v = {"w": np.array([1.0, -1.0, 0.5]), "b": np.array(2.0)}
     hv = lossopt.hvp(_objective, params, v, X, y)
     expected = H_ref @ np.concatenate([[2.0], v["w"]])
-    np.testing.assert_allclose(np.concatenate([[hv["b"]], hv["w"]]), expected, rtol=1e-12)
+    chex.assert_trees_all_close(hv, {"b": expected[0], "w": expected[1:]}, rtol=1e-12)
     hess_tree = lossopt.hessian(_objective, params, X, y)
-    np.testing.assert_allclose(hess_tree["w"]["w"], H_ref[1:, 1:], rtol=1e-12)
+    chex.assert_trees_all_close(
+        hess_tree,
+        {"b": {"b": H_ref[0, 0], "w": H_ref[0, 1:]}, "w": {"b": H_ref[1:, 0], "w": H_ref[1:, 1:]}},
+        rtol=1e-12)
 
 
 # --- the `lossopt losses` command --------------------------------------------------------------

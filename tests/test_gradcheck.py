@@ -14,6 +14,7 @@ import pathlib
 import sys
 import warnings
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -148,6 +149,10 @@ def test_correct_gradient_passes(backend, argtype):
     assert report.reference == EXPECTED_REFERENCE[backend]
     # FD estimated error: float64 Richardson differences reach ~1e-9 on this O(1) problem.
     assert report.reference_error < 1e-8
+    # The reference comes back in the argument's own layout (same pytree, same shapes) and
+    # equals the closed form: to rounding for autodiff, to the FD error bound asserted above.
+    atol = 1e-12 if backend == "jax" else 1e-8
+    chex.assert_trees_all_close(report.expected, g(*_point(argtype)), rtol=0, atol=atol)
 
 
 @pytest.mark.parametrize("bug", list(PLANTED))
@@ -524,6 +529,58 @@ def test_top_level_exports():
     assert lossopt.check_hessian is check_hessian
     assert lossopt.GradientReport is GradientReport
     assert {"check_gradient", "check_hessian", "GradientReport"} <= set(lossopt.__all__)
+
+
+def test_checking_again_compiles_nothing():
+    """The compiled reference is cached per function and shapes: another point, other data of
+    the same shapes and another hand gradient trace f no more (chex counts f's traces: one to
+    read its output shape, one for the compiled value_and_grad; a wrong hand gradient adds the
+    compiled batch of finite differences that probes the disagreeing entries, once)."""
+
+    @chex.assert_max_traces(n=2)
+    def f(w, X, y):
+        return jnp.mean((X @ w - y) ** 2)
+
+    @chex.assert_max_traces(n=3)
+    def f_probed(w, X, y):
+        return jnp.mean((X @ w - y) ** 2)
+
+    def grad(w, X, y):
+        return 2 * X.T @ (X @ w - y) / len(y)
+
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        w, X, y = rng.normal(size=3), rng.normal(size=(6, 3)), rng.normal(size=6)
+        reports = [check_gradient(f, grad, w, X, y),
+                   check_gradient(f, lambda w, X, y: -grad(w, X, y), w, X, y),
+                   check_gradient(f_probed, lambda w, X, y: -grad(w, X, y), w, X, y)]
+        # A trace past chex's limit raises inside f: the checker would fall back to finite
+        # differences (and then fail), so the reference must still be autodiff.
+        assert [r.reference for r in reports] == ["autodiff"] * 3, [str(r) for r in reports]
+        assert [r.kind for r in reports] == [None, "sign_flip", "sign_flip"]
+
+
+def test_gradcheck_modules_import_no_private_names_of_each_other():
+    """lossopt/gradcheck/ is a package whose modules share only their internal API (each
+    private module's ``__all__``): no ``from lossopt.gradcheck._x import _name``, and every
+    imported name is in the source module's ``__all__``."""
+    import ast
+    import importlib
+
+    folder = pathlib.Path(lossopt.gradcheck.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "lossopt.gradcheck."):
+                exported = importlib.import_module(node.module).__all__
+                for alias in node.names:
+                    assert not alias.name.startswith("_"), (path.name, node.module, alias.name)
+                    assert alias.name in exported, (path.name, node.module, alias.name)
+    outside = [p for p in pathlib.Path(lossopt.__file__).parent.rglob("*.py")
+               if folder not in p.parents and "lossopt.gradcheck._" in p.read_text()]
+    assert not outside, outside
+    assert set(lossopt.gradcheck.__all__) == {
+        "REFERENCES", "GradientReport", "PrecisionWarning", "check_gradient", "check_hessian"}
 
 
 # --------------------------------------------------------------------------------------------

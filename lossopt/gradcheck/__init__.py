@@ -19,27 +19,25 @@ trigger a :class:`PrecisionWarning`.
 A mismatch is explained, not just reported (:attr:`GradientReport.diagnosis` and its
 machine-readable :attr:`GradientReport.kind`):
 
-=====================  ============================================================================
-``kind``               meaning
-=====================  ============================================================================
-``sign_flip``          hand = -1 x reference
-``constant_factor``    hand = c x reference, with guesses when ``c`` is ``n``, ``1/n``, ``2``,
-                       ``1/2`` (or products, or negative) and ``n`` is a dimension of an argument
-``zero``               the hand gradient is zero where the reference is not
-``offset``             hand = reference + constant (overall, or per row along the last axis)
-``transposed``         the hand gradient is the reference transposed
-``some_entries``       only some entries are wrong (their indices, and any pattern among them)
-``per_leaf``           each wrong leaf of a pytree has its own simple error
-``nonfinite``          NaN or Inf in the hand gradient
-``reference_nonfinite`` the reference is not finite: ``f`` is not differentiable at this point
-``nonsmooth``          the point is a kink of ``f``: one-sided derivatives differ, so the gradient
-                       does not exist; says whether the hand value lies between them
-``reference_disagrees`` the hand gradient agrees with finite differences but not with JAX's
-                       autodiff of ``f`` (``f``'s JAX derivative is not that of its values)
-``shape``              the hand gradient has the wrong shape or structure
-``asymmetric``         (Hessian) the hand Hessian is not symmetric but its symmetric part is right
-``unexplained``        none of the above
-=====================  ============================================================================
+| ``kind``                | meaning                                                             |
+|-------------------------|---------------------------------------------------------------------|
+| ``sign_flip``           | hand = -1 x reference                                               |
+| ``constant_factor``     | hand = c x reference; guesses when ``c`` is ``n``, ``1/n``, ``2``,  |
+|                         | ``1/2`` (or products, or negative), ``n`` a dimension of an argument |
+| ``zero``                | the hand gradient is zero where the reference is not                |
+| ``offset``              | hand = reference + constant (overall, or per row of the last axis) |
+| ``transposed``          | the hand gradient is the reference transposed                       |
+| ``some_entries``        | only some entries are wrong (their indices, any pattern among them) |
+| ``per_leaf``            | each wrong leaf of a pytree has its own simple error                |
+| ``nonfinite``           | NaN or Inf in the hand gradient                                     |
+| ``reference_nonfinite`` | the reference is not finite: ``f`` is not differentiable here       |
+| ``nonsmooth``           | the point is a kink of ``f``: one-sided derivatives differ, so the  |
+|                         | gradient does not exist; says if the hand value lies between them   |
+| ``reference_disagrees`` | the hand gradient agrees with finite differences of ``f`` but not   |
+|                         | with its autodiff (its JAX derivative is not that of its values)   |
+| ``shape``               | the hand gradient has the wrong shape or structure                  |
+| ``asymmetric``          | (Hessian) not symmetric, but its symmetric part is right            |
+| ``unexplained``         | none of the above                                                   |
 
 The package holds one idea per module: ``_report`` (:class:`GradientReport`,
 :class:`PrecisionWarning`), ``_layout`` (float64 copies of the arguments, the flat layout of the
