@@ -8,7 +8,7 @@ from lossopt._cache import enable_compile_cache
 from lossopt.compare import Comparison, compare
 from lossopt.derivatives import grad, hessian, hessian_matrix, hvp
 from lossopt.gradcheck import GradientReport, check_gradient, check_hessian
-from lossopt.solvers import Result, Status, Trace, minimize, sweep
+from lossopt.solvers import Result, Status, Trace, minimize, minimize_least_squares, sweep
 
 __version__ = "0.1.0"
 
@@ -30,6 +30,7 @@ __all__ = [
     "hvp",
     "losses",
     "minimize",
+    "minimize_least_squares",
     "problems",
     "prox",
     "regularizers",
