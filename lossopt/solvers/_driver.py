@@ -15,9 +15,10 @@ import numpy as np
 from lossopt._functions import Function
 from lossopt._validation import check_nonnegative, concrete_value, describe
 from lossopt.distributed import as_auto_axes
-from lossopt.solvers import _loop
+from lossopt.solvers import _implicit, _loop
 from lossopt.solvers._chunked import Progress, run_chunked
 from lossopt.solvers._compile import CompileChoice, Entry, check_mode
+from lossopt.solvers._implicit import Implicit, Unroll
 from lossopt.solvers._loop import Loop
 from lossopt.solvers._protocol import Solver
 from lossopt.solvers._result import Result, host_result
@@ -50,6 +51,7 @@ def minimize(
     checkpoint_every: int = 40,
     resume: bool = False,
     compile: str = "auto",
+    differentiate: str | Implicit | Unroll = "implicit",
 ) -> Result:
     """Minimise ``fun(params, *args)`` with ``solver`` in one compiled ``lax.while_loop``.
 
@@ -158,6 +160,16 @@ def minimize(
             solver's step is independent of the budget; an optax schedule built from a total
             step count is part of the optimizer and resumes as it was built). A checkpoint
             past a smaller ``max_iters`` is refused.
+        differentiate: how ``jax.grad``/``jax.jvp``/``jax.jacrev`` of anything computed from
+            the result see it as a function of ``args`` (static). ``"implicit"`` (default,
+            or :class:`~lossopt.solvers.Implicit` with options): the implicit function
+            theorem at the solution, ``dx*/dargs = -H^{-1} d_args grad_x f``, and the
+            envelope theorem for ``value``; NaN when the solve did not converge or the
+            Hessian is not positive definite. ``"unroll"`` (or
+            :class:`~lossopt.solvers.Unroll`): reverse mode through the iterations that ran.
+            A call that is not differentiated runs and compiles the same loop either way
+            (``"unroll"`` compiles a scan once tracers reach it). See
+            ``docs/differentiating.md``.
 
     Long runs: with ``progress``, ``chunk_size`` or ``checkpoint_dir`` the host drives the
     loop in compiled chunks -- one compilation for the initial point, one for a chunk of any
@@ -266,6 +278,7 @@ def minimize(
         True
     """
     mode = check_mode(compile)
+    how = _implicit.check_differentiate(differentiate)
     static, traced = _prepare(
         fun, init_params, solver, args, max_iters, gtol, ftol, xtol, metrics, metric_args,
         record_every, key, batch_size, max_epochs,
@@ -276,7 +289,7 @@ def minimize(
             checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
             compile=mode,
         ))
-    return host_result(_loop.solve(mode, *static, solver, *traced))
+    return host_result(_implicit.solve(mode, static, solver, traced, how))
 
 
 def compile_choice(
@@ -602,6 +615,11 @@ def sweep(
             f"sweep runs every lane in one compiled call and does not take {long_run}; call "
             "minimize for a run with a progress bar or checkpoints"
         )
+    if "differentiate" in minimize_kwargs:
+        raise TypeError(
+            "sweep does not take `differentiate`; to differentiate solves over a grid, "
+            "jax.vmap a function of minimize(..., differentiate=...)"
+        )
     static, traced = _prepare(fun, init_params, solvers[0], **options)
     if factory is not None and not isinstance(factory, type):
         factory = Function(factory)
@@ -621,6 +639,7 @@ def _loop_options(kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         raise TypeError(f"unexpected keyword arguments for minimize: {sorted(unknown)}")
     options = {**defaults, **kwargs}
     mode = check_mode(options.pop("compile"))
+    _implicit.check_differentiate(options.pop("differentiate"))  # the loop is the same
     for name in _LONG_RUN_OPTIONS:
         options.pop(name)
     return mode, options

@@ -1,0 +1,460 @@
+"""Derivatives of a solve: implicit differentiation at the solution, or through the iterations.
+
+:func:`lossopt.minimize` runs a ``lax.while_loop``, which JAX can differentiate forward but not
+in reverse. ``minimize(..., differentiate=...)`` chooses how ``jax.grad``, ``jax.jacrev``,
+``jax.jvp`` (and ``jax.vmap`` of them) see the solution as a function of ``args``:
+
+- :class:`Implicit` (``"implicit"``, the default): the implicit function theorem at the
+  solution. The solve is wrapped in a ``jax.custom_jvp`` whose tangent rule solves one linear
+  system with the Hessian at ``x*`` inside ``lax.custom_linear_solve``; reverse mode comes from
+  JAX transposing that rule, so the forward loop is never differentiated (no memory per
+  iteration, any solver).
+- :class:`Unroll` (``"unroll"``): reverse mode through the iterations themselves -- a
+  ``lax.scan`` over ``max_iters`` steps in which finished iterations are frozen -- for what the
+  implicit form does not cover (nonsmooth objectives, early-stopped solves, derivatives with
+  respect to the starting point or a learning rate).
+
+A call that nobody differentiates compiles the program it compiled before: with concrete
+``args`` (a plain call) ``minimize`` calls the loop directly, and under an outer ``jax.jit`` the
+``custom_jvp`` wrapper lowers to the loop's own operations (tested on the lowered HLO).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.extend.core
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.flatten_util import ravel_pytree
+
+from lossopt._validation import check_choice, describe, did_you_mean
+from lossopt.solvers import _loop
+from lossopt.solvers._loop import Loop
+from lossopt.solvers._protocol import Objective
+from lossopt.solvers._result import Result, Status
+
+__all__ = ["DENSE_MAX_PARAMS", "Implicit", "Unroll", "check_differentiate", "solve"]
+
+#: ``linear_solver="auto"`` forms the Hessian (``n x n``, ``n`` the number of parameters) up
+#: to this many parameters (32 MB in float64) and uses CG with Hessian-vector products above.
+DENSE_MAX_PARAMS = 2000
+
+_LINEAR_SOLVERS = ("auto", "cholesky", "lu", "cg")
+_REQUIRE = ("converged", "gtol", "none")
+_MODES = ("implicit", "unroll")
+
+
+@dataclasses.dataclass(frozen=True)
+class Implicit:
+    """Differentiate a solution by the implicit function theorem (``differentiate=``'s default).
+
+    At a minimiser ``x*(theta)`` of ``f(x, theta)`` (``theta``: everything passed in ``args``)
+    the gradient vanishes, ``F(x*, theta) = grad_x f(x*, theta) = 0``; if the Hessian
+    ``H = grad_xx f(x*, theta)`` is nonsingular, ``x*`` is locally a differentiable function of
+    ``theta`` with
+
+    .. math::
+        \\frac{\\partial x^*}{\\partial \\theta} = -H^{-1}\\,\\partial_\\theta \\nabla_x f(x^*,
+        \\theta),
+        \\qquad
+        \\frac{d f(x^*(\\theta), \\theta)}{d \\theta} = \\partial_\\theta f(x^*, \\theta)
+
+    (the second is the envelope theorem: ``grad_x f = 0`` removes the ``dx*/dtheta`` term).
+    A tangent ``dtheta`` costs one Jacobian-vector product of ``grad_x f`` in ``theta`` and one
+    solve with ``H``; a cotangent (``jax.grad``) one solve with ``H`` (symmetric, so its own
+    transpose) and one vector-Jacobian product. The solve runs inside
+    ``lax.custom_linear_solve``, so ``jax.jvp``, ``jax.grad``, ``jax.jacfwd``, ``jax.jacrev``
+    and ``jax.vmap`` of them all work, under ``jax.jit`` too.
+
+    **When it is valid.** At a converged, nondegenerate minimum: ``grad_x f(x*) ~ 0`` and ``H``
+    positive definite there, and ``f`` twice differentiable near ``x*``. Everything else gives
+    NaN, never a number that looks right:
+
+    - the solve did not converge (``require``): the status says why (``MAX_ITERS``,
+      ``NONFINITE``, ``LINE_SEARCH_FAILED``, ...);
+    - ``H`` is not positive definite (a saddle point, a degenerate minimum such as that of
+      ``x**4``, a rank-deficient least-squares problem without regularisation) or too
+      ill-conditioned to solve in the parameters' precision (``cholesky``: its estimated
+      reciprocal condition number ``(min diag L / max diag L)**2`` below ``n * eps``;
+      ``cg``: negative or zero curvature met, or the residual tolerance not reached within
+      ``cg_max_iters``). A NaN derivative of a converged solve therefore means this case.
+
+    Derivatives with respect to ``init_params``, the solver's hyperparameters and the
+    tolerances are zero (the solution does not depend on them), as are those of the
+    diagnostic fields ``grad_norm`` and ``trace``; integer fields (``iterations``, ``status``,
+    counts) carry none. ``best_params``/``best_value`` get the tangents of ``params``/
+    ``value`` when they are the same point, else NaN. The derivative is that of the exact
+    minimiser, evaluated at the returned one, so its error is of the order of the
+    solution's (``gtol``): solve tightly when the derivative matters.
+
+    Not covered (raise ``NotImplementedError`` when differentiated): stochastic solves
+    (``key``/``batch_size``, whose result is not the minimiser of one fixed objective) and
+    solvers whose fixed point is not ``grad_x f = 0`` (a proximal method's composite
+    objective). Nonsmooth objectives (hinge, MAE) have no Hessian at a kink: use
+    :class:`Unroll`.
+
+    Args:
+        linear_solver: how to solve with ``H`` (static). ``"cholesky"``: forms ``H``
+            (``jax.hessian``) and factors it once per solve; ``"lu"``: the same with an LU
+            factorisation (no positive-definiteness check: for a stationary point that is not
+            a minimum, where the implicit function theorem still holds); ``"cg"``: conjugate
+            gradients with Hessian-vector products (``H`` is never formed; each product costs
+            about one gradient). ``"auto"`` (default): the solver's own choice when it has a
+            ``linear_solver`` of ``"cholesky"`` or ``"cg"`` (``Newton``), else ``"cholesky"``
+            up to :data:`DENSE_MAX_PARAMS` parameters and ``"cg"`` above.
+        require: which statuses give a derivative (static): ``"converged"`` (default) any of
+            ``CONVERGED``, ``CONVERGED_FTOL``, ``CONVERGED_XTOL``; ``"gtol"`` only
+            ``CONVERGED`` (the gradient rule, which certifies first-order optimality);
+            ``"none"`` every status -- the implicit formula at whatever point the solve
+            returned, an approximation whose error grows with that point's gradient.
+        cg_tol: CG's relative residual tolerance ``||H d - b|| <= cg_tol ||b||``; ``None``
+            (default) is ``10 * eps**0.75`` of the parameters' dtype (about ``2e-11`` in
+            float64, ``6e-5`` in float32).
+        cg_max_iters: CG iteration cap; ``None`` (default) is ``2 n``.
+
+    Raises:
+        ValueError: an unknown ``linear_solver`` or ``require``, or a ``cg_tol`` or
+            ``cg_max_iters`` that is not positive.
+
+    Example:
+        Ridge regression, ``w*(lam) = (X^T X + lam I)^{-1} X^T y``, differentiated in ``lam``:
+
+        >>> import jax, jax.numpy as jnp
+        >>> import lossopt
+        >>> from lossopt.solvers import Implicit, Newton
+        >>> X = jnp.array([[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+        >>> y = jnp.array([1.0, 2.0, 2.0])
+        >>> def ridge(w, X, y, lam):
+        ...     return 0.5 * jnp.sum((X @ w - y) ** 2) + 0.5 * lam * jnp.sum(w ** 2)
+        >>> def w_star(lam):
+        ...     return lossopt.minimize(ridge, jnp.zeros(2), Newton(), args=(X, y, lam),
+        ...                             differentiate=Implicit(linear_solver="cg")).params
+        >>> A = X.T @ X + 0.5 * jnp.eye(2)   # closed form: dw/dlam = -A^{-1} w*
+        >>> bool(jnp.allclose(jax.jacobian(w_star)(0.5), -jnp.linalg.solve(A, w_star(0.5)),
+        ...                   atol=1e-5))
+        True
+
+    References:
+        Krantz, S. G. and Parks, H. R. (2013). *The Implicit Function Theorem*. Birkhauser.
+        Blondel, M. et al. (2022). Efficient and modular implicit differentiation. NeurIPS.
+    """
+
+    linear_solver: str = "auto"
+    require: str = "converged"
+    cg_tol: float | None = None
+    cg_max_iters: int | None = None
+
+    def __post_init__(self) -> None:
+        check_choice(self.linear_solver, "linear_solver", _LINEAR_SOLVERS)
+        check_choice(self.require, "require", _REQUIRE)
+        if self.cg_tol is not None and not (
+            isinstance(self.cg_tol, (int, float)) and not isinstance(self.cg_tol, bool)
+            and 0 < self.cg_tol < 1
+        ):
+            raise ValueError(f"`cg_tol` must be None or a number in (0, 1); got {self.cg_tol!r}")
+        if self.cg_max_iters is not None and (
+            not isinstance(self.cg_max_iters, int) or isinstance(self.cg_max_iters, bool)
+            or self.cg_max_iters < 1
+        ):
+            raise ValueError(
+                f"`cg_max_iters` must be None or an int >= 1; got {self.cg_max_iters!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Unroll:
+    """Differentiate a solve through its iterations (reverse mode through every step).
+
+    The solve runs as a ``lax.scan`` over ``max_iters`` steps of the same loop body as
+    :func:`lossopt.minimize`'s ``lax.while_loop``, each step after the run has stopped
+    skipped by a ``lax.cond`` (finished iterations are frozen), so the forward result is the
+    one ``minimize`` returns. ``jax.grad`` then differentiates exactly the iterations that ran:
+    the derivative of *what was computed*, whether or not it converged -- with respect to
+    ``args``, ``init_params`` and the solver's numeric hyperparameters (a learning rate).
+
+    Use it where :class:`Implicit` does not apply: nonsmooth objectives, solves stopped early
+    on purpose, or derivatives with respect to the start or the step size. Its costs: reverse
+    mode stores the loop state of every one of the ``max_iters`` steps (memory grows with
+    ``max_iters``), and the compiled program is a scan, not the default while loop. The
+    unrolled derivative converges to the implicit one as the iterates converge (linearly, at
+    the solver's rate).
+
+    Only solvers whose step has no inner ``lax.while_loop`` can be unrolled in reverse mode
+    (JAX cannot transpose one): ``GradientDescent`` without a line search, ``Subgradient``,
+    ``Optax``. Newton, L-BFGS and every Armijo line search loop inside their step; for them
+    ``differentiate="unroll"`` raises ``NotImplementedError`` when traced with tracer inputs
+    (``differentiate="implicit"`` is the method for a converged solve). The trace and the
+    integer fields carry no derivative.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import lossopt
+        >>> from lossopt.solvers import GradientDescent
+        >>> f = lambda w, c: 0.5 * jnp.sum((w - c) ** 2)  # gradient step: w <- w - lr (w - c)
+        >>> def after_3_steps(lr):
+        ...     return lossopt.minimize(f, jnp.zeros(1), GradientDescent(lr), args=(1.0,),
+        ...                             max_iters=3, gtol=0.0, differentiate="unroll").params[0]
+        >>> float(after_3_steps(0.5))  # 1 - (1 - lr)**3
+        0.875
+        >>> float(jax.grad(after_3_steps)(0.5))  # 3 (1 - lr)**2
+        0.75
+    """
+
+
+def check_differentiate(value: Any) -> Implicit | Unroll:
+    """Validate ``minimize``'s ``differentiate=``: a mode name or an options object."""
+    if isinstance(value, (Implicit, Unroll)):
+        return value
+    if isinstance(value, str):
+        if value == "implicit":
+            return Implicit()
+        if value == "unroll":
+            return Unroll()
+        raise ValueError(
+            f"`differentiate` must be one of {list(_MODES)} or an Implicit(...)/Unroll() "
+            f"object; got {value!r}{did_you_mean(value, _MODES)}"
+        )
+    raise TypeError(
+        f"`differentiate` must be one of {list(_MODES)} or an Implicit(...)/Unroll() object; "
+        f"got {describe(value)}"
+    )
+
+
+def _has_tracer(tree: Any) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(tree))
+
+
+def solve(mode: str, static: tuple[Any, ...], solver: Any, traced: tuple[Any, ...],
+          how: Implicit | Unroll) -> Result:
+    """``minimize``'s solve, differentiable as ``how`` says.
+
+    ``static`` and ``traced`` are ``_driver._prepare``'s split of the arguments. Without
+    tracers there is nothing to differentiate, and the loop is called as it always was.
+    """
+    if isinstance(how, Unroll):
+        if not _has_tracer((solver, traced)):
+            return _loop.solve(mode, *static, solver, *traced)
+        return _unrolled(*static, solver, *traced)
+    if not _has_tracer(traced[1]):  # args: the only inputs with an implicit derivative
+        return _loop.solve(mode, *static, solver, *traced)
+    return _implicit_solve(mode, static, how, solver, traced)
+
+
+# --- implicit differentiation ----------------------------------------------------------------
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _implicit_solve(mode, static, how, solver, traced):
+    return _loop.solve(mode, *static, solver, *traced)
+
+
+@_implicit_solve.defjvp
+def _implicit_solve_jvp(mode, static, how, primals, tangents):
+    solver, traced = primals
+    _, traced_dot = tangents
+    fun, stochastic = static[0], static[5]
+    if stochastic is not None:
+        raise NotImplementedError(
+            "differentiate='implicit' needs the minimiser of one fixed objective, but this "
+            "solve is stochastic (key or batch_size): its result is not the solution of "
+            "grad f(x, args) = 0. Use differentiate='unroll' to differentiate the iterations "
+            "that ran, or solve the full, deterministic objective."
+        )
+    if getattr(solver, "implicit_fixed_point", "gradient") != "gradient":
+        raise NotImplementedError(
+            f"differentiate='implicit' differentiates the condition grad f(x, args) = 0, but "
+            f"{type(solver).__name__}'s solution satisfies another fixed-point condition "
+            f"({solver.implicit_fixed_point}); use differentiate='unroll'"
+        )
+    result = _implicit_solve(mode, static, how, solver, traced)
+    args, args_dot = traced[1], traced_dot[1]
+    params_dot, value_dot, solved = _solution_tangents(fun, result.params, args, args_dot,
+                                                       how, solver)
+    # Only primal quantities decide validity, and an invalid tangent is scaled by NaN rather
+    # than replaced by it: the rule must stay linear in the tangents for reverse mode (a
+    # `where(ok, t, nan)` would transpose to a silent zero).
+    accepted = _accepted(result.status, how.require)
+    params_dot = _scale_by(_nan_unless(accepted & solved), params_dot)
+    # The envelope theorem needs no Hessian: the value's derivative holds at any minimum.
+    value_dot = _scale_by(_nan_unless(accepted), value_dot)
+    return result, _result_tangent(result, params_dot, value_dot)
+
+
+def _nan_unless(ok: jax.Array) -> jax.Array:
+    return jnp.where(ok, 1.0, jnp.nan)
+
+
+def _scale_by(factor: jax.Array, tree: Any) -> Any:
+    return jax.tree.map(lambda t: t * factor.astype(t.dtype), tree)
+
+
+def _accepted(status: jax.Array, require: str) -> jax.Array:
+    if require == "none":
+        return jnp.asarray(True)
+    if require == "gtol":
+        return status == int(Status.CONVERGED)
+    return status <= int(Status.CONVERGED_XTOL)
+
+
+def _solution_tangents(fun, params, args, args_dot, how: Implicit, solver):
+    """``(dx*, df*, solved)`` for the tangent ``args_dot`` of ``args`` at the solution."""
+    flat, unravel = ravel_pytree(params)
+    n = flat.shape[0]
+    dtype = flat.dtype
+
+    def value_and_flat_grad(a):
+        value, grad = jax.value_and_grad(Objective(fun, a).value)(params)
+        return value, ravel_pytree(grad)[0].astype(dtype)
+
+    # One forward pass gives the envelope term d_theta f and the right-hand side
+    # d_theta grad_x f, both linear in args_dot.
+    _, (value_dot, rhs) = jax.jvp(value_and_flat_grad, (args,), (args_dot,))
+
+    def flat_grad(v):
+        return ravel_pytree(jax.grad(Objective(fun, args).value)(unravel(v)))[0].astype(dtype)
+
+    kind = _linear_solver(how.linear_solver, solver, n)
+    if kind == "cg":
+        _, hvp = jax.linearize(flat_grad, flat)
+        tol = how.cg_tol if how.cg_tol is not None else 10 * float(jnp.finfo(dtype).eps) ** 0.75
+        max_iters = 2 * n if how.cg_max_iters is None else how.cg_max_iters
+        matvec = hvp
+
+        def linear_solve(mv, b):
+            # A failed CG (see _cg) gives NaN: the solve is opaque to JAX (custom_linear_solve
+            # transposes by calling it again on the cotangent), so the test stays out of the
+            # tangent computation, which must remain linear.
+            x, ok = _cg(mv, b, tol, max_iters)
+            return jnp.where(ok, x, jnp.nan)
+
+        ok = jnp.asarray(True)
+    else:
+        hess = jax.jacfwd(flat_grad)(flat)
+        hess = 0.5 * (hess + hess.T)  # exact symmetry (autodiff rounding differs by side)
+
+        def matvec(v):
+            return hess @ v
+
+        if kind == "cholesky":
+            chol = jnp.linalg.cholesky(hess)
+            diag = jnp.abs(jnp.diagonal(chol))
+            rcond = (jnp.min(diag) / jnp.max(diag)) ** 2
+            ok = rcond > n * jnp.finfo(dtype).eps  # NaN (not positive definite) fails too
+
+            def linear_solve(mv, b):
+                return jax.scipy.linalg.cho_solve((chol, True), b)
+        else:
+            lu = jax.scipy.linalg.lu_factor(hess)
+            ok = jnp.all(jnp.isfinite(lu[0]))
+
+            def linear_solve(mv, b):
+                return jax.scipy.linalg.lu_solve(lu, b)
+
+    flat_dot = lax.custom_linear_solve(matvec, -rhs, linear_solve, symmetric=True)
+    return unravel(flat_dot), value_dot, ok
+
+
+def _linear_solver(choice: str, solver: Any, n: int) -> str:
+    if choice != "auto":
+        return choice
+    own = getattr(solver, "linear_solver", None)
+    if own in ("cholesky", "cg"):
+        return own
+    return "cholesky" if n <= DENSE_MAX_PARAMS else "cg"
+
+
+def _cg(matvec, b, tol: float, max_iters: int):
+    """Conjugate gradients for ``H x = b``; ``ok`` unless curvature ``p.Hp <= 0`` was met or the
+    relative residual stayed above ``tol`` (``H`` not positive definite or too ill-posed)."""
+    bnorm = jnp.linalg.norm(b)
+    target = tol * bnorm
+    zero = jnp.zeros_like(b)
+    start = (zero, b, b, jnp.vdot(b, b), jnp.asarray(0, jnp.int32), bnorm <= target,
+             jnp.asarray(False))
+
+    def cond(s):
+        _, _, _, _, i, done, bad = s
+        return ~done & ~bad & (i < max_iters)
+
+    def body(s):
+        x, r, p, rr, i, _, _ = s
+        hp = matvec(p)
+        curvature = jnp.vdot(p, hp)
+        bad = ~(curvature > 0)  # zero, negative or NaN: not positive definite
+        alpha = rr / jnp.where(bad, 1.0, curvature)
+        x = x + alpha * p
+        r = r - alpha * hp
+        rr_new = jnp.vdot(r, r)
+        p = r + (rr_new / rr) * p
+        return x, r, p, rr_new, i + 1, jnp.sqrt(rr_new) <= target, bad
+
+    x, _, _, _, _, done, bad = lax.while_loop(cond, body, start)
+    return x, done & ~bad
+
+
+def _zero_tangent(x: Any) -> Any:
+    dtype = jnp.result_type(x)
+    if jnp.issubdtype(dtype, jnp.inexact):
+        return jnp.zeros(jnp.shape(x), dtype)
+    return np.zeros(jnp.shape(x), jax.dtypes.float0)
+
+
+def _result_tangent(result: Result, params_dot: Any, value_dot: jax.Array) -> Result:
+    """The tangent of a whole :class:`Result`: the solution's, zeros for diagnostics."""
+    zeros = jax.tree.map(_zero_tangent, result)
+    same_point = jnp.all(jnp.stack([
+        jnp.all(a == b) for a, b in zip(jax.tree.leaves(result.best_params),
+                                        jax.tree.leaves(result.params), strict=True)
+    ]))
+    best_dot = _scale_by(_nan_unless(same_point), params_dot)
+    best_value_dot = _scale_by(_nan_unless(same_point), value_dot)
+    return dataclasses.replace(zeros, params=params_dot, value=value_dot,
+                               best_params=best_dot, best_value=best_value_dot)
+
+
+# --- unrolled differentiation ----------------------------------------------------------------
+
+
+def _unrolled_entry(fun, metric_items, max_iters, record_every, rules_enabled, stochastic,
+                    solver, init_params, args, metric_args, gtol, ftol, xtol, key):
+    loop = Loop(fun, metric_items, max_iters, record_every, rules_enabled, solver, args,
+                metric_args, gtol, ftol, xtol, key, stochastic)
+    carry = loop.initial(init_params)
+    _check_unrollable(loop, carry, solver)
+
+    def step(c, _):
+        return lax.cond(c.done, lambda c: c, loop.body, c), None
+
+    final, _ = lax.scan(step, carry, None, length=max_iters)
+    result = loop.finish(final)
+    return dataclasses.replace(result, trace=lax.stop_gradient(result.trace))
+
+
+_unrolled = jax.jit(_unrolled_entry, static_argnums=_loop._STATIC)
+
+
+def _check_unrollable(loop: Loop, carry: Any, solver: Any) -> None:
+    jaxpr = jax.make_jaxpr(loop.body)(carry)
+    if _contains_while(jaxpr.jaxpr):
+        raise NotImplementedError(
+            f"differentiate='unroll' differentiates every step in reverse mode, but a step of "
+            f"{type(solver).__name__} runs a lax.while_loop (a line search, a Hessian shift "
+            "or a CG loop), which JAX cannot reverse-differentiate. Use a solver without one "
+            "(GradientDescent with line_search=None, Subgradient, Optax), or "
+            "differentiate='implicit' for a converged solve."
+        )
+
+
+def _contains_while(jaxpr: Any) -> bool:
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "while":
+            return True
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            if _contains_while(sub):
+                return True
+    return False
