@@ -18,6 +18,8 @@ methods and a ``monotone`` property; only :func:`minimize` loops.
 - :class:`Optax` -- any optax optimizer, including ``optax.lbfgs()``.
 - :class:`ProximalGradient` -- ISTA/FISTA for ``f + g`` with a penalty from
   :mod:`lossopt.prox` (L1, elastic net, group lasso, constraints): exact zeros.
+- :class:`GaussNewton`, :class:`LevenbergMarquardt` -- nonlinear least squares
+  ``1/2 ||r(x)||^2`` from a residual function, driven by :func:`minimize_least_squares`.
 """
 
 from lossopt.solvers._chunked import Progress
@@ -26,6 +28,8 @@ from lossopt.solvers._driver import compile_choice, minimize, sweep
 from lossopt.solvers._gradient_descent import GradientDescent
 from lossopt.solvers._implicit import Implicit, Unroll
 from lossopt.solvers._lbfgs import LBFGS
+from lossopt.solvers._least_squares import least_squares_objective, minimize_least_squares
+from lossopt.solvers._least_squares_solvers import GaussNewton, LevenbergMarquardt
 from lossopt.solvers._linesearch import Armijo
 from lossopt.solvers._newton import Newton
 from lossopt.solvers._optax import Optax
@@ -38,8 +42,10 @@ __all__ = [
     "LBFGS",
     "Armijo",
     "CompileChoice",
+    "GaussNewton",
     "GradientDescent",
     "Implicit",
+    "LevenbergMarquardt",
     "Newton",
     "Optax",
     "Progress",
@@ -52,6 +58,8 @@ __all__ = [
     "Trace",
     "Unroll",
     "compile_choice",
+    "least_squares_objective",
     "minimize",
+    "minimize_least_squares",
     "sweep",
 ]
