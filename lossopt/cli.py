@@ -130,7 +130,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import jax
 
     # The command is an application: it may configure JAX for its own process.
-    if cfg["run"]["dtype"] == "float64":
+    if cfg.run.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     if args.check:  # nothing is compiled: no compilation cache either
         return _check(cfg, base, console, args.out)
@@ -139,8 +139,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from lossopt._cache import enable_compile_cache
 
         enable_compile_cache(cache)
-    out_dir = args.out or cfg["output"]["dir"]
-    _say(console, "lossopt run ", (cfg["name"], "bold"), f" -> {out_dir}")
+    out_dir = args.out or cfg.output.dir
+    _say(console, "lossopt run ", (cfg.name, "bold"), f" -> {out_dir}")
     columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     try:
@@ -162,7 +162,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _say(console, ("error:", "bold red"), f" cannot write the results: {err}; the runs "
              "whose records were written are kept: run again to resume")
         return 1
-    _print_summary(result.rows, _wide(140))
+    _print_summary(result.rows, _console())
+    if result.rows and not result.interrupted:
+        _write_outputs(result, cfg, console)
     _say(console, f"{result.ran} runs computed, {result.skipped} already complete (skipped); "
                   f"results in {result.out_dir}")
     if result.interrupted:
@@ -186,7 +188,7 @@ def _check(cfg, base, console, out_dir) -> int:
     except ConfigError as err:
         _say(console, _CONFIG_ERROR, f" {err}")
         return 2
-    table = Table(title=f"lossopt run {cfg['name']} --check: the plan")
+    table = Table(title=f"lossopt run {cfg.name} --check: the plan")
     for column, justify in (("group", "left"), ("runs", "right"), ("traced in", "right")):
         table.add_column(column, justify=justify)
     for c in checks:
@@ -200,44 +202,105 @@ def _check(cfg, base, console, out_dir) -> int:
     return 0
 
 
-def _print_summary(rows, console) -> None:
-    """One line per dataset x loss x solver configuration, aggregated over seeds only.
+def _write_outputs(result, cfg, console) -> None:
+    """After the run: the figures (``output.plots``) and, for several test problems, the
+    time-to-tolerance table and the profiles; what was written is listed."""
+    from lossopt.plotting import plot_results
 
-    Runs on different datasets are never merged into one median: with several datasets the
-    table has a ``data`` column.
+    written = plot_results(result.out_dir, cfg, figures=cfg.output.plots)
+    if written:
+        _say(console, "wrote " + ", ".join(p.name for p in written))
+
+
+def _hyper_text(hyper) -> str:
+    """``{"learning_rate": 0.1}`` (older records: its JSON text) as ``learning_rate=0.1``."""
+    if isinstance(hyper, str):
+        try:
+            hyper = json.loads(hyper)
+        except ValueError:
+            return hyper
+    return " ".join(f"{k}={v}" for k, v in hyper.items())
+
+
+def summary_table(rows):
+    """The ``lossopt run`` summary as a rich ``Table`` that fits a 100-column terminal.
+
+    One row per dataset x loss x solver configuration, aggregated (medians) over seeds only:
+    runs on different datasets are never merged (with several datasets the table has a
+    ``data`` column). Columns: the solver with its hyperparameters, runs, statuses,
+    iterations, the training objective (``f - f*`` where the problem's f* is known), the
+    validation metric, run time per run and the call's compile time with its mode
+    (``f``: fast, ``o``: optimized). Text columns fold within a maximum width and numbers
+    never wrap; every other column is in ``summary.csv``.
     """
     import statistics
 
+    from rich import box
     from rich.table import Table
 
     groups: dict[tuple[str, str, str, str], list[dict]] = {}
     for r in rows:
-        key = (r.get("data", ""), r["loss"], r["solver"], r["hyperparameters"])
+        key = (r.get("data", ""), r["loss"], r["solver"],
+               json.dumps(r["hyperparameters"], sort_keys=True)
+               if isinstance(r["hyperparameters"], dict) else r["hyperparameters"])
         groups.setdefault(key, []).append(r)
     several = len({key[0] for key in groups}) > 1
-    table = Table(title="summary (median over seeds)")
-    numeric = ("runs", "iterations", "final loss", "validation", "time/run", "compile")
-    for column in (("data",) if several else ()) + (
-            "loss", "solver", "hyperparameters", "runs", "status", "iterations", "final loss",
-            "validation", "time/run", "compile"):
-        table.add_column(column, justify="right" if column in numeric else "left")
-    for (data, loss, solver, hyper), rs in groups.items():
+    known = any(r.get("f_star") is not None for r in rows)
+    with_loss = any(r["loss"] != "-" for r in rows)
+    table = Table(title="summary (median over seeds; all columns in summary.csv)",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+
+    def text(name: str, width: int) -> None:
+        table.add_column(name, overflow="fold", min_width=min(width, 8), max_width=width)
+
+    def number(name: str) -> None:
+        table.add_column(name, justify="right", no_wrap=True)
+
+    if several:
+        text("data", 14)
+    if with_loss:
+        text("loss", 14)
+    text("solver", 22)
+    number("n")
+    text("status", 11)
+    number("iters")
+    number("f - f*" if known else "objective")
+    if with_loss:
+        number("validation")
+    number("run")
+    number("compile")
+    for (data, loss, solver, _), rs in groups.items():
         statuses: dict[str, int] = {}
         for r in rs:
             statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-        table.add_row(
-            *((data,) if several else ()),
-            loss, solver, hyper.strip("{}").replace('"', ""), str(len(rs)),
-            ", ".join(f"{k} x{v}" if v > 1 else k for k, v in statuses.items()),
-            f"{statistics.median(r['iterations'] for r in rs):.0f}",
+        hyper = _hyper_text(rs[0]["hyperparameters"])
+        if known:
+            gaps = [r["f_minus_f_star"] for r in rs if r.get("f_minus_f_star") is not None]
+            objective = f"{statistics.median(gaps):.2e}" if gaps else "-"
+        else:
             # The full training objective (records written before train_loss existed: the
             # final value, the same quantity for their full-batch runs).
-            f"{statistics.median(r.get('train_loss', r['final_loss']) for r in rs):.5g}",
-            f"{rs[0]['val_metric_name']} {statistics.median(r['val_metric'] for r in rs):.4f}",
-            f"{statistics.median(r['wall_time_s'] for r in rs) * 1e3:.1f} ms",
-            _compile_cell(rs),
-        )
-    console.print(table)
+            objective = f"{statistics.median(r.get('train_loss', r['final_loss']) for r in rs):.5g}"
+        cells = [*((data,) if several else ()), *((loss,) if with_loss else ()),
+                 f"{solver} {hyper}".strip(), str(len(rs)),
+                 " ".join(f"{k} x{v}" if v > 1 else k for k, v in statuses.items()),
+                 f"{statistics.median(r['iterations'] for r in rs):.0f}", objective]
+        if with_loss:
+            name = rs[0]["val_metric_name"]
+            cells.append(f"{name} {statistics.median(r['val_metric'] for r in rs):.4f}"
+                         if name else "-")
+        cells += [_seconds(statistics.median(r["wall_time_s"] for r in rs)), _compile_cell(rs)]
+        table.add_row(*cells)
+    return table
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _print_summary(rows, console) -> None:
+    """Print :func:`summary_table` and the total compile and run time."""
+    console.print(summary_table(rows))
     # Each compiled call is shared by its lanes (their rows repeat its compile time).
     calls = {(r["loss"], r["solver"], r["data"], r["compile_time_s"]): r for r in rows}
     compile_s = sum(r["compile_time_s"] for r in calls.values())

@@ -40,6 +40,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from lossopt._compare._profiles import data_profile, performance_profile
+from lossopt._compare._tolerance import (
+    DEFAULT_EPS,
+    derived_columns,
+    first_reached,
+    median_over_starts,
+)
+from lossopt._compare._tolerance import threshold as _threshold
 from lossopt._validation import describe
 from lossopt.solvers import LBFGS, Result, Status, minimize
 
@@ -59,7 +66,7 @@ __all__ = [
 # make a second call differ from the first (checkpoints resume); compare refuses them.
 _REFUSED = ("key", "batch_size", "max_epochs", "progress", "chunk_size", "checkpoint_dir",
             "checkpoint_every", "resume")
-_DEFAULT_EPS = (1e-2, 1e-4, 1e-8)
+_DEFAULT_EPS = DEFAULT_EPS
 _MEASURES = ("iterations", "fun_evals", "grad_evals", "seconds")
 # Tidy per-iteration columns, in order (user metrics follow).
 _ITER_COLUMNS = ("solver", "start", "iteration", "f", "f_minus_f_star", "grad_norm",
@@ -114,10 +121,9 @@ class Run:
 
     def reached(self, threshold: float) -> dict[str, Any] | None:
         """The first recorded point with ``f - f* <= threshold`` (a row of the trace), or None."""
-        hits = np.flatnonzero(self.trace["f_minus_f_star"] <= threshold)
-        if hits.size == 0:
+        i = first_reached(self.trace["f_minus_f_star"], threshold)
+        if i is None:
             return None
-        i = int(hits[0])
         return {name: self.trace[name][i].item() for name in
                 ("iteration", "fun_evals", "grad_evals", "seconds")}
 
@@ -284,7 +290,7 @@ class Comparison:
 
     def threshold(self, eps: float) -> float:
         """``eps (|f*| + 1)``: the gap at which tolerance ``eps`` counts as reached."""
-        return float(eps) * (abs(self.f_star) + 1.0)
+        return _threshold(eps, self.f_star)
 
     def time_to_tolerance(self, eps: float | Sequence[float] = _DEFAULT_EPS) -> TimeToTolerance:
         """Iterations, evaluations and seconds each run and each solver needs to reach
@@ -315,9 +321,8 @@ class Comparison:
                        "reached": sum(h is not None for h in hits), "starts": len(hits)}
                 for column, field in (("iterations", "iteration"), ("fun_evals", "fun_evals"),
                                       ("grad_evals", "grad_evals"), ("seconds", "seconds")):
-                    values = [math.inf if h is None else float(h[field]) for h in hits]
-                    median = float(np.median(values))
-                    row[column] = median if math.isfinite(median) else None
+                    row[column] = median_over_starts(
+                        [None if h is None else h[field] for h in hits])
                 summary.append(row)
         return TimeToTolerance(tuple(float(e) for e in eps_values), tuple(runs), tuple(summary))
 
@@ -569,16 +574,11 @@ def _make_run(name: str, start: int, result: Result, warm: float, compile_s: flo
         values = np.append(values, float(result.value))
         grad_norm = np.append(grad_norm, float(result.grad_norm))
         extra = {m: np.append(v, np.nan) for m, v in extra.items()}
-    frac = iteration / iterations if iterations else np.zeros(iteration.shape)
-    exact = fun_total == iterations + 1 and grad_total == iterations + 1
-    if exact:
-        fun_evals = grad_evals = (iteration + 1).astype(np.float64)
-    else:
-        fun_evals = 1.0 + (fun_total - 1) * frac
-        grad_evals = 1.0 + (grad_total - 1) * frac
+    fun_evals, grad_evals, seconds, exact = derived_columns(iteration, iterations, fun_total,
+                                                            grad_total, warm)
     trace = {"iteration": iteration, "f": values, "f_minus_f_star": values - f_star,
              "grad_norm": grad_norm, "fun_evals": fun_evals, "grad_evals": grad_evals,
-             "seconds": warm * frac, **extra}
+             "seconds": seconds, **extra}
     for column in trace.values():
         column.setflags(write=False)
     value = float(result.value)

@@ -99,11 +99,13 @@ def _objective_column(trace: dict[str, np.ndarray]) -> str:
     return "train_loss" if "train_loss" in trace else "loss"
 
 
-def _short(hyper_json: str) -> str:
-    try:
-        hyper = json.loads(hyper_json)
-    except (TypeError, ValueError):
-        return str(hyper_json)
+def _short(hyper: Any) -> str:
+    """A record's hyperparameters (an object; records written before: its JSON text)."""
+    if isinstance(hyper, str):
+        try:
+            hyper = json.loads(hyper)
+        except ValueError:
+            return hyper
     return " ".join(f"{k}={v}" for k, v in hyper.items())
 
 
@@ -180,10 +182,13 @@ def _shape_inputs(kind: str, name: str, x):
     return _TRANSFORMS[transform](logits), _labels(labels, label_kind, 3)
 
 
-def plot_results(out_dir: str | Path, cfg: dict[str, Any] | None = None) -> list[Path]:
-    """(Re)draw ``convergence.png`` and ``losses.png`` of a results folder.
+def plot_results(out_dir: str | Path, cfg: Any = None, *, figures: bool = True) -> list[Path]:
+    """(Re)draw the figures of a results folder from its files; return the paths written.
 
-    Reads ``summary.json`` and ``traces/*.csv``, and ``config.toml`` when ``cfg`` is not given.
+    Reads ``summary.json`` and ``traces/*.csv``, and ``config.toml`` when ``cfg`` (an
+    :class:`~lossopt.experiment.ExperimentSpec` or its dict) is not given. Draws
+    ``convergence.png`` and ``losses.png`` (when ``figures``) and, for a results folder with
+    ``time_to_tolerance.csv`` (several test problems), the performance and data profiles.
 
     Raises:
         FileNotFoundError: ``out_dir`` has no ``summary.json``.
@@ -197,11 +202,46 @@ def plot_results(out_dir: str | Path, cfg: dict[str, Any] | None = None) -> list
         import tomllib
 
         cfg = tomllib.loads((out / "config.toml").read_text())
+    elif hasattr(cfg, "to_dict"):
+        cfg = cfg.to_dict()
+    if not figures:
+        return []
     traces = {}
     for r in rows:
         path = out / "traces" / f"{r['run_id']}.csv"
         if path.is_file():
             traces[r["run_id"]] = read_trace(path)
-    figures = [plot_convergence(rows, traces, out / "convergence.png", title=cfg.get("name", ""))]
-    figures.append(plot_loss_shapes(cfg.get("losses", []), out / "losses.png"))
-    return figures
+    written = [plot_convergence(rows, traces, out / "convergence.png", title=cfg.get("name", ""))]
+    if cfg.get("losses"):
+        written.append(plot_loss_shapes(cfg["losses"], out / "losses.png"))
+    if (out / "time_to_tolerance.csv").is_file():
+        written += plot_profiles(out / "time_to_tolerance.csv", out)
+    return written
+
+
+PROFILE_EPS = 1e-4
+PROFILE_MEASURE = "fun_evals"
+
+
+def plot_profiles(table_path: str | Path, out_dir: str | Path) -> list[Path]:
+    """``performance_profile.png`` and ``data_profile.png`` from ``time_to_tolerance.csv``.
+
+    The cost of a (solver configuration, problem) pair is the number of objective evaluations
+    it needed to reach ``f - f* <= 1e-4 (|f*| + 1)``; unsolved pairs never count. Drawn by
+    :func:`lossopt.compare.plot_performance_profile` (Dolan & More 2002) and
+    :func:`lossopt.compare.plot_data_profile` (More & Wild 2009; budgets in units of
+    ``n + 1`` evaluations).
+    """
+    from lossopt.compare import plot_data_profile, plot_performance_profile
+    from lossopt.experiment._tables import profile_costs, read_tolerance_table
+
+    table = read_tolerance_table(table_path)
+    costs = profile_costs(table, PROFILE_EPS, PROFILE_MEASURE)
+    if len({p for _, p in costs}) < 2:
+        return []
+    dims = {r["problem"]: r["n"] for r in table}
+    what = f"objective evaluations to f - f* <= {PROFILE_EPS:g} (|f*| + 1)"
+    out = Path(out_dir)
+    perf = plot_performance_profile(costs, title=f"performance profile: {what}")
+    data = plot_data_profile(costs, dims, title=f"data profile: {what}")
+    return [_save(perf, out / "performance_profile.png"), _save(data, out / "data_profile.png")]

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import msgspec
 import numpy as np
 import pytest
 
 import lossopt
+from lossopt._io import atomic_path
 from lossopt.cli import main
 from lossopt.experiment import (
     DEFAULT_CONFIG_TOML,
@@ -28,7 +30,6 @@ from lossopt.experiment import (
     resolve_config,
     run_experiment,
 )
-from lossopt.experiment._runner import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
@@ -76,9 +77,9 @@ def _check_results(out: Path, expected_runs: int) -> list[dict]:
 
 def _expected_runs(config: Path | None) -> int:
     cfg, base = load_config(config, quick=True)
-    if len(cfg["data"]) == 1:
+    if len(cfg.data) == 1:
         return sum(len(g.lanes) for g in plan(cfg))
-    tasks = {d["name"]: load_dataset(d, cfg["run"]["seeds"][0], base).task for d in cfg["data"]}
+    tasks = {d.name: load_dataset(d, cfg.run.seeds[0], base).task for d in cfg.data}
     return sum(len(g.lanes) for g in plan(cfg, tasks))
 
 
@@ -235,9 +236,9 @@ def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, text, message):
 def test_set_overrides_and_their_errors():
     cfg, _ = load_config(None, ["run.max_iters=7", "data.noise=1.5", "losses.2.delta=2",
                                 "model.kind=linear"])
-    assert cfg["run"]["max_iters"] == 7
-    assert cfg["data"][0]["noise"] == 1.5
-    assert cfg["losses"][2] == {"name": "huber", "delta": 2}
+    assert cfg.run.max_iters == 7
+    assert cfg.data[0].noise == 1.5
+    assert cfg.losses[2].to_dict() == {"name": "huber", "delta": 2}
     with pytest.raises(ConfigError, match=r"key\.path=value"):
         load_config(None, ["run.max_iters"])
     with pytest.raises(ConfigError, match="must index the array"):
@@ -286,9 +287,8 @@ def test_sweep_lanes_run_in_one_call_and_equal_independent_runs(tiny_cfg, tmp_pa
     gd = [r for r in res.rows if r["solver"] == "gradient_descent"]
     assert len(gd) == 4 and all(r["lanes_in_call"] == 4 for r in gd)
     # The lane (learning rate 0.2, seed 1) equals an independent minimize on the same data.
-    row = next(r for r in gd if r["seed"] == 1 and json.loads(r["hyperparameters"]) ==
-               {"learning_rate": 0.2})
-    data = load_dataset(tiny_cfg["data"][0], 1)
+    row = next(r for r in gd if r["seed"] == 1 and r["hyperparameters"] == {"learning_rate": 0.2})
+    data = load_dataset(tiny_cfg.data[0], 1)
     X, y = jnp.asarray(data.X_train), jnp.asarray(data.y_train)
 
     def objective(p, X, y):
@@ -343,7 +343,7 @@ def test_binary_classification_run_matches_an_independent_scipy_fit(tmp_path):
     res = run_experiment(cfg, out_dir=tmp_path)
     assert res.ran == 4
     rows = {(r["loss"], r["solver"]): r for r in res.rows}
-    data = load_dataset(cfg["data"][0], cfg["run"]["seeds"][0])
+    data = load_dataset(cfg.data[0], cfg.run.seeds[0])
     X, y, Xv, yv = data.X_train, data.y_train.astype(float), data.X_val, data.y_val
 
     def f(theta):  # mean logistic loss + 0.01 * (|w|^2 + b^2), with its gradient
@@ -412,7 +412,7 @@ def test_rerun_skips_completed_runs_and_force_redoes_them(tiny_cfg, tmp_path):
     assert second.rows == first.rows
     forced = run_experiment(tiny_cfg, out_dir=tmp_path, force=True)
     assert (forced.ran, forced.skipped) == (6, 0)
-    changed = dict(tiny_cfg, run={**tiny_cfg["run"], "max_iters": 20})
+    changed = tiny_cfg.replace(run=msgspec.structs.replace(tiny_cfg.run, max_iters=20))
     assert run_experiment(changed, out_dir=tmp_path).ran == 6  # a new fingerprint
 
 
@@ -486,7 +486,7 @@ def test_npz_loading_and_classification_labels(tmp_path):
 
 def test_seed_experiment_data_and_least_squares_answer():
     cfg, _ = load_config(None)
-    ds = load_dataset(cfg["data"][0], seed=0)
+    ds = load_dataset(cfg.data[0], seed=0)
     assert ds.X_train.shape == (80, 5)
     np.testing.assert_array_equal(ds.true_params, [1.5, -2.0, 0.5, 3.0, -1.0])
     A = np.hstack([ds.X_train, np.ones((80, 1))])
@@ -496,7 +496,7 @@ def test_seed_experiment_data_and_least_squares_answer():
 
 
 def test_plot_command_redraws_the_figures(tiny_cfg, tmp_path, capsys):
-    run_experiment(tiny_cfg, out_dir=tmp_path, plots=False)
+    run_experiment(tiny_cfg, out_dir=tmp_path)  # the runner draws no figures
     assert not (tmp_path / "convergence.png").exists()
     assert main(["plot", str(tmp_path)]) == 0
     printed = capsys.readouterr().out.split()

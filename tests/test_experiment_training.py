@@ -105,14 +105,14 @@ def test_training_options_are_validated_naming_the_key(run, message):
 
 def test_the_suggested_device_fix_is_valid_and_defaults_are_left_open():
     cfg = _cfg(MINIBATCH)
-    assert cfg["run"]["devices"] is None
+    assert cfg.run.devices is None
     raw = tomllib.loads(MINIBATCH)
     del raw["run"]["batch_size"], raw["run"]["max_epochs"]
     resolved = resolve_config(raw)
-    assert (resolved["run"]["batch_size"], resolved["run"]["max_epochs"]) == (None, None)
+    assert (resolved.run.batch_size, resolved.run.max_epochs) == (None, None)
     raw["data"]["n_samples"] = 38
     raw["run"]["devices"] = 3
-    assert resolve_config(raw)["run"]["devices"] == 3  # the fix the error message suggests
+    assert resolve_config(raw).run.devices == 3  # the fix the error message suggests
 
 
 def test_sizes_of_loaded_data_and_the_device_count_are_checked_before_running(tmp_path):
@@ -131,9 +131,9 @@ def test_quick_mode_caps_the_batch_size_at_the_shrunk_training_set(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(MINIBATCH.replace("n_samples = 40", "n_samples = 500")
                     .replace("batch_size = 8", "batch_size = 100"))
-    assert load_config(path)[0]["run"]["batch_size"] == 100
+    assert load_config(path)[0].run.batch_size == 100
     # --quick: 60 examples, 48 of them for training.
-    assert load_config(path, quick=True)[0]["run"]["batch_size"] == 48
+    assert load_config(path, quick=True)[0].run.batch_size == 48
 
 
 def test_fingerprints_follow_what_changes_results():
@@ -255,13 +255,13 @@ def test_minibatch_run_records_traces_and_matches_minimize(tmp_path):
 
     # Lane seed 1 equals minimize called directly with the documented training key.
     row = res.rows[1]
-    ds = load_dataset(cfg["data"][0], 1)
+    ds = load_dataset(cfg.data[0], 1)
     X, y = jnp.asarray(ds.X_train), jnp.asarray(ds.y_train)
 
     def objective(p, X, y, *, key=None):
         return lossopt.losses.mse(X @ p["w"] + p["b"], y)
 
-    lane_key = jax.random.key(cfg["seed"] + 1)
+    lane_key = jax.random.key(cfg.seed + 1)
     ref = lossopt.minimize(
         objective, {"w": jnp.zeros(3), "b": jnp.zeros(())},
         lossopt.solvers.GradientDescent(learning_rate=0.05, momentum=0.5), args=(X, y),
@@ -327,7 +327,7 @@ def test_mlp_learns_the_nonlinear_target_far_below_the_best_linear_model(nonline
     cfg, result, _ = nonlinear_run
     for row in result.rows:
         assert row["iterations"] == 150 * 15  # 240 training examples, 15 minibatches per epoch
-        ds = load_dataset(cfg["data"][0], row["seed"])
+        ds = load_dataset(cfg.data[0], row["seed"])
         # The least-squares optimum of the affine model (the best any linear model can reach).
         A = np.c_[ds.X_train, np.ones(len(ds.y_train))]
         w, *_ = np.linalg.lstsq(A, ds.y_train, rcond=None)

@@ -260,16 +260,24 @@ def test_ctrl_c_at_any_file_write_keeps_a_summary_row_for_every_record(tmp_path_
     cfg = resolve_config(tomllib.loads(SWEEP))  # one group of 4 lanes: 8 trace/record writes
     out = tmp_path_factory.mktemp("out")
     writes = []
-    real = runner.write_text
+    real_write, real_trace = runner.atomic_write, lossopt.Trace.to_csv
 
-    def interrupting(path, text):
+    def interrupt(path) -> None:
         writes.append(path)
         if len(writes) == stop_at + 1:  # config.toml is the first write; then lane by lane
             raise KeyboardInterrupt
-        real(path, text)
+
+    def interrupting(path, text):  # config.toml, records, summary
+        interrupt(path)
+        return real_write(path, text)
+
+    def interrupting_trace(trace, path):  # each lane's trace, before its record
+        interrupt(path)
+        return real_trace(trace, path)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runner, "write_text", interrupting)
+        mp.setattr(runner, "atomic_write", interrupting)
+        mp.setattr(lossopt.Trace, "to_csv", interrupting_trace)
         res = run_experiment(cfg, out_dir=out)
     assert res.interrupted
     records = {p.stem for p in (out / "runs").glob("*.json")}
@@ -447,7 +455,7 @@ def test_an_accepted_name_is_one_path_component_inside_results(name):
     except ConfigError as err:
         assert "`name` must be a single folder name" in str(err)
         return
-    out = Path(cfg["output"]["dir"])
+    out = Path(cfg.output.dir)
     assert out.parent == Path("results") and out.name == name
     assert (Path("/r") / out).resolve().parent == Path("/r/results")
     assert not name.startswith(".") and "/" not in name and "\\" not in name
@@ -472,10 +480,13 @@ def test_atomic_write_gives_the_mode_open_would(tmp_path_factory, umask):
 def test_every_file_of_a_run_and_a_checkpoint_is_readable_by_the_group(tmp_path):
     import jax.numpy as jnp
 
+    from lossopt.plotting import plot_results
+
     cfg = resolve_config(tomllib.loads(TINY.replace("plots = false", "plots = true")))
     old = os.umask(0o027)
     try:
         run_experiment(cfg, out_dir=tmp_path / "out")
+        plot_results(tmp_path / "out", cfg)  # what `lossopt run` draws after the run
         lossopt.minimize(lambda x: jnp.sum((x - 1.0) ** 2), jnp.zeros(2),
                          lossopt.solvers.GradientDescent(learning_rate=0.1), max_iters=4,
                          checkpoint_dir=tmp_path / "ckpt", checkpoint_every=2)
@@ -502,7 +513,7 @@ def test_a_logistic_model_reads_a_01_target_as_binary_and_a_linear_one_says_what
         CSV_CONFIG.replace('name = "mse"', 'name = "sigmoid_binary_cross_entropy"')
         + '[model]\nkind = "logistic"\n')
     cfg, _ = load_config(tmp_path / "c.toml")
-    assert cfg["data"][0]["task"] == "binary"
+    assert cfg.data[0].task == "binary"
     out = tmp_path / "out"
     rc, err = _run([str(tmp_path / "c.toml"), "--check", "--out", str(out)], capsys)
     assert rc == 0, err

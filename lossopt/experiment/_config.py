@@ -1,25 +1,43 @@
-"""Experiment configs: TOML in, a validated and fully resolved dict out.
+"""Experiment configs: TOML in, a validated, frozen :class:`ExperimentSpec` out.
 
 Every error is a :class:`ConfigError` whose message names the key (``solvers[1].learning_rate``),
-the expected and the received value. The resolved config (defaults filled in) is written next to
-the results as ``config.toml`` so a run can be reproduced.
+the expected and the received value. Types, ranges and keys are the schema's
+(:mod:`lossopt.experiment._schema`); the checks between fields are here. The resolved config
+(defaults filled in) is written next to the results as ``config.toml`` so a run can be
+reproduced.
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from lossopt.experiment._data import FILES as FILE_KINDS
 from lossopt.experiment._data import KINDS as DATA_KINDS
 from lossopt.experiment._data import SYNTHETIC as SYNTHETIC_KINDS
 from lossopt.experiment._data import TASKS as DATA_TASKS
 from lossopt.experiment._data import split_sizes
+from lossopt.experiment._schema import (
+    MAX_DATA_VALUES,
+    MAX_NAME_LENGTH,
+    MAX_RUNS,
+    MAX_SWEEP_VALUES,
+    MAX_TRACE_ROWS,
+    DataSpec,
+    Entry,
+    ExperimentSpec,
+    RunSpec,
+    SchemaError,
+    convert,
+)
+from lossopt.experiment._solvers import NAMES as SOLVER_NAMES
+from lossopt.experiment._solvers import solver_parameters
 
 __all__ = [
     "DEFAULT_CONFIG_TOML",
@@ -86,152 +104,12 @@ seeds = [0, 1, 2]
 dir = "results/quickstart"
 """
 
-# key -> (python types accepted, default[, range]); a default of REQUIRED must be given. A range
-# bounds a number: Range(lo, hi) is lo <= value <= hi (None: unbounded), open ends exclude the
-# bound. Upper bounds are sizes this machine could not hold or a run would never finish with;
-# each is far above any experiment `lossopt run` is meant for.
-REQUIRED = object()
-_NUMBER = (int, float)
-
-
-class Range:
-    """Bounds of a number in the schema, and the one message that states them."""
-
-    def __init__(self, lo=None, hi=None, *, lo_open=False, hi_open=False):
-        self.lo, self.hi, self.lo_open, self.hi_open = lo, hi, lo_open, hi_open
-
-    def check(self, key: str, value: Any) -> None:
-        """Raise naming ``key``, the bound it crosses and ``value``."""
-        if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
-            bound = f"{'>' if self.lo_open else '>='} {self.lo}"
-        elif self.hi is not None and (value > self.hi or (self.hi_open and value == self.hi)):
-            bound = f"{'<' if self.hi_open else '<='} {self.hi}"
-        else:
-            return
-        raise ConfigError(f"`{key}` must be {bound}; got {value!r}")
-
-
-MAX_SEED = 2**31 - 1  # numpy's default_rng and jax.random.key take any; sums of two stay in int64
-MAX_SAMPLES = 10**7
-MAX_FEATURES = 10**5
-MAX_DATA_VALUES = 10**8  # n_samples x n_features of synthetic data: 800 MB of float64 per seed
-MAX_ITERS = 10**7
-MAX_TRACE_ROWS = 10**6  # per run: max_iters / record_every + 1 (the trace is preallocated)
-MAX_SWEEP_VALUES = 1000  # values in one hyperparameter list
-MAX_RUNS = 100_000  # runs in one config (datasets x loss settings x solver settings x seeds)
-MAX_NAME_LENGTH = 100
-_SIZE = Range(1, MAX_SAMPLES)
-_FRACTION = Range(0.0, 1.0)
-
-SCHEMA: dict[str, dict[str, tuple]] = {
-    "": {
-        "name": ((str,), "experiment"),
-        "seed": ((int,), 0, Range(0, MAX_SEED)),
-    },
-    "data": {
-        "name": ((str,), ""),
-        "kind": ((str,), REQUIRED),
-        "n_samples": ((int,), 200, _SIZE),
-        "n_features": ((int,), 5, Range(1, MAX_FEATURES)),
-        "noise": (_NUMBER, 0.5, Range(0, 1e6)),
-        "outlier_fraction": (_NUMBER, 0.0, Range(0.0, 0.5)),
-        "validation_fraction": (_NUMBER, 0.2, Range(0.0, 0.9)),
-        "n_classes": ((int,), 3, Range(2, 10_000)),
-        "positive_fraction": (_NUMBER, 0.5, Range(0, 1, lo_open=True, hi_open=True)),
-        "path": ((str,), ""),
-        "target": ((str,), "y"),
-        "features": ((list,), []),
-        "x_key": ((str,), "X"),
-        "y_key": ((str,), "y"),
-        "task": ((str,), ""),
-        "standardize": ((bool,), None),
-        "max_samples": ((int,), 0, Range(0, MAX_SAMPLES)),
-    },
-    "model": {
-        "kind": ((str,), "linear"),
-        "hidden": ((list,), [64, 32]),
-        "activation": ((str,), "relu"),
-        "dropout": (_NUMBER, 0.0, Range(0.0, 1.0, hi_open=True)),
-    },
-    "regularizer": {
-        "kind": ((str,), REQUIRED),
-        "strength": (_NUMBER, 0.0, Range(0.0)),
-        "alpha": (_NUMBER, 0.0, Range(0.0)),
-        "l1_ratio": (_NUMBER, 0.5, _FRACTION),
-    },
-    "run": {
-        "max_iters": ((int,), 200, Range(1, MAX_ITERS)),
-        "gtol": (_NUMBER, 1e-8, Range(0.0)),
-        "ftol": (_NUMBER, 0.0, Range(0.0)),
-        "xtol": (_NUMBER, 0.0, Range(0.0)),
-        "seeds": ((list,), [0]),
-        "record_every": ((int,), 1, Range(1, MAX_ITERS)),
-        "newton_memory_mb": (_NUMBER, 256.0, Range(0.0, 1e7, lo_open=True)),
-        "dtype": ((str,), "float64"),
-        # None: left open (full batch; no epoch cap; the default device), omitted from the
-        # written config.toml.
-        "batch_size": ((int,), None, Range(hi=MAX_SAMPLES)),  # lower bounds: _check_training_run
-        "max_epochs": ((int,), None, Range(hi=MAX_ITERS)),
-        "devices": ((str, int), None),
-        # How XLA compiles each group's call: lossopt.minimize's `compile` policy.
-        "compile": ((str,), "auto"),
-    },
-    "output": {
-        "dir": ((str,), ""),
-        "plots": ((bool,), True),
-    },
-}
 TABLES = ("model", "regularizer", "run", "output")
 ARRAYS = ("data", "losses", "solvers")
-MODEL_KINDS = ("linear", "logistic", "softmax", "mlp")
-REGULARIZERS = ("l1", "l2", "elastic_net")
-SOLVER_NAMES = ("gradient_descent", "newton", "lbfgs", "subgradient", "optax:<name>")
+PROBLEM_PREFIX = "problem:"
 
 
-def _type_name(types: tuple[type, ...]) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true/false",
-             list: "a list"}
-    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
-
-
-def _check_type(key: str, value: Any, types: tuple[type, ...]) -> None:
-    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-    if not ok:
-        raise ConfigError(f"`{key}` must be {_type_name(types)}; got {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"`{key}` must be finite; got {value!r}")
-
-
-def _fill_table(prefix: str, table: Any, schema: dict[str, tuple]) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        raise ConfigError(f"`{prefix}` must be a table; got {table!r}")
-    unknown = sorted(set(table) - set(schema))
-    if unknown:
-        where = f"`{prefix}`" if prefix else "the top level"
-        raise ConfigError(
-            f"unknown key `{_join(prefix, unknown[0])}` in {where}; known keys: "
-            f"{', '.join(sorted(schema))}"
-        )
-    out = {}
-    for key, (types, default, *bounds) in schema.items():
-        full = _join(prefix, key)
-        if key in table:
-            _check_type(full, table[key], types)
-            if bounds and isinstance(table[key], _NUMBER) and not isinstance(table[key], bool):
-                bounds[0].check(full, table[key])
-            out[key] = table[key]
-        elif default is REQUIRED:
-            raise ConfigError(f"`{full}` is required")
-        else:
-            out[key] = copy.deepcopy(default)
-    return out
-
-
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
-def _check_entry(key: str, what: str, entry: dict[str, Any], accepted) -> dict[str, Any]:
+def _check_entry(key: str, what: str, entry: dict[str, Any], accepted) -> Entry:
     """The one check of a ``[[losses]]`` / ``[[solvers]]`` entry's hyperparameters.
 
     Each is a scalar (number, string or bool; numbers finite) or a sweep: a non-empty list of
@@ -259,21 +137,23 @@ def _check_entry(key: str, what: str, entry: dict[str, Any], accepted) -> dict[s
         for v in values:
             if not isinstance(v, (int, float, str, bool)):
                 raise ConfigError(f"`{full}` must be a number, string or bool; got {v!r}")
-            if isinstance(v, float) and not math.isfinite(v):
-                raise ConfigError(f"`{full}` must be finite; got {v!r}")
         keys = [(type(v), v) for v in values]
         if len(set(keys)) != len(keys):
             raise ConfigError(f"`{full}` lists a value twice: {value!r}")
-    return dict(entry)
+    return Entry(name, {k: v for k, v in entry.items() if k != "name"})
 
 
-def _check_loss(i: int, entry: Any) -> dict[str, Any]:
+def _check_named(key: str, entry: Any) -> str:
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise ConfigError(f"`{key}` must be a table with a string `name`; got {entry!r}")
+    return entry["name"]
+
+
+def _check_loss(i: int, entry: Any) -> Entry:
     from lossopt import losses
 
     key = f"losses[{i}]"
-    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-        raise ConfigError(f"`{key}` must be a table with a string `name`; got {entry!r}")
-    name = entry["name"]
+    name = _check_named(key, entry)
     if name not in losses.names():
         raise ConfigError(
             f"`{key}.name`: unknown loss {name!r}; known losses: {', '.join(losses.names())}"
@@ -281,46 +161,9 @@ def _check_loss(i: int, entry: Any) -> dict[str, Any]:
     return _check_entry(key, "loss", entry, losses.info(name).hyperparameters)
 
 
-def solver_class(name: str) -> type:
-    """The lossopt solver class of a config solver name (the one table of them).
-
-    Raises:
-        KeyError: not a lossopt solver name (``optax:<name>`` entries are not classes).
-    """
-    from lossopt import solvers
-
-    return {
-        "gradient_descent": solvers.GradientDescent,
-        "newton": solvers.Newton,
-        "lbfgs": solvers.LBFGS,
-        "subgradient": solvers.Subgradient,
-    }[name]
-
-
-def solver_parameters(name: str) -> dict[str, Any]:
-    """Accepted hyperparameters of a solver config entry (without ``name``)."""
-    if name.startswith("optax:"):
-        import optax
-
-        factory = getattr(optax, name.split(":", 1)[1], None)
-        if factory is None or not callable(factory):
-            raise KeyError(name)
-        return {
-            p.name: p.default
-            for p in inspect.signature(factory).parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        }
-    cls = solver_class(name)
-    return {
-        p.name: p.default for p in inspect.signature(cls).parameters.values()
-    }
-
-
-def _check_solver(i: int, entry: Any) -> dict[str, Any]:
+def _check_solver(i: int, entry: Any) -> Entry:
     key = f"solvers[{i}]"
-    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-        raise ConfigError(f"`{key}` must be a table with a string `name`; got {entry!r}")
-    name = entry["name"]
+    name = _check_named(key, entry)
     try:
         accepted = solver_parameters(name)
     except KeyError:
@@ -331,47 +174,78 @@ def _check_solver(i: int, entry: Any) -> dict[str, Any]:
     return _check_entry(key, "solver", entry, accepted)
 
 
-def resolve_config(raw: dict[str, Any]) -> dict[str, Any]:
+def _problem_tables(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """``[problems]`` (name -> its keyword arguments) as ``problem:<name>`` data tables."""
+    problems = raw.get("problems", {})
+    if not isinstance(problems, dict):
+        raise ConfigError(
+            f"`problems` must be a table of problem names, e.g. rosenbrock = {{}}; got "
+            f"{problems!r}"
+        )
+    return [{"kind": f"{PROBLEM_PREFIX}{name}", "name": name,
+             "kwargs": kwargs} for name, kwargs in problems.items()]
+
+
+def resolve_config(raw: dict[str, Any]) -> ExperimentSpec:
     """Validate ``raw`` (a parsed TOML document) and fill in every default.
+
+    The schema (:mod:`lossopt.experiment._schema`) checks types, ranges and keys; the checks
+    between fields follow here.
+
+    Returns:
+        The :class:`~lossopt.experiment.ExperimentSpec`, frozen.
 
     Raises:
         ConfigError: naming the key, the expected and the received value.
     """
     raw = copy.deepcopy(raw)
-    known = set(SCHEMA[""]) | set(TABLES) | set(ARRAYS)
-    unknown = sorted(set(raw) - known)
-    if unknown:
+    if raw.get("data") is None and not _problem_tables(raw):
         raise ConfigError(
-            f"unknown key `{unknown[0]}` at the top level; known keys: {', '.join(sorted(known))}"
+            "`data` is required: a [data] table (or [[data]] tables) with `kind`, or a "
+            "[problems] table"
         )
-    cfg = _fill_table("", {k: raw[k] for k in SCHEMA[""] if k in raw}, SCHEMA[""])
-    data = raw.get("data")
-    if data is None:
-        raise ConfigError("`data` is required: a [data] table (or [[data]] tables) with `kind`")
-    tables = data if isinstance(data, list) else [data]
-    if not tables:
+    if raw.get("data") is None:
+        raw["data"] = []
+    data = raw["data"]
+    if isinstance(data, list) and not data and not raw.get("problems"):
         raise ConfigError("`data` must hold at least one table")
-    cfg["data"] = []
-    for i, table in enumerate(tables):
-        key = f"data[{i}]" if isinstance(data, list) else "data"
-        entry = _fill_table(key, table, SCHEMA["data"])
-        entry["name"] = entry["name"] or entry["kind"].replace("sklearn:", "")
-        cfg["data"].append(entry)
-    names = [d["name"] for d in cfg["data"]]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"`data` names must be unique (set data[i].name); got {names}")
-    for table in TABLES:
-        if table == "regularizer" and table not in raw:
-            cfg[table] = None
-            continue
-        cfg[table] = _fill_table(table, raw.get(table, {}), SCHEMA[table])
-    for array, check in (("losses", _check_loss), ("solvers", _check_solver)):
+    problems_only = all(
+        isinstance(t, dict) and str(t.get("kind", "")).startswith(PROBLEM_PREFIX)
+        for t in (data if isinstance(data, list) else [data]))
+    for array in ("losses", "solvers"):
         entries = raw.get(array)
+        if array == "losses" and entries is None and problems_only:
+            raw["losses"] = []
+            continue
         if not isinstance(entries, list) or not entries:
             raise ConfigError(f"`{array}` must be a non-empty array of tables ([[{array}]])")
-        cfg[array] = [check(i, e) for i, e in enumerate(entries)]
-    _check_semantics(cfg)
-    return cfg
+    for array, check in (("losses", _check_loss), ("solvers", _check_solver)):
+        for i, e in enumerate(raw[array]):
+            check(i, e)  # names and options first: the schema sees only tables
+    try:
+        doc = convert(raw)
+    except SchemaError as err:
+        raise ConfigError(str(err)) from None
+    tables = list(doc.data) + [msgspec.convert(t, DataSpec) for t in _problem_tables(raw)]
+    several = len(tables) > 1
+    resolved = []
+    for i, entry in enumerate(tables):
+        key = f"data[{i}]" if several else "data"
+        resolved.append(_check_data(key, entry, doc.model.kind))
+    names = [d.name for d in resolved]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"`data` names must be unique (set data[i].name); got {names}")
+    spec = ExperimentSpec(
+        name=doc.name, seed=doc.seed, data=tuple(resolved), model=doc.model,
+        regularizer=doc.regularizer,
+        losses=tuple(_check_loss(i, e) for i, e in enumerate(doc.losses)),
+        solvers=tuple(_check_solver(i, e) for i, e in enumerate(doc.solvers)),
+        run=doc.run,
+        output=doc.output if doc.output.dir else msgspec.structs.replace(
+            doc.output, dir=f"results/{doc.name}"),
+    )
+    _check_semantics(spec)
+    return spec
 
 
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -393,73 +267,86 @@ def _check_name(key: str, name: str) -> None:
         )
 
 
-def _check_list(key: str, values: list, kind: type, bounds: Range | None = None, *,
-                distinct: bool = True) -> None:
-    """A list of ``kind`` values (bools are not integers), each within ``bounds``, each
-    listed once when ``distinct`` (seeds, columns: a repeat would be the same run twice)."""
-    for v in values:
-        if not isinstance(v, kind) or isinstance(v, bool):
-            what = {int: "integers", str: "strings"}[kind]
-            raise ConfigError(f"`{key}` must be a list of {what}; got {values!r}")
-        if bounds is not None:
-            bounds.check(f"{key}[{values.index(v)}]", v)
-    if distinct and len(set(values)) != len(values):
-        raise ConfigError(f"`{key}` lists a value twice: {values!r}")
+def _check_distinct(key: str, values: tuple) -> None:
+    """Seeds, columns: a value listed twice would be the same run twice."""
+    if len(set(values)) != len(values):
+        raise ConfigError(f"`{key}` lists a value twice: {list(values)!r}")
 
 
-def _check_data(key: str, data: dict[str, Any], model_kind: str) -> None:
-    _check_choice(f"{key}.kind", data["kind"], DATA_KINDS)
-    if data["task"]:
-        _check_choice(f"{key}.task", data["task"], DATA_TASKS)
-    elif data["kind"] in FILE_KINDS:
-        data["task"] = _MODEL_TASK.get(model_kind, "")
-    _check_list(f"{key}.features", data["features"], str)
-    if data["kind"] in SYNTHETIC_KINDS:
-        values = data["n_samples"] * data["n_features"]
+def _check_problem(key: str, data: DataSpec) -> None:
+    from lossopt import problems
+
+    name = data.problem
+    if name not in problems.names():
+        raise ConfigError(
+            f"`{key}.kind`: unknown problem {name!r}; known problems: "
+            f"{', '.join(problems.names())}"
+        )
+    accepted = {i.name: i for i in problems.catalog()}[name].parameters
+    unknown = sorted(set(data.kwargs) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"unknown key `{key}.kwargs.{unknown[0]}` for problem {name!r}; accepted: "
+            f"{', '.join(accepted) or 'none'}"
+        )
+    try:
+        problems.get(name, **data.kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"`{key}.kwargs` (problem {name!r}): {err}") from None
+
+
+def _check_data(key: str, data: DataSpec, model_kind: str) -> DataSpec:
+    """Cross-field checks of one dataset; returns it with its name and task resolved."""
+    changes: dict[str, Any] = {}
+    if not data.name:
+        changes["name"] = data.kind.replace("sklearn:", "").replace(PROBLEM_PREFIX, "")
+    if data.problem is not None:
+        _check_problem(key, data)
+        return msgspec.structs.replace(data, **changes)
+    if data.kwargs:
+        raise ConfigError(f"`{key}.kwargs` is for problem data (kind = \"problem:<name>\") only")
+    _check_choice(f"{key}.kind", data.kind, (*DATA_KINDS, "problem:<name>"))
+    if data.task:
+        _check_choice(f"{key}.task", data.task, DATA_TASKS)
+    elif data.kind in FILE_KINDS:
+        changes["task"] = _MODEL_TASK.get(model_kind, "")
+    _check_distinct(f"{key}.features", data.features)
+    if data.kind in SYNTHETIC_KINDS:
+        values = data.n_samples * data.n_features
         if values > MAX_DATA_VALUES:
             raise ConfigError(
-                f"`{key}.n_samples` x `{key}.n_features` = {data['n_samples']} x "
-                f"{data['n_features']} = {values} values, over the {MAX_DATA_VALUES} that "
+                f"`{key}.n_samples` x `{key}.n_features` = {data.n_samples} x "
+                f"{data.n_features} = {values} values, over the {MAX_DATA_VALUES} that "
                 f"synthetic data may hold ({MAX_DATA_VALUES * 8 // 2**20} MB of float64 per "
                 "seed); lower them or load the data from a file"
             )
+    return msgspec.structs.replace(data, **changes)
 
 
-def _check_semantics(cfg: dict[str, Any]) -> None:
-    model, run = cfg["model"], cfg["run"]
-    _check_name("name", cfg["name"])
-    _check_choice("model.kind", model["kind"], MODEL_KINDS)
-    for i, data in enumerate(cfg["data"]):
-        _check_data(f"data[{i}]" if len(cfg["data"]) > 1 else "data", data, model["kind"])
-    _check_list("model.hidden", model["hidden"], int, Range(1, MAX_FEATURES), distinct=False)
-    reg = cfg["regularizer"]
-    if reg is not None:
-        _check_choice("regularizer.kind", reg["kind"], REGULARIZERS)
-    rows = run["max_iters"] // run["record_every"] + 1
+def _check_semantics(cfg: ExperimentSpec) -> None:
+    run = cfg.run
+    _check_name("name", cfg.name)
+    rows = run.max_iters // run.record_every + 1
     if rows > MAX_TRACE_ROWS:
         raise ConfigError(
-            f"`run.max_iters` = {run['max_iters']} with `run.record_every` = "
-            f"{run['record_every']} records {rows} trace rows per run, over {MAX_TRACE_ROWS}; "
-            f"raise run.record_every to at least {-(-run['max_iters'] // MAX_TRACE_ROWS)}"
+            f"`run.max_iters` = {run.max_iters} with `run.record_every` = "
+            f"{run.record_every} records {rows} trace rows per run, over {MAX_TRACE_ROWS}; "
+            f"raise run.record_every to at least {-(-run.max_iters // MAX_TRACE_ROWS)}"
         )
-    _check_choice("run.dtype", run["dtype"], ("float32", "float64"))
-    _check_choice("run.compile", run["compile"], ("auto", "fast", "optimized"))
-    seeds = run["seeds"]
-    if not seeds:
-        raise ConfigError(f"`run.seeds` must be a non-empty list of integers; got {seeds!r}")
-    _check_list("run.seeds", seeds, int, Range(0, MAX_SEED))
+    _check_distinct("run.seeds", run.seeds)
     _check_run_count(cfg)
     _check_training_run(cfg)
-    if not cfg["output"]["dir"]:
-        cfg["output"]["dir"] = f"results/{cfg['name']}"
 
 
-def _check_run_count(cfg: dict[str, Any]) -> None:
-    def points(entry: dict[str, Any]) -> int:
-        return math.prod(len(v) for v in entry.values() if isinstance(v, list))
+def _check_run_count(cfg: ExperimentSpec) -> None:
+    def points(entry: Entry) -> int:
+        return math.prod(len(v) for v in entry.options.values() if isinstance(v, list))
 
-    runs = (len(cfg["data"]) * sum(map(points, cfg["losses"])) * sum(map(points, cfg["solvers"]))
-            * len(cfg["run"]["seeds"]))
+    n_problems = sum(d.problem is not None for d in cfg.data)
+    n_data = len(cfg.data) - n_problems
+    solver_points = sum(map(points, cfg.solvers))
+    runs = (n_data * sum(map(points, cfg.losses)) + n_problems) * solver_points * len(
+        cfg.run.seeds)
     if runs > MAX_RUNS:
         raise ConfigError(
             f"the config has {runs} runs (datasets x loss settings x solver settings x "
@@ -467,31 +354,31 @@ def _check_run_count(cfg: dict[str, Any]) -> None:
         )
 
 
-def _check_training_run(cfg: dict[str, Any]) -> None:
+def _check_training_run(cfg: ExperimentSpec) -> None:
     """``run.batch_size``, ``run.max_epochs``, ``run.devices``; sizes of synthetic data."""
-    run = cfg["run"]
-    if run["batch_size"] is not None and run["batch_size"] < 1:
+    run = cfg.run
+    if run.batch_size is not None and run.batch_size < 1:
         raise ConfigError(
             f"`run.batch_size` must be an integer >= 1 (leave it out for full-batch steps); "
-            f"got {run['batch_size']}"
+            f"got {run.batch_size}"
         )
-    if run["max_epochs"] is not None and run["max_epochs"] < 0:
-        raise ConfigError(f"`run.max_epochs` must be an integer >= 0; got {run['max_epochs']}")
-    devices = run["devices"]
+    if run.max_epochs is not None and run.max_epochs < 0:
+        raise ConfigError(f"`run.max_epochs` must be an integer >= 0; got {run.max_epochs}")
+    devices = run.devices
     if isinstance(devices, str) and devices != "all":
         raise ConfigError(f'`run.devices` must be "all" or an integer >= 1; got {devices!r}')
     if isinstance(devices, int) and devices < 1:
         raise ConfigError(f'`run.devices` must be "all" or an integer >= 1; got {devices}')
     n_devices = devices if isinstance(devices, int) else None
-    for i, data in enumerate(cfg["data"]):
-        if data["kind"] in SYNTHETIC_KINDS:  # sizes known before any data is drawn
-            key = f"data[{i}]" if len(cfg["data"]) > 1 else "data"
-            check_training_size(run, key, data["n_samples"], data["validation_fraction"],
+    for i, data in enumerate(cfg.data):
+        if data.kind in SYNTHETIC_KINDS:  # sizes known before any data is drawn
+            key = f"data[{i}]" if len(cfg.data) > 1 else "data"
+            check_training_size(run, key, data.n_samples, data.validation_fraction,
                                 n_devices, total_key="n_samples")
 
 
 def check_training_size(
-    run: dict[str, Any],
+    run: RunSpec,
     data_key: str,
     n_total: int,
     validation_fraction: float,
@@ -520,7 +407,7 @@ def check_training_size(
     n_train, _ = split_sizes(n_total, validation_fraction)
     split = (f"{n_total} examples with {data_key}.validation_fraction = "
              f"{validation_fraction}")
-    batch_size = run["batch_size"]
+    batch_size = run.batch_size
     if batch_size is not None and batch_size > n_train:
         raise ConfigError(
             f"`run.batch_size` ({batch_size}) exceeds the {n_train} training examples of "
@@ -607,7 +494,7 @@ def make_quick(raw: dict[str, Any]) -> dict[str, Any]:
     data = raw.get("data", {})
     smallest_train = QUICK["max_samples"]
     for table in data if isinstance(data, list) else [data]:
-        if not isinstance(table, dict):
+        if not isinstance(table, dict) or str(table.get("kind")).startswith(PROBLEM_PREFIX):
             continue
         if table.get("kind") in SYNTHETIC_KINDS:
             table["n_samples"] = min(int(table.get("n_samples", 200)), QUICK["n_samples"])
@@ -640,12 +527,13 @@ def load_config(
     overrides: list[str] | None = None,
     *,
     quick: bool = False,
-) -> tuple[dict[str, Any], Path]:
+) -> tuple[ExperimentSpec, Path]:
     """Read, override and validate a config; ``None`` reads the embedded quickstart default.
 
     Returns:
-        ``(config, base_dir)``: the resolved config and the folder relative file paths in
-        ``[data]`` are resolved against (the config file's folder, or the working directory).
+        ``(spec, base_dir)``: the resolved :class:`ExperimentSpec` and the folder relative
+        file paths in ``[data]`` are resolved against (the config file's folder, or the working
+        directory).
 
     Raises:
         ConfigError: an unreadable file, invalid TOML or an invalid config.
@@ -679,16 +567,25 @@ def _toml_value(v: Any) -> str:
     return str(v)
 
 
-def dump_toml(cfg: dict[str, Any]) -> str:
-    """Serialise a resolved config as TOML (None values, e.g. defaults left open, are omitted)."""
-    lines = [f"{k} = {_toml_value(cfg[k])}" for k in SCHEMA[""]]
+def dump_toml(cfg: ExperimentSpec) -> str:
+    """Serialise a resolved config as TOML (None values, e.g. defaults left open, are omitted;
+    problem data is written as ``[[data]]`` tables of kind ``problem:<name>``)."""
+    plain = cfg.to_dict()
+    lines = [f"{k} = {_toml_value(plain[k])}" for k in ("name", "seed")]
     for table in TABLES:
-        if cfg.get(table) is None:
+        if plain.get(table) is None:
             continue
         lines += ["", f"[{table}]"]
-        lines += [f"{k} = {_toml_value(v)}" for k, v in cfg[table].items() if v is not None]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in plain[table].items() if v is not None]
     for array in ARRAYS:
-        for entry in cfg[array]:
+        for entry in plain[array]:
             lines += ["", f"[[{array}]]"]
-            lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items() if v is not None]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in entry.items()
+                      if v is not None and not isinstance(v, dict)]
+            lines += [f"{k} = {_toml_inline(v)}" for k, v in entry.items()
+                      if isinstance(v, dict) and v]
     return "\n".join(lines) + "\n"
+
+
+def _toml_inline(table: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in table.items()) + "}"

@@ -327,8 +327,11 @@ def _as_task(y: np.ndarray, task: str) -> tuple[np.ndarray, int]:
     return ids, k
 
 
-def load_dataset(cfg: dict[str, Any], seed: int, base: Path | None = None) -> Dataset:
+def load_dataset(cfg: Any, seed: int, base: Path | None = None) -> Dataset:
     """Build the dataset described by the ``[data]`` table ``cfg`` for ``seed``.
+
+    ``cfg`` is a :class:`~lossopt.experiment.DataSpec` or a mapping of its fields (the keys
+    left out take the spec's defaults).
 
     Synthetic kinds draw fresh data per seed; file and scikit-learn kinds load the same data
     and only the train/validation split (and the ``max_samples`` subset, when set) depends on
@@ -347,7 +350,14 @@ def load_dataset(cfg: dict[str, Any], seed: int, base: Path | None = None) -> Da
         >>> ds.X_train.shape, ds.X_val.shape, ds.task
         ((80, 5), (20, 5), 'regression')
     """
-    cfg = {**_DATA_DEFAULTS, **cfg}
+    from lossopt.experiment._schema import DataSpec, SchemaError, convert_table
+
+    if not isinstance(cfg, DataSpec):
+        try:
+            cfg = convert_table(dict(cfg), DataSpec, "data")
+        except SchemaError as err:
+            raise DataError(str(err)) from None
+    cfg = cfg.to_dict()
     base = base or Path.cwd()
     rng = np.random.default_rng(seed)
     kind = cfg["kind"]
@@ -389,15 +399,3 @@ def load_dataset(cfg: dict[str, Any], seed: int, base: Path | None = None) -> Da
     )
 
 
-_DATA_DEFAULTS: dict[str, Any] = {
-    "n_samples": 200,
-    "n_features": 5,
-    "noise": 0.5,
-    "outlier_fraction": 0.0,
-    "validation_fraction": 0.2,
-    "n_classes": 3,
-    "positive_fraction": 0.5,
-    "x_key": "X",
-    "y_key": "y",
-    "max_samples": 0,
-}

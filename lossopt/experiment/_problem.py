@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from lossopt import losses, regularizers
 from lossopt.experiment._config import ConfigError
+from lossopt.experiment._schema import ModelSpec, RegularizerSpec, SchemaError, convert_table
 from lossopt.models import make_model
 
 __all__ = ["Problem", "build_problem", "loss_tasks", "validation_metric"]
@@ -103,15 +104,14 @@ class Problem:
     needs_key: bool = False
 
 
-def _regularizer(cfg: dict[str, Any] | None):
+def _regularizer(cfg: RegularizerSpec | None):
     if cfg is None:
         return lambda params: 0.0
-    kind = cfg["kind"]
-    if kind == "l1":
-        return lambda params: regularizers.l1(params, cfg["strength"])
-    if kind == "l2":
-        return lambda params: regularizers.l2(params, cfg["strength"])
-    return lambda params: regularizers.elastic_net(params, cfg["alpha"], cfg["l1_ratio"])
+    if cfg.kind == "l1":
+        return lambda params: regularizers.l1(params, cfg.strength)
+    if cfg.kind == "l2":
+        return lambda params: regularizers.l2(params, cfg.strength)
+    return lambda params: regularizers.elastic_net(params, cfg.alpha, cfg.l1_ratio)
 
 
 def validation_metric(task: str, outputs_kind: str):
@@ -136,18 +136,28 @@ def validation_metric(task: str, outputs_kind: str):
 
 def build_problem(
     loss_entry: dict[str, Any],
-    model_cfg: dict[str, Any],
-    regularizer_cfg: dict[str, Any] | None,
+    model_cfg: ModelSpec | dict[str, Any],
+    regularizer_cfg: RegularizerSpec | dict[str, Any] | None,
     task: str,
     n_features: int,
     n_classes: int,
 ) -> Problem:
     """Assemble the objective and metric, rejecting incompatible combinations.
 
+    ``model_cfg`` and ``regularizer_cfg`` are the spec's tables (:class:`ModelSpec`,
+    :class:`RegularizerSpec`) or mappings of their fields.
+
     Raises:
         ConfigError: the loss does not fit the data's task or the model's output, with the
             combination that would work.
     """
+    try:  # a spec, or a mapping of its fields (the rest take the defaults)
+        if not isinstance(model_cfg, ModelSpec):
+            model_cfg = convert_table(dict(model_cfg), ModelSpec, "model")
+        if regularizer_cfg is not None and not isinstance(regularizer_cfg, RegularizerSpec):
+            regularizer_cfg = convert_table(dict(regularizer_cfg), RegularizerSpec, "regularizer")
+    except SchemaError as err:
+        raise ConfigError(str(err)) from None
     name = loss_entry["name"]
     hyper = {k: v for k, v in loss_entry.items() if k != "name"}
     tasks, outputs, transform, label_kind = _loss_contract(name)
@@ -162,7 +172,7 @@ def build_problem(
             f"loss {name!r} does not fit data of task {task!r} (it expects "
             f"{' or '.join(tasks)} data); use {suggestions[task]}"
         )
-    kind = model_cfg["kind"]
+    kind = model_cfg.kind
     if outputs == "classes" and kind == "logistic":
         raise ConfigError(
             f"loss {name!r} takes one score per class but model.kind = 'logistic' outputs one "
@@ -182,7 +192,8 @@ def build_problem(
     n_outputs = n_classes if outputs == "classes" else None
     options = {}
     if kind == "mlp":
-        options = {k: model_cfg[k] for k in ("hidden", "activation", "dropout")}
+        options = {"hidden": list(model_cfg.hidden), "activation": model_cfg.activation,
+                   "dropout": model_cfg.dropout}
     try:
         model = make_model(kind, n_outputs=n_outputs, **options)
     except ValueError as err:

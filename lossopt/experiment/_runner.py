@@ -22,10 +22,22 @@ Outputs (each file written atomically by :mod:`lossopt._io`: a temporary file, t
 ``os.replace``, with the permissions the umask gives):
 
 - ``runs/<run_id>.json``: one record per completed run (what ``summary`` is built from; a
-  re-run skips runs whose record exists with the same fingerprint);
-- ``traces/<run_id>.csv``: the per-iteration trace;
-- ``summary.csv`` / ``summary.json``: one row per run; ``config.toml``: the resolved config;
-- ``convergence.png`` / ``losses.png``: see :mod:`lossopt.plotting`.
+  re-run skips runs whose record exists with the same fingerprint); values are stored as
+  values (``hyperparameters`` a JSON object);
+- ``traces/<run_id>.csv``: the per-iteration trace (:meth:`lossopt.Trace.to_csv`);
+- ``summary.csv`` / ``summary.json``: one row per run; ``config.toml``: the resolved config.
+
+The figures (:mod:`lossopt.plotting`) are drawn from these files afterwards, by the CLI or
+``lossopt plot``; the runner does not import plotting.
+
+Data flows one way: config -> :class:`~lossopt.experiment.ExperimentSpec` -> :func:`plan`
+(groups of lanes) -> runs -> records -> summary -> figures.
+
+Test problems (``kind = "problem:<name>"`` or a ``[problems]`` table; :mod:`lossopt.problems`)
+run ``minimize(problem.fun, problem.x0, solver, args=problem.args)`` from the standard start;
+they take no loss, model or data split, run once per solver setting (the start does not depend
+on the seed: the first of ``run.seeds`` names the run) and their records carry ``f_star`` and
+``f_minus_f_star``.
 """
 
 from __future__ import annotations
@@ -49,20 +61,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from lossopt._io import atomic_path, atomic_write
-from lossopt.experiment._config import (
-    ConfigError,
-    check_training_size,
-    dump_toml,
-    solver_class,
-)
+from lossopt._io import atomic_write
+from lossopt.experiment._config import ConfigError, check_training_size, dump_toml
 from lossopt.experiment._data import FILES, SYNTHETIC, DataError, Dataset, load_dataset
 from lossopt.experiment._problem import Problem, build_problem
+from lossopt.experiment._schema import DataSpec, ExperimentSpec
+from lossopt.experiment._solvers import make_solver, traced_fields
+from lossopt.experiment._tables import tolerance_rows, write_tolerance_table
 from lossopt.solvers._compile import compile_lowered
 
 __all__ = [
     "ExperimentResult",
-    "atomic_path",
     "check_output_dir",
     "device_mesh",
     "place_group_inputs",
@@ -74,20 +83,12 @@ SUMMARY_COLUMNS = (
     "run_id", "data", "loss", "solver", "hyperparameters", "seed", "status", "converged",
     "iterations", "final_loss", "train_loss", "grad_norm", "val_metric_name", "val_metric",
     "num_fun_evals", "num_grad_evals", "wall_time_s", "compile_time_s", "compile_mode",
-    "lanes_in_call", "devices",
+    "lanes_in_call", "devices", "n_params", "f_star", "f_minus_f_star",
 )
 
 # fold_in data that derives a lane's training key (minibatch shuffles, dropout) from its
 # initialisation key.
 TRAIN_KEY_STREAM = 1
-
-
-# --- files ---------------------------------------------------------------------------------------
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (:func:`lossopt._io.atomic_write`)."""
-    atomic_write(path, text)
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -101,26 +102,6 @@ def _product(options: dict[str, Any]) -> list[dict[str, Any]]:
     keys = list(options)
     lists = [v if isinstance(v, list) else [v] for v in options.values()]
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*lists)]
-
-
-def _traced_fields(solver_name: str) -> set[str]:
-    """Solver options that may vary across the lanes of one compiled call."""
-    if solver_name.startswith("optax:"):
-        return {"learning_rate"}
-    cls = solver_class(solver_name)
-    return {f.name for f in dataclasses.fields(cls) if not f.metadata.get("static", False)}
-
-
-def make_solver(solver_name: str, options: dict[str, Any]):
-    """Build the solver named in a config from concrete or traced option values."""
-    from lossopt import solvers
-
-    if solver_name.startswith("optax:"):
-        import optax
-
-        factory = getattr(optax, solver_name.split(":", 1)[1])
-        return solvers.Optax(factory(**options))
-    return solver_class(solver_name)(**options)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +119,7 @@ class Group:
 
     data_index: int
     data_name: str
-    loss_entry: dict[str, Any]
+    loss_entry: dict[str, Any] | None  # None: a test problem (no loss)
     loss_label: str
     solver_name: str
     static: dict[str, Any]
@@ -174,23 +155,23 @@ def _run_id(text: str) -> str:
     return slug[: MAX_RUN_ID - 17] + "_" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _fingerprint(cfg: dict[str, Any], data: dict[str, Any], digest: str | None,
-                 *parts: Any) -> str:
+def _fingerprint(cfg: ExperimentSpec, data: DataSpec, digest: str | None, *parts: Any) -> str:
     """A run's identity: what it computes, not where. The data enters by its content
     (``digest``, :meth:`Dataset.digest` of the lane's arrays), not by ``data.path``: a changed
     file gets new runs, a moved one keeps its records. ``run.devices`` is left out (a sharded
     run equals the single-device run up to the order of float summation, so its records are
     reused), and so is ``run.compile`` (the same operations compiled with other XLA options:
     equal up to rounding), and so are options left open (None)."""
-    shared = {k: cfg[k] for k in ("model", "regularizer", "seed")}
-    shared["run"] = {k: v for k, v in cfg["run"].items()
+    plain = cfg.to_dict()
+    shared = {k: plain[k] for k in ("model", "regularizer", "seed")}
+    shared["run"] = {k: v for k, v in plain["run"].items()
                      if k not in ("seeds", "devices", "compile") and v is not None}
-    shared["data"] = {k: v for k, v in data.items() if k != "path"}
+    shared["data"] = {k: v for k, v in data.to_dict().items() if k != "path"}
     blob = json.dumps([shared, digest, *parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def plan(cfg: dict[str, Any], tasks: dict[str, str] | None = None,
+def plan(cfg: ExperimentSpec, tasks: dict[str, str] | None = None,
          digests: dict[tuple[int, int], str] | None = None) -> list[Group]:
     """Expand a resolved config into groups of runs (validating every solver option).
 
@@ -199,17 +180,21 @@ def plan(cfg: dict[str, Any], tasks: dict[str, str] | None = None,
     (with one dataset, or a loss that fits none of them, :func:`run_experiment` raises).
     ``digests`` maps ``(dataset index, seed)`` to :meth:`Dataset.digest` of the loaded data;
     :func:`run_experiment` passes them, so that records are keyed on the data's content
-    (without them the lanes' fingerprints know only the config).
+    (without them the lanes' fingerprints know only the config). Test problems
+    (``problem:<name>`` data) get one group per solver setting and no loss.
 
     Raises:
         ConfigError: an invalid solver option, or two runs with the same id (the config
             describes one run twice).
     """
     groups = []
-    for d_index, data in enumerate(cfg["data"]):
-        for l_index, loss_entry in enumerate(cfg["losses"]):
-            for loss_point in _product(loss_entry):
-                if tasks is not None and not _fits(loss_point["name"], tasks[data["name"]]):
+    for d_index, data in enumerate(cfg.data):
+        if data.problem is not None:
+            groups += _solver_groups(cfg, d_index, data, -1, None, digests)
+            continue
+        for l_index, loss_entry in enumerate(cfg.losses):
+            for loss_point in _product(loss_entry.to_dict()):
+                if tasks is not None and not _fits(loss_point["name"], tasks[data.name]):
                     continue
                 groups += _solver_groups(cfg, d_index, data, l_index, loss_point, digests)
     seen: dict[str, Group] = {}  # run id -> its group
@@ -234,16 +219,20 @@ def _fits(loss_name: str, task: str) -> bool:
     return task in loss_tasks(loss_name)
 
 
-def _solver_groups(cfg, d_index: int, data: dict[str, Any], l_index: int,
-                   loss_point: dict[str, Any], digests: dict[tuple[int, int], str] | None):
+def _solver_groups(cfg: ExperimentSpec, d_index: int, data: DataSpec, l_index: int,
+                   loss_point: dict[str, Any] | None,
+                   digests: dict[tuple[int, int], str] | None):
     groups = []
-    loss_label = loss_point["name"] + "".join(
-        f" {k}={v}" for k, v in loss_point.items() if k != "name"
-    )
-    for i, solver_entry in enumerate(cfg["solvers"]):
-        name = solver_entry["name"]
-        options = {k: v for k, v in solver_entry.items() if k != "name"}
-        traced_ok = _traced_fields(name)
+    if loss_point is None:  # a test problem: one start, one run per solver setting
+        loss_label, seeds = "-", cfg.run.seeds[:1]
+    else:
+        loss_label = loss_point["name"] + "".join(
+            f" {k}={v}" for k, v in loss_point.items() if k != "name")
+        seeds = cfg.run.seeds
+    for i, solver_entry in enumerate(cfg.solvers):
+        name = solver_entry.name
+        options = solver_entry.options
+        traced_ok = traced_fields(name)
         static = {k: v for k, v in options.items()
                   if k not in traced_ok or not all(map(_is_number, _as_list(v)))}
         numeric = {k: v for k, v in options.items() if k not in static}
@@ -253,12 +242,13 @@ def _solver_groups(cfg, d_index: int, data: dict[str, Any], l_index: int,
                 hyper = {**static_point, **numeric_point}
                 _validate_solver(i, name, hyper)
                 solver_label = name + "".join(f" {k}={v}" for k, v in hyper.items())
-                for seed in cfg["run"]["seeds"]:
-                    run_id = _run_id(f"{data['name']}__{loss_label}__{solver_label}__seed{seed}")
-                    digest = None if digests is None else digests[d_index, seed]
+                for seed in seeds:
+                    middle = "" if loss_point is None else f"{loss_label}__"
+                    run_id = _run_id(f"{data.name}__{middle}{solver_label}__seed{seed}")
+                    digest = None if digests is None else digests.get((d_index, seed))
                     fp = _fingerprint(cfg, data, digest, loss_point, name, hyper, seed)
                     lanes.append(Lane(run_id, seed, numeric_point, hyper, fp))
-            groups.append(Group(d_index, data["name"], loss_point, loss_label, name,
+            groups.append(Group(d_index, data.name, loss_point, loss_label, name,
                                 static_point, tuple(lanes), l_index, i))
     return groups
 
@@ -286,7 +276,21 @@ class ExperimentResult:
     ran: int
     skipped: int
     interrupted: bool = False
-    figures: list[Path] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class TestProblem:
+    """A :mod:`lossopt.problems` problem as the problem of a group: its objective
+    ``fun(params, *args)``, standard start ``x0`` and known ``f_star``; no model, no loss and
+    no validation split (the summary's ``val_metric`` is NaN)."""
+
+    problem: Any  # a lossopt.problems.Problem
+    n_params: int
+    metric_name: str = ""
+    needs_key: bool = False
+
+
+GroupProblem = Problem | TestProblem
 
 
 def _stack(datasets: list[Dataset]) -> tuple[np.ndarray, ...]:
@@ -296,11 +300,11 @@ def _stack(datasets: list[Dataset]) -> tuple[np.ndarray, ...]:
     )
 
 
-def _check_newton_budget(cfg, group: Group, problem: Problem) -> None:
+def _check_newton_budget(cfg: ExperimentSpec, group: Group, problem: GroupProblem) -> None:
     if group.solver_name != "newton" or group.static.get("linear_solver", "cholesky") == "cg":
         return
     megabytes = problem.n_params**2 * 8 / 2**20
-    budget = cfg["run"]["newton_memory_mb"]
+    budget = cfg.run.newton_memory_mb
     if megabytes > budget:
         raise ConfigError(
             f"solver 'newton' with a dense Hessian needs {megabytes:.0f} MB for "
@@ -309,17 +313,48 @@ def _check_newton_budget(cfg, group: Group, problem: Problem) -> None:
         )
 
 
-def _is_stochastic(cfg, problem: Problem) -> bool:
-    return problem.needs_key or cfg["run"]["batch_size"] is not None
+def _is_stochastic(cfg: ExperimentSpec, problem: GroupProblem) -> bool:
+    return isinstance(problem, Problem) and (problem.needs_key or cfg.run.batch_size is not None)
 
 
-def _group_call(cfg, group: Group, problem: Problem) -> Callable[..., Any]:
-    """The group's function of ``(traced, keys, X, y, Xv, yv)`` (a leading lane axis on each):
-    ``(Result, train_loss)``, jitted; vmapped over lanes, or mapped (``lax.map``) for groups
-    whose loop has per-iteration conds (see below)."""
+def _lanes_call(group: Group, solve: Callable[..., Any], mapped: bool,
+                in_axes: tuple[Any, ...]) -> Callable[..., Any]:
+    """``solve`` over the group's lanes, jitted: vmapped (``in_axes``), mapped (``lax.map``) or,
+    for one lane, called once with the lane axis added to the result afterwards."""
+    if len(group.lanes) == 1:
+        # One lane: skip vmap (a batched while_loop compiles to a larger program).
+        def single(*lane_args):
+            squeezed = tuple(a if axis is None else jax.tree.map(lambda x: x[0], a)
+                             for a, axis in zip(lane_args, in_axes, strict=True))
+            return jax.tree.map(lambda a: a[None], solve(*squeezed))
+
+        return jax.jit(single)
+    if mapped:  # every input has a lane axis (the datasets' groups)
+        def mapped_call(*lane_args):
+            return jax.lax.map(lambda a: solve(*a), lane_args)
+
+        return jax.jit(mapped_call)
+    return jax.jit(jax.vmap(solve, in_axes=in_axes))
+
+
+def _group_call(cfg: ExperimentSpec, group: Group, problem: GroupProblem) -> Callable[..., Any]:
+    """The group's jitted function of its inputs (:func:`_group_inputs`, a leading lane axis
+    on each but a test problem's data): ``(Result, train_loss)``; vmapped over lanes, or
+    mapped (``lax.map``) for groups whose loop has per-iteration conds (see below)."""
     from lossopt.solvers import minimize
 
-    run = cfg["run"]
+    run = cfg.run
+    if isinstance(problem, TestProblem):
+        fun = problem.problem.fun
+
+        def solve_problem(traced, x0, args):
+            solver = make_solver(group.solver_name, {**group.static, **traced})
+            result = minimize(fun, x0, solver, args=args, max_iters=run.max_iters,
+                              gtol=run.gtol, ftol=run.ftol, xtol=run.xtol,
+                              record_every=run.record_every)
+            return result, result.value
+
+        return _lanes_call(group, solve_problem, False, (0, 0, None))
     stochastic = _is_stochastic(cfg, problem)
     # Metrics see (X, y, Xv, yv): the validation metric and, for stochastic runs, the full
     # training objective in evaluation mode (the trace's `loss` is then a minibatch one).
@@ -331,72 +366,52 @@ def _group_call(cfg, group: Group, problem: Problem) -> Callable[..., Any]:
         solver = make_solver(group.solver_name, {**group.static, **traced})
         params0 = problem.model.init(key, X.shape[1], X.dtype)
         result = minimize(
-            problem.objective, params0, solver, args=(X, y), max_iters=run["max_iters"],
-            gtol=run["gtol"], ftol=run["ftol"], xtol=run["xtol"],
-            metrics=metrics, metric_args=(X, y, Xv, yv), record_every=run["record_every"],
+            problem.objective, params0, solver, args=(X, y), max_iters=run.max_iters,
+            gtol=run.gtol, ftol=run.ftol, xtol=run.xtol,
+            metrics=metrics, metric_args=(X, y, Xv, yv), record_every=run.record_every,
             key=jax.random.fold_in(key, TRAIN_KEY_STREAM) if stochastic else None,
-            batch_size=run["batch_size"], max_epochs=run["max_epochs"],
+            batch_size=run.batch_size, max_epochs=run.max_epochs,
         )
         # Deterministic full-batch runs: the final value already is the training objective.
         train_loss = problem.train_loss(result.params, X, y) if stochastic else result.value
         return result, train_loss
 
-    if len(group.lanes) == 1:
-        # One lane: skip vmap (a batched while_loop compiles to a larger program) and add the
-        # lane axis to the result afterwards.
-        def single(*lane_args):
-            squeezed = jax.tree.map(lambda a: a[0], lane_args)
-            return jax.tree.map(lambda a: a[None], solve(*squeezed))
-
-        return jax.jit(single)
-    if stochastic or (run["record_every"] > 1 and metrics):
-        # Under vmap the loop's per-iteration conds (a reshuffle at each epoch boundary,
-        # metrics every record_every steps) see a per-lane predicate and become selects that
-        # compute both branches on every step: the shuffle's sort and the full-data metrics
-        # would run every iteration. lax.map runs the lanes one after another inside the same
-        # compiled call, each with its own unbatched conds (measured on mlp_dropout.toml: see
-        # the closing note of issue 7).
-        def mapped(*lane_args):
-            return jax.lax.map(lambda a: solve(*a), lane_args)
-
-        return jax.jit(mapped)
-    return jax.jit(jax.vmap(solve))
+    # Under vmap the loop's per-iteration conds (a reshuffle at each epoch boundary, metrics
+    # every record_every steps) see a per-lane predicate and become selects that compute both
+    # branches on every step: the shuffle's sort and the full-data metrics would run every
+    # iteration. lax.map runs the lanes one after another inside the same compiled call, each
+    # with its own unbatched conds (measured on mlp_dropout.toml: see the closing note of
+    # issue 7).
+    mapped = stochastic or (run.record_every > 1 and bool(metrics))
+    return _lanes_call(group, solve, mapped, (0,) * 6)
 
 
-def _trace_csv(trace: dict[str, np.ndarray], record_every: int) -> str:
-    buf = io.StringIO()
-    columns = [c for c in trace if c != "iteration"]
-    writer = csv.writer(buf)
-    writer.writerow(["iteration", *columns])
-    n = len(next(iter(trace.values()))) if trace else 0
-    iterations = trace.get("iteration", np.arange(n) * record_every)
-    for i in range(n):
-        writer.writerow([int(iterations[i]), *(repr(float(trace[c][i])) for c in columns)])
-    return buf.getvalue()
-
-
-def _problem(cfg, group: Group, datasets) -> Problem:
-    first = datasets[group.data_index, group.lanes[0].seed]
-    try:
-        problem = build_problem(group.loss_entry, cfg["model"], cfg["regularizer"], first.task,
-                                first.n_features, first.n_classes)
-    except ConfigError as err:
-        raise ConfigError(f"{err}{_task_hint(cfg, group.data_index, first)}") from None
+def _problem(cfg: ExperimentSpec, group: Group, datasets, test_problems) -> GroupProblem:
+    """The group's problem (built once per group, in :func:`_prepare`)."""
+    if group.loss_entry is None:
+        problem: GroupProblem = test_problems[group.data_index]
+    else:
+        first = datasets[group.data_index, group.lanes[0].seed]
+        try:
+            problem = build_problem(group.loss_entry, cfg.model, cfg.regularizer, first.task,
+                                    first.n_features, first.n_classes)
+        except ConfigError as err:
+            raise ConfigError(f"{err}{_task_hint(cfg, group.data_index, first)}") from None
     _check_newton_budget(cfg, group, problem)
     return problem
 
 
-def _task_hint(cfg, data_index: int, dataset: Dataset) -> str:
+def _task_hint(cfg: ExperimentSpec, data_index: int, dataset: Dataset) -> str:
     """For a file read as regression because ``data.task`` is not set, while its target
     holds class labels: the ``data.task`` to set."""
-    data = cfg["data"][data_index]
-    if data["kind"] not in FILES or data["task"] or dataset.task != "regression":
+    data = cfg.data[data_index]
+    if data.kind not in FILES or data.task or dataset.task != "regression":
         return ""
     values = np.unique(np.concatenate([dataset.y_train, dataset.y_val]))
     if values.size > 20 or not np.array_equal(values, np.round(values)):
         return ""
     task = "binary" if values.size == 2 else "multiclass"
-    key = f"data[{data_index}]" if len(cfg["data"]) > 1 else "data"
+    key = f"data[{data_index}]" if len(cfg.data) > 1 else "data"
     shown = ", ".join(f"{v:g}" for v in values)
     return (f". `{key}.task` is not set, so its target was read as a regression target, but it "
             f"holds only the labels {shown}: set {key}.task = \"{task}\"")
@@ -453,20 +468,29 @@ def place_group_inputs(mesh: Mesh | None, traced, keys, X, y, Xv, yv):
     return traced, keys, X, y, Xv, yv
 
 
-def _group_inputs(cfg, group: Group, datasets: dict[tuple[int, int], Dataset],
-                  mesh: Mesh | None) -> tuple[Any, ...]:
+def _group_inputs(cfg: ExperimentSpec, group: Group, datasets: dict[tuple[int, int], Dataset],
+                  mesh: Mesh | None, problem: GroupProblem) -> tuple[Any, ...]:
     """The inputs of the group's compiled call (lanes stacked, placed)."""
+    dtype = jnp.dtype(cfg.run.dtype)
+    if isinstance(problem, TestProblem):  # (traced, x0 per lane, shared data)
+        p = problem.problem
+        x0 = jax.tree.map(lambda a: jnp.stack([jnp.asarray(a, dtype)] * len(group.lanes)), p.x0)
+        args = jax.tree.map(
+            lambda a: jnp.asarray(a, dtype) if np.asarray(a).dtype.kind == "f" else jnp.asarray(a),
+            tuple(p.args))
+        traced = {k: jnp.asarray([lane.traced[k] for lane in group.lanes], dtype=dtype)
+                  for k in group.lanes[0].traced}
+        return traced, x0, args
     lane_data = [datasets[group.data_index, lane.seed] for lane in group.lanes]
     shapes = {(d.X_train.shape, d.X_val.shape) for d in lane_data}
     if len(shapes) != 1:  # pragma: no cover - split sizes depend only on n and the fraction
         raise ConfigError(f"datasets of the seeds differ in shape: {shapes}")
-    dtype = jnp.dtype(cfg["run"]["dtype"])
     X, y, Xv, yv = (
         jnp.asarray(a, dtype=dtype if a.dtype.kind == "f" else None) for a in _stack(lane_data)
     )
     traced = {k: jnp.asarray([lane.traced[k] for lane in group.lanes], dtype=X.dtype)
               for k in group.lanes[0].traced}
-    keys = jax.vmap(jax.random.key)(jnp.asarray([cfg["seed"] + lane.seed for lane in group.lanes]))
+    keys = jax.vmap(jax.random.key)(jnp.asarray([cfg.seed + lane.seed for lane in group.lanes]))
     return place_group_inputs(mesh, traced, keys, X, y, Xv, yv)
 
 
@@ -474,12 +498,13 @@ def _group_inputs(cfg, group: Group, datasets: dict[tuple[int, int], Dataset],
 class _Traced:
     """A group's problem and its call, traced and lowered (not compiled)."""
 
-    problem: Problem
+    problem: GroupProblem
     lowered: Any  # a jax.stages.Lowered
     lower_time: float
 
 
-def _trace_group(cfg, group: Group, datasets, mesh) -> _Traced:
+def _trace_group(cfg: ExperimentSpec, group: Group, problem: GroupProblem, datasets,
+                 mesh) -> _Traced:
     """Trace and lower a group's call: what only the model, loss and solver code can check
     (a loss hyperparameter out of range, an optax option of the wrong type, shapes, dtypes).
 
@@ -487,8 +512,7 @@ def _trace_group(cfg, group: Group, datasets, mesh) -> _Traced:
         ConfigError: naming the config entry at fault -- ``losses[i]`` when the objective
             alone cannot be evaluated, else ``solvers[j]`` -- the group and the error.
     """
-    problem = _problem(cfg, group, datasets)
-    inputs = _group_inputs(cfg, group, datasets, mesh)
+    inputs = _group_inputs(cfg, group, datasets, mesh, problem)
     t0 = time.perf_counter()
     try:
         lowered = _group_call(cfg, group, problem).lower(*inputs)
@@ -503,8 +527,10 @@ def _trace_group(cfg, group: Group, datasets, mesh) -> _Traced:
     return _Traced(problem, lowered, time.perf_counter() - t0)
 
 
-def _objective_fails(problem: Problem, inputs: tuple[Any, ...]) -> bool:
+def _objective_fails(problem: GroupProblem, inputs: tuple[Any, ...]) -> bool:
     """Whether the objective alone fails to trace on one lane's data (shapes only)."""
+    if isinstance(problem, TestProblem):
+        return False  # the catalogue's objectives trace at their own start points
     _, keys, X, y, _, _ = inputs
 
     def value(key, X, y):
@@ -521,7 +547,7 @@ def _objective_fails(problem: Problem, inputs: tuple[Any, ...]) -> bool:
 class _Compiled:
     """A group's problem, the inputs of its call, the compiled call and its compile time."""
 
-    problem: Problem
+    problem: GroupProblem
     inputs: tuple[Any, ...]
     compiled: Any  # a jax.stages.Compiled
     compile_time: float
@@ -562,8 +588,8 @@ class _AheadOfTime:
 
         def compile_():
             t0 = time.perf_counter()
-            compiled, choice = compile_lowered(lowered, self.cfg["run"]["compile"],
-                                               self.cfg["run"]["max_iters"])
+            compiled, choice = compile_lowered(lowered, self.cfg.run.compile,
+                                               self.cfg.run.max_iters)
             return compiled, time.perf_counter() - t0, choice.mode
 
         if self.pool is not None:
@@ -583,8 +609,9 @@ class _AheadOfTime:
         compiled, seconds, mode = self.pending.pop(i).result()
         # The inputs are built again (the same arrays the call was lowered for) rather than
         # kept from tracing: every group's stacked data at once could be large.
-        inputs = _group_inputs(self.cfg, self.groups[i], self.datasets, self.mesh)
-        return _Compiled(self.traced[i].problem, inputs, compiled, seconds, mode)
+        problem = self.traced[i].problem
+        inputs = _group_inputs(self.cfg, self.groups[i], self.datasets, self.mesh, problem)
+        return _Compiled(problem, inputs, compiled, seconds, mode)
 
     def close(self) -> None:
         if self.pool is not None:  # a compile already running finishes; queued ones are dropped
@@ -603,14 +630,17 @@ def _compile_ahead() -> int:
     return ahead
 
 
-def _run_group(cfg, group: Group, out_dir: Path, ready: _Compiled, written: list[str]) -> None:
+def _run_group(cfg: ExperimentSpec, group: Group, out_dir: Path, ready: _Compiled,
+               written: list[str]) -> None:
     """Run one compiled group call; write its traces and records (a record last: it marks
     the run complete), appending each run id to ``written`` once its record is on disk."""
     from lossopt.solvers import Status
 
     problem, inputs, compiled = ready.problem, ready.inputs, ready.compiled
-    # The devices the compiled program splits the training examples over.
-    n_devices = len(compiled.input_shardings[0][2].device_set)
+    if isinstance(problem, TestProblem):
+        n_devices, f_star = 1, float(problem.problem.f_star)
+    else:  # the devices the compiled program splits the training examples over
+        n_devices, f_star = len(compiled.input_shardings[0][2].device_set), None
     t0 = time.perf_counter()
     result, train_losses = jax.block_until_ready(compiled(*inputs))
     wall = time.perf_counter() - t0
@@ -621,20 +651,20 @@ def _run_group(cfg, group: Group, out_dir: Path, ready: _Compiled, written: list
     for i, lane in enumerate(group.lanes):
         res = result.lane(i)
         status = Status(int(res.status))
-        trace = res.trace.to_numpy()
-        val = trace.get("val_metric", np.array([np.nan]))
+        val = res.trace.to_numpy().get("val_metric", np.array([np.nan]))
         finite_val = val[np.isfinite(val)]
+        value = float(res.value)
         row = {
             "run_id": lane.run_id,
             "data": group.data_name,
             "loss": group.loss_label,
             "solver": group.solver_name,
-            "hyperparameters": json.dumps(lane.hyper, sort_keys=True),
+            "hyperparameters": dict(lane.hyper),
             "seed": lane.seed,
             "status": status.name,
             "converged": bool(status.converged),
             "iterations": int(res.iterations),
-            "final_loss": float(res.value),
+            "final_loss": value,
             "train_loss": float(train_losses[i]),
             "grad_norm": float(res.grad_norm),
             "val_metric_name": problem.metric_name,
@@ -646,11 +676,13 @@ def _run_group(cfg, group: Group, out_dir: Path, ready: _Compiled, written: list
             "compile_mode": ready.compile_mode,
             "lanes_in_call": n_lanes,
             "devices": n_devices,
+            "n_params": int(problem.n_params),
+            "f_star": f_star,
+            "f_minus_f_star": None if f_star is None else value - f_star,
         }
-        write_text(out_dir / "traces" / f"{lane.run_id}.csv",
-                   _trace_csv(trace, cfg["run"]["record_every"]))
-        write_text(out_dir / "runs" / f"{lane.run_id}.json",
-                   json.dumps({"fingerprint": lane.fingerprint, "row": row}, indent=1))
+        res.trace.to_csv(out_dir / "traces" / f"{lane.run_id}.csv")
+        atomic_write(out_dir / "runs" / f"{lane.run_id}.json",
+                     json.dumps({"fingerprint": lane.fingerprint, "row": row}, indent=1))
         written.append(lane.run_id)
 
 
@@ -664,19 +696,33 @@ def _load_record(out_dir: Path, lane: Lane) -> dict[str, Any] | None:
         return None
 
 
+def _csv_cell(value: Any) -> Any:
+    """A summary.csv cell: objects as JSON (``{"learning_rate": 0.1}``), None as empty."""
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return "" if value is None else value
+
+
 def write_summary(out_dir: Path, rows: list[dict[str, Any]]) -> None:
-    """Write ``summary.csv`` and ``summary.json`` (atomically) from the run rows."""
+    """Write ``summary.csv`` and ``summary.json`` (atomically) from the run rows.
+
+    ``summary.json`` holds the rows' values as they are (``hyperparameters`` an object,
+    ``f_star`` null where unknown); ``summary.csv`` writes objects as JSON text and None as an
+    empty cell. ``f_minus_f_star`` is the final value minus the problem's known ``f_star``
+    (test problems), else empty.
+    """
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS)
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, restval="")
     writer.writeheader()
-    writer.writerows(rows)
-    write_text(out_dir / "summary.csv", buf.getvalue())
-    write_text(out_dir / "summary.json", json.dumps(rows, indent=1))
+    writer.writerows({k: _csv_cell(v) for k, v in r.items()} for r in rows)
+    atomic_write(out_dir / "summary.csv", buf.getvalue())
+    atomic_write(out_dir / "summary.json", json.dumps(rows, indent=1))
 
 
 # What a results folder holds: subfolders, and files lossopt replaces.
 _OUTPUT_FOLDERS = ("runs", "traces")
-_OUTPUT_FILES = ("config.toml", "summary.csv", "summary.json", "convergence.png", "losses.png")
+_OUTPUT_FILES = ("config.toml", "summary.csv", "summary.json", "convergence.png", "losses.png",
+                 "time_to_tolerance.csv", "performance_profile.png", "data_profile.png")
 
 
 def check_output_dir(out: Path) -> None:
@@ -716,18 +762,20 @@ def check_output_dir(out: Path) -> None:
         raise ConfigError(f"{where}: cannot be checked: {err.strerror or err}") from None
 
 
-def _prepare(cfg, base: Path, out: Path | None = None):
+def _prepare(cfg: ExperimentSpec, base: Path, out: Path | None = None):
     """Everything :func:`run_experiment` checks before it writes anything, writing nothing:
-    the data loaded (and its digests), the groups planned, every combination and the
-    results folder checked.
+    the data loaded (and its digests), the groups planned, every group's problem built (once)
+    and checked, the results folder checked.
 
     Then :func:`_trace_group` traces each group, in :func:`run_experiment` and
     :func:`check_experiment` alike.
 
     Returns:
-        ``(groups, datasets, mesh)``.
+        ``(groups, problems, datasets, mesh)``: ``problems[i]`` is ``groups[i]``'s problem.
     """
-    if cfg["run"]["dtype"] == "float64" and not jax.config.jax_enable_x64:
+    from lossopt import problems as catalogue
+
+    if cfg.run.dtype == "float64" and not jax.config.jax_enable_x64:
         raise ConfigError(
             "`run.dtype` = 'float64' needs JAX's 64-bit mode: call "
             "jax.config.update('jax_enable_x64', True) first (the `lossopt run` command does), "
@@ -735,62 +783,80 @@ def _prepare(cfg, base: Path, out: Path | None = None):
         )
     if out is not None:
         check_output_dir(out)
-    seeds = cfg["run"]["seeds"]
-    datasets = {}
-    for i, data in enumerate(cfg["data"]):
+    seeds = cfg.run.seeds
+    several = len(cfg.data) > 1
+    datasets, test_problems, digests = {}, {}, {}
+    for i, data in enumerate(cfg.data):
+        if data.problem is not None:
+            p = catalogue.get(data.problem, **data.kwargs)
+            n_params = sum(np.size(leaf) for leaf in jax.tree.leaves(p.x0))
+            test_problems[i] = TestProblem(p, n_params)
+            digests[i, seeds[0]] = _problem_digest(p)
+            continue
         for s in seeds:
             try:
                 datasets[i, s] = load_dataset(data, s, base)
             except DataError as err:
                 message = str(err)
-                if len(cfg["data"]) > 1:  # name the table: `data[1].path`
+                if several:  # name the table: `data[1].path`
                     message = message.replace("`data.", f"`data[{i}].")
                 raise ConfigError(message) from None
-    tasks = {data["name"]: datasets[i, seeds[0]].task for i, data in enumerate(cfg["data"])}
-    digests = {key: ds.digest() for key, ds in datasets.items()}
-    if len(cfg["data"]) > 1:
-        for entry in cfg["losses"]:
-            if not any(_fits(entry["name"], task) for task in tasks.values()):
+            digests[i, s] = datasets[i, s].digest()
+    tasks = {data.name: datasets[i, seeds[0]].task for i, data in enumerate(cfg.data)
+             if data.problem is None}
+    if several and tasks:
+        for entry in cfg.losses:
+            if not any(_fits(entry.name, task) for task in tasks.values()):
                 raise ConfigError(
-                    f"loss {entry['name']!r} fits none of the datasets ({tasks}); remove it or "
+                    f"loss {entry.name!r} fits none of the datasets ({tasks}); remove it or "
                     "add a dataset of a task it fits"
                 )
         groups = plan(cfg, tasks, digests)
     else:
         groups = plan(cfg, digests=digests)
-    for g in groups:  # reject incompatible combinations before tracing anything
-        _problem(cfg, g, datasets)
-    mesh = device_mesh(cfg["run"]["devices"])
-    for i, data in enumerate(cfg["data"]):  # sizes of loaded data: batch size, device count
+    # Each group's problem, built once; incompatible combinations rejected before tracing.
+    problems = [_problem(cfg, g, datasets, test_problems) for g in groups]
+    mesh = device_mesh(cfg.run.devices)
+    for i, data in enumerate(cfg.data):  # sizes of loaded data: batch size, device count
+        if data.problem is not None:
+            continue
         ds = datasets[i, seeds[0]]
         check_training_size(
-            cfg["run"], f"data[{i}]" if len(cfg["data"]) > 1 else "data",
-            ds.X_train.shape[0] + ds.X_val.shape[0], data["validation_fraction"],
+            cfg.run, f"data[{i}]" if several else "data",
+            ds.X_train.shape[0] + ds.X_val.shape[0], data.validation_fraction,
             None if mesh is None else mesh.size,
-            total_key="n_samples" if data["kind"] in SYNTHETIC else "max_samples",
+            total_key="n_samples" if data.kind in SYNTHETIC else "max_samples",
         )
-    return groups, datasets, mesh
+    return groups, problems, datasets, mesh
+
+
+def _problem_digest(problem: Any) -> str:
+    """A test problem's identity for fingerprints: its name, start, data and f*."""
+    h = hashlib.sha256(f"{problem.name} {problem.f_star!r}".encode())
+    for a in (*jax.tree.leaves(problem.x0), *jax.tree.leaves(problem.args)):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype} {a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def run_experiment(
-    cfg: dict[str, Any],
+    cfg: ExperimentSpec,
     base: Path | None = None,
     *,
     out_dir: str | Path | None = None,
     force: bool = False,
     progress: Any = None,
-    plots: bool | None = None,
 ) -> ExperimentResult:
     """Run a resolved config (see :func:`lossopt.experiment.load_config`).
 
     Args:
-        cfg: the resolved config.
+        cfg: the resolved :class:`~lossopt.experiment.ExperimentSpec`.
         base: folder that relative data paths are resolved against.
-        out_dir: results folder (default: ``cfg["output"]["dir"]``).
+        out_dir: results folder (default: ``cfg.output.dir``).
         force: re-run runs that already have a record with the same fingerprint.
         progress: optional callable ``progress(done, total, description)`` called after each
             group (the CLI draws a progress bar with it).
-        plots: draw the figures (default: ``cfg["output"]["plots"]``).
 
     Before it writes anything it makes every check of :func:`check_experiment` -- the data
     loaded and checked, the plan, every combination, the results folder, and the call of
@@ -802,6 +868,8 @@ def run_experiment(
 
     A run whose record (``runs/<run_id>.json``) holds the same fingerprint -- the same
     config values and the same data content (:meth:`Dataset.digest`) -- is not run again.
+    Figures are not drawn here: :func:`lossopt.plotting.plot_results` draws them from the
+    files written (``lossopt run`` calls it after the run).
 
     Returns:
         An :class:`ExperimentResult`. On Ctrl-C the runs completed so far are kept, the
@@ -817,29 +885,29 @@ def run_experiment(
         OSError: a write that fails once runs have started (a full disk).
     """
     ahead = _compile_ahead()
-    out = Path(out_dir or cfg["output"]["dir"])
-    groups, datasets, mesh = _prepare(cfg, base or Path.cwd(), out)
+    out = Path(out_dir or cfg.output.dir)
+    groups, problems, datasets, mesh = _prepare(cfg, base or Path.cwd(), out)
     # Groups whose every run has a record with the same fingerprint are not compiled again.
     todo, complete = [], []
-    for group in groups:
+    for group, problem in zip(groups, problems, strict=True):
         records = None if force else [_load_record(out, lane) for lane in group.lanes]
         if records is not None and all(r is not None for r in records):
             complete.append(group)
         else:
-            todo.append(group)
-    compiler = _AheadOfTime(cfg, todo, datasets, mesh, ahead)
+            todo.append((group, problem))
+    compiler = _AheadOfTime(cfg, [g for g, _ in todo], datasets, mesh, ahead)
     written: list[str] = []  # run ids whose record this call wrote
     interrupted = False
     try:
         # Trace every group that will run before anything is written. Complete groups are not
         # traced again: their records carry this config's and this data's fingerprint, so
         # their calls traced when they ran (a rerun of a finished config stays quick).
-        for group in todo:
-            compiler.add(_trace_group(cfg, group, datasets, mesh))
+        for group, problem in todo:
+            compiler.add(_trace_group(cfg, group, problem, datasets, mesh))
         try:
             for name in _OUTPUT_FOLDERS:
                 (out / name).mkdir(parents=True, exist_ok=True)
-            write_text(out / "config.toml", dump_toml(cfg))
+            atomic_write(out / "config.toml", dump_toml(cfg))
         except OSError as err:
             raise ConfigError(
                 f"results folder {str(out)!r} (`output.dir`, or --out) cannot be written: "
@@ -849,7 +917,7 @@ def run_experiment(
         for done, group in enumerate(complete, start=1):  # each group reported once, skipped first
             if progress is not None:
                 progress(done, len(groups), group.description)
-        for i, group in enumerate(todo):
+        for i, (group, _) in enumerate(todo):
             _run_group(cfg, group, out, compiler.get(i), written)
             done += 1
             if progress is not None:
@@ -865,13 +933,10 @@ def run_experiment(
     rows = [row for g in groups for lane in g.lanes
             if (row := _load_record(out, lane)) is not None]
     write_summary(out, rows)
+    if len({r["data"] for r in rows if r.get("f_star") is not None}) > 1:
+        write_tolerance_table(out, tolerance_rows(out, rows))
     skipped = sum(len(g.lanes) for g in complete)
-    result = ExperimentResult(out, rows, len(written), skipped, interrupted)
-    if (cfg["output"]["plots"] if plots is None else plots) and rows and not interrupted:
-        from lossopt.plotting import plot_results
-
-        result.figures = plot_results(out, cfg)
-    return result
+    return ExperimentResult(out, rows, len(written), skipped, interrupted)
 
 
 @dataclasses.dataclass
@@ -883,7 +948,7 @@ class GroupCheck:
     lower_time_s: float
 
 
-def check_experiment(cfg: dict[str, Any], base: Path | None = None, *,
+def check_experiment(cfg: ExperimentSpec, base: Path | None = None, *,
                      out_dir: str | Path | None = None) -> list[GroupCheck]:
     """Check a resolved config without running it (``lossopt run --check``).
 
@@ -909,10 +974,10 @@ def check_experiment(cfg: dict[str, Any], base: Path | None = None, *,
         >>> len(checks), sum(c.runs for c in checks)
         (9, 9)
     """
-    out = Path(out_dir or cfg["output"]["dir"])
-    groups, datasets, mesh = _prepare(cfg, base or Path.cwd(), out)
+    out = Path(out_dir or cfg.output.dir)
+    groups, problems, datasets, mesh = _prepare(cfg, base or Path.cwd(), out)
     checks = []
-    for group in groups:
-        traced = _trace_group(cfg, group, datasets, mesh)
+    for group, problem in zip(groups, problems, strict=True):
+        traced = _trace_group(cfg, group, problem, datasets, mesh)
         checks.append(GroupCheck(group.description, len(group.lanes), traced.lower_time))
     return checks
