@@ -3,13 +3,17 @@ as Markdown on the site.
 
 - ``Example:`` sections (the house's singular) are Google-style ``Examples`` sections, so their
   ``>>>`` sessions render as code instead of running text;
-- Sphinx roles (``:func:`name```, ``:class:`~lossopt.Result```) become code spans.
+- Sphinx roles (``:func:`name```, ``:class:`~lossopt.Result```) become code spans;
+- names a module's ``__all__`` lists but provides lazily (a module ``__getattr__``, as
+  ``lossopt.experiment`` does for its runner) are found by importing the module, and documented
+  as aliases of the objects they resolve to.
 
 The docstrings themselves stay as they are: ``help()`` and doctests read them unchanged.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any
 
@@ -28,3 +32,23 @@ class HouseDocstrings(griffe.Extension):
     def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         if obj.docstring is not None:
             obj.docstring.value = markdown_docstring(obj.docstring.value)
+
+    def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        for module in _modules(pkg):
+            exports = [str(name) for name in (module.exports or ())]
+            missing = [name for name in exports if name not in module.members]
+            if not missing:
+                continue
+            runtime = importlib.import_module(module.path)
+            for name in missing:
+                obj = getattr(runtime, name)
+                target = f"{obj.__module__}.{obj.__qualname__}"
+                module.set_member(name, griffe.Alias(name, target, parent=module))
+
+
+def _modules(module: griffe.Module) -> list[griffe.Module]:
+    found = [module]
+    for member in module.members.values():
+        if not member.is_alias and member.is_module:
+            found.extend(_modules(member))
+    return found
