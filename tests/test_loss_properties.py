@@ -278,6 +278,40 @@ PART_2 = {
 }
 
 
+def _generalized_kl(rng, scale):
+    t = rng.uniform(0.0, 2.0, size=(N, K))  # unnormalised measures
+    if scale is None:
+        return rng.uniform(0.2, 2.0, size=(N, K)), (t,), {}
+    return np.full((N, K), 1.0 / scale), (t,), {}  # p -> 0 below t > 0: gradient 1 - t/p grows
+
+
+def _ranking(rng, scale):
+    y = rng.integers(0, 3, size=(N, K)).astype(np.float64)
+    y[:, 0] = 2.0  # every list has a relevant item
+    if scale is None:
+        return rng.normal(size=(N, K)) * 3, (y,), {}
+    return -scale * (y > 0), (y,), {}  # every relevant item ranked far below the others
+
+
+# Issue 17 (optax losses): Poly-1, sparsemax / Fenchel-Young, perceptrons, generalized KL,
+# ranking softmax, l2_loss.
+OPTAX_LOSSES = {
+    # Two classes, margin m = x_y - x_1 = -2: curvature along (1, -1) is
+    # 2 s (1 - s) (1 - eps (1 - 2 s)) = -0.11 at s = sigmoid(-2), eps = 2 (numpy closed form).
+    "poly_loss": Recipe(
+        _multiclass_logits, witness=lambda: (np.array([[-2.0, 0.0]]), (np.array([0]),), {})
+    ),
+    "sparsemax_loss": Recipe(_binary_logits),
+    "multiclass_sparsemax_loss": Recipe(_multiclass_logits),
+    "fenchel_young": Recipe(_multiclass_logits),
+    "perceptron": Recipe(_margin_scores),
+    "multiclass_perceptron": Recipe(_multiclass_logits),
+    "generalized_kl_divergence": Recipe(_generalized_kl),
+    "ranking_softmax": Recipe(_ranking),
+    "l2_loss": Recipe(_regression),
+}
+
+
 RECIPES: dict[str, Recipe] = {
     **{
         name: Recipe(_regression)
@@ -308,6 +342,7 @@ RECIPES: dict[str, Recipe] = {
     "gaussian_nll": Recipe(_gaussian),
     "poisson_nll": Recipe(_poisson),
     **PART_2,
+    **OPTAX_LOSSES,
 }
 
 

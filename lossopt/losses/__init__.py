@@ -16,12 +16,22 @@ hyperparameters bound.
 from lossopt.losses import robust
 from lossopt.losses._classification import *  # noqa: F403
 from lossopt.losses._classification import __all__ as _classification_all
+from lossopt.losses._divergence import *  # noqa: F403
+from lossopt.losses._divergence import __all__ as _divergence_all
 from lossopt.losses._embedding import *  # noqa: F403
 from lossopt.losses._embedding import __all__ as _embedding_all
+from lossopt.losses._l2 import *  # noqa: F403
+from lossopt.losses._l2 import __all__ as _l2_all
 from lossopt.losses._multitask import *  # noqa: F403
 from lossopt.losses._multitask import __all__ as _multitask_all
+from lossopt.losses._perceptron import *  # noqa: F403
+from lossopt.losses._perceptron import __all__ as _perceptron_all
+from lossopt.losses._poly import *  # noqa: F403
+from lossopt.losses._poly import __all__ as _poly_all
 from lossopt.losses._probabilistic import *  # noqa: F403
 from lossopt.losses._probabilistic import __all__ as _probabilistic_all
+from lossopt.losses._ranking import *  # noqa: F403
+from lossopt.losses._ranking import __all__ as _ranking_all
 from lossopt.losses._reduce import REDUCTIONS, reduce_loss
 from lossopt.losses._registry import LossInfo, catalog, get, info, names
 from lossopt.losses._regression import *  # noqa: F403
@@ -32,6 +42,8 @@ from lossopt.losses._segmentation import *  # noqa: F403
 from lossopt.losses._segmentation import __all__ as _segmentation_all
 from lossopt.losses._sequence import *  # noqa: F403
 from lossopt.losses._sequence import __all__ as _sequence_all
+from lossopt.losses._sparse import *  # noqa: F403
+from lossopt.losses._sparse import __all__ as _sparse_all
 
 __all__ = [
     "REDUCTIONS",
@@ -50,4 +62,10 @@ __all__ = [
     *_segmentation_all,
     *_sequence_all,
     *_multitask_all,
+    *_poly_all,
+    *_sparse_all,
+    *_perceptron_all,
+    *_divergence_all,
+    *_ranking_all,
+    *_l2_all,
 ]

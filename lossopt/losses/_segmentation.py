@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from lossopt._validation import (
     as_float_array,
+    check_bool,
     check_nonnegative,
     check_positive,
     check_probabilities,
@@ -86,6 +87,42 @@ def _class_average(values: jax.Array, class_axis, class_weights) -> jax.Array:
     return jnp.sum(values * w[None, :], axis=-1) / jnp.sum(w)
 
 
+def _drop_background(tp, fp, fn, class_weights):
+    """Leave class 0 of ``(n, C)`` overlaps out (and its entry of ``(C,)`` class weights).
+
+    A single class (``C = 1``) is the foreground and stays, as in optax and MONAI.
+    """
+    k = tp.shape[-1]
+    if k < 2:
+        return tp, fp, fn, class_weights
+    if class_weights is not None:
+        w = as_float_array(class_weights, "class_weights")
+        if tuple(w.shape) != (k,):
+            raise ValueError(
+                f"`class_weights` must have shape ({k},), one weight per class (the background's "
+                f"is ignored with ignore_background=True); got {describe(w)}"
+            )
+        class_weights = w[1:]
+    return tp[..., 1:], fp[..., 1:], fn[..., 1:], class_weights
+
+
+def _generalized_weights(mass: jax.Array) -> jax.Array:
+    """Sudre et al.'s ``w_c = 1 / (sum of targets of class c)^2`` per example, normalised.
+
+    Computed as ``(m / mass_c)^2`` with ``m`` the smallest non-zero class mass (no overflow for
+    tiny classes, no underflow for huge ones), then divided by its sum (the unsmoothed ratio
+    of weighted sums does not depend on the weights' scale; normalised, ``smooth`` acts on the
+    scale of one class). An empty class (mass 0: ``1 / 0``) gets the largest weight of the
+    present ones, i.e. that of the rarest present class (MONAI's rule), so false positives in
+    it still count; an example without any target mass weighs its classes equally.
+    """
+    present = mass > 0
+    rarest = jnp.min(jnp.where(present, mass, jnp.inf), axis=-1, keepdims=True)
+    rarest = jnp.where(jnp.isfinite(rarest), rarest, 1.0)  # no class present: all weights 1
+    w = jnp.where(present, (rarest / jnp.where(present, mass, 1.0)) ** 2, 1.0)
+    return w / jnp.sum(w, axis=-1, keepdims=True)
+
+
 def _tversky_index(tp, fp, fn, alpha, beta, smooth):
     return (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
 
@@ -107,6 +144,8 @@ def dice(
     smooth=1.0,
     class_axis=None,
     class_weights=None,
+    ignore_background=False,
+    generalized=False,
     weights=None,
     reduction="mean",
 ):
@@ -120,22 +159,40 @@ def dice(
     function of ``p``: smooth, bounded gradient on ``[0, 1]`` (at most ``2 / smooth`` per entry
     in magnitude), not convex.
 
+    ``ignore_background=True`` leaves class 0 of ``class_axis`` out (MONAI's
+    ``include_background=False``, optax's ``ignore_background``); like both, it leaves a
+    single class alone (no ``class_axis``, or ``C = 1``: the input is the foreground, and its
+    background ``1 - p`` is never scored). ``generalized=True`` is the
+    generalized Dice loss of Sudre et al. (2017): one ratio of class-weighted sums per example,
+
+        ``1 - (2 sum_c w_c TP_c + smooth) / (sum_c w_c (sum(p_c) + sum(t_c)) + smooth)``,
+
+    with ``w_c = 1 / (sum of the targets of class c)^2`` (so a small structure weighs as much
+    as a large one), normalised to sum to 1 over the classes; an empty class (``1/0``) gets the
+    rarest present class's weight (MONAI's guard; ``optax.losses.multiclass_generalized_dice_
+    loss`` instead averages per-class Dice losses with batch-level weights ``1 / (s^2 + 1e-7)``).
+    The weights depend on the targets only: gradients in ``probs`` treat them as constants.
+    With one class (no ``class_axis``) its weight is 1 and this is the plain Dice loss.
+
     Args:
         probs: probabilities ``(n, ...)``.
         targets: binary or soft targets of the same shape.
         smooth: > 0, added to numerator and denominator.
         class_axis: optional non-batch axis holding classes (one-hot targets).
         class_weights: optional non-negative ``(C,)`` weights of the classes (needs
-            ``class_axis``).
+            ``class_axis``; with ``ignore_background`` the background's entry is ignored).
+        ignore_background: leave class 0 of ``class_axis`` out (when ``C >= 2``).
+        generalized: Sudre et al.'s generalized Dice (excludes ``class_weights``).
         weights: optional per-example weights ``(n,)``; reduction: "mean", "sum" or "none".
 
     Returns:
         The reduced loss, or per-example losses of shape ``(n,)`` with "none".
 
     Raises:
+        TypeError: non-bool ``ignore_background`` or ``generalized``.
         ValueError: mismatched shapes, concrete ``probs`` or ``targets`` outside [0, 1] (not
             checked under ``jit``), ``smooth <= 0``, bad ``class_axis`` or ``class_weights``,
-            unknown reduction.
+            ``generalized`` with ``class_weights``, unknown reduction.
 
     Example:
         >>> import jax.numpy as jnp
@@ -143,14 +200,40 @@ def dice(
         >>> t = jnp.array([[1.0, 0.0, 1.0, 0.0]])
         >>> round(float(dice(p, t, smooth=1.0)), 4)  # 1 - (2 * 1.7 + 1) / (1.8 + 2 + 1)
         0.0833
+        >>> t2 = jnp.array([[[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])  # (1, 4, C=2)
+        >>> p2 = jnp.array([[[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]]])
+        >>> round(float(dice(p2, t2, class_axis=-1, ignore_background=True, smooth=1e-6)), 4)
+        0.6
+        >>> # w = (1/9, 1) / (10/9) = (0.1, 0.9): 1 - 2 (0.1 * 2.4 + 0.9 * 0.4) / (0.1 * 6 + 0.9 * 2)
+        >>> round(float(dice(p2, t2, class_axis=-1, generalized=True, smooth=1e-6)), 4)
+        0.5
 
     References:
         Milletari, F., Navab, N. & Ahmadi, S.-A. (2016). V-Net: Fully convolutional neural
         networks for volumetric medical image segmentation. 3DV, 565-571.
+        Sudre, C. H., Li, W., Vercauteren, T., Ourselin, S. & Cardoso, M. J. (2017).
+        Generalised Dice overlap as a deep learning loss function for highly unbalanced
+        segmentations. DLMIA (MICCAI workshop), LNCS 10553, 240-248.
     """
     check_positive(smooth, "smooth")
+    check_bool(ignore_background, "ignore_background")
+    check_bool(generalized, "generalized")
+    if generalized and class_weights is not None:
+        raise ValueError(
+            "`class_weights` and `generalized=True` exclude each other: the generalized Dice "
+            f"weighs classes by 1 / (target mass)^2 itself; got class_weights={class_weights!r}"
+        )
     tp, fp, fn = _overlaps(probs, targets, reduction, class_axis)
+    if ignore_background and class_axis is not None:
+        tp, fp, fn, class_weights = _drop_background(tp, fp, fn, class_weights)
     # sum(p) + sum(t) = 2 tp + fp + fn.
+    if generalized:
+        if class_axis is None:  # one class: weight 1
+            tp, fp, fn = tp[:, None], fp[:, None], fn[:, None]
+        w = _generalized_weights(tp + fn)  # sum(t_c) = tp_c + fn_c (its p-derivative is 0)
+        num = 2 * jnp.sum(w * tp, axis=-1) + smooth
+        values = 1 - num / (jnp.sum(w * (2 * tp + fp + fn), axis=-1) + smooth)
+        return reduce_loss(values, weights, reduction)
     per_class = 1 - (2 * tp + smooth) / (2 * tp + fp + fn + smooth)
     return reduce_loss(_class_average(per_class, class_axis, class_weights), weights, reduction)
 

@@ -1,0 +1,54 @@
+"""``l2_loss``: half the squared error, optax's convention."""
+
+from __future__ import annotations
+
+from lossopt._validation import as_float_array, check_same_shape
+from lossopt.losses._reduce import check_reduction, reduce_loss
+from lossopt.losses._registry import register
+
+__all__ = ["l2_loss"]
+
+
+@register(
+    task="regression",
+    input_kind="values",
+    convex=True,
+    smooth=True,
+    robust=False,
+    probabilistic=False,
+    reference="optax.losses.l2_loss",
+)
+def l2_loss(predictions, targets, *, weights=None, reduction="mean"):
+    """Half squared error: ``l = (p - t)^2 / 2``, elementwise.
+
+    Exactly ``mse / 2``: the 1/2 makes the gradient the residual ``p - t`` and the Hessian the
+    identity (``mse``'s are ``2 (p - t)`` and ``2 I``), the Gaussian negative log-likelihood at
+    unit variance up to a constant. optax's ``l2_loss`` uses this convention and
+    ``squared_error`` the other; PyTorch's ``MSELoss``, Keras' ``MeanSquaredError`` and
+    lossopt's ``mse`` have no 1/2. Unlike ``optax.losses.l2_loss``, ``targets`` is required
+    and must have the predictions' shape (never broadcast); pass zeros for a penalty on
+    ``p``.
+
+    Args:
+        predictions: predicted values.
+        targets: targets of the same shape.
+        weights, reduction: as for every loss ("none": elementwise values).
+
+    Returns:
+        The reduced loss, or elementwise values with "none".
+
+    Raises:
+        ValueError: mismatched shapes, unknown reduction.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> p, t = jnp.array([3.0, 0.0]), jnp.array([1.0, 0.0])
+        >>> float(l2_loss(p, t)), float(l2_loss(p, t, reduction="sum"))  # mse would give 2.0
+        (1.0, 2.0)
+    """
+    check_reduction(reduction)
+    p = as_float_array(predictions, "predictions")
+    t = as_float_array(targets, "targets", like=p)
+    check_same_shape(p, t, "predictions", "targets")
+    r = p - t
+    return reduce_loss(0.5 * r * r, weights, reduction)
