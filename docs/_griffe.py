@@ -3,6 +3,8 @@ as Markdown on the site.
 
 - ``Example:`` sections (the house's singular) are Google-style ``Examples`` sections, so their
   ``>>>`` sessions render as code instead of running text;
+- a doctest session in running text (a ``>>>`` paragraph outside an ``Examples`` section)
+  is a code block, not nested quotes;
 - Sphinx roles (``:func:`name```, ``:class:`~lossopt.Result```) become code spans;
 - names a module's ``__all__`` lists but provides lazily (a module ``__getattr__``, as
   ``lossopt.experiment`` does for its runner) are found by importing the module, and documented
@@ -25,7 +27,28 @@ _EXAMPLE = re.compile(r"^(\s*)Example:[ \t]*$", re.M)
 
 def markdown_docstring(text: str) -> str:
     text = _EXAMPLE.sub(r"\1Examples:", text)
-    return _ROLE.sub(r"`\1`", text)
+    return _fence_sessions(_ROLE.sub(r"`\1`", text))
+
+
+def _fence_sessions(text: str) -> str:
+    """Fence each unindented paragraph that starts with ``>>>`` (sections, indented, are
+    griffe's to parse)."""
+    lines, out, i, fenced = text.split("\n"), [], 0, False
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("```"):
+            fenced = not fenced
+        starts = line.startswith(">>>") and (i == 0 or not lines[i - 1].strip())
+        if fenced or not starts:
+            out.append(line)
+            i += 1
+            continue
+        j = i
+        while j < len(lines) and lines[j].strip():
+            j += 1
+        out += ["```pycon", *lines[i:j], "```"]
+        i = j
+    return "\n".join(out)
 
 
 class HouseDocstrings(griffe.Extension):
