@@ -9,23 +9,23 @@ pytree (an array, a tuple, a dict, a Flax/Equinox tree):
 
 Numeric strengths and bounds are pytree leaves, so ``jax.vmap`` (or :func:`lossopt.sweep`) over
 a solver holding the penalty sweeps them in one compiled call; choices (how the groups of
-:func:`group_lasso` are formed) are static. Every penalty sums over all leaves of ``params``:
-to leave a bias out, solve over a tree whose unpenalised part you handle separately (or use
-:func:`box` with infinite bounds there).
+:func:`group_lasso` are formed) are static. Every penalty applies to all leaves of ``params``;
+:func:`partition` gives each part of a parameter tree its own penalty (``partition({"w":
+l1(0.1), "b": None})`` leaves the bias unpenalised).
 
 The constructors and the closed forms of their proximal operators (``t`` the step, ``S`` the
 soft-thresholding ``S_a(x) = sign(x) max(|x| - a, 0)``):
 
-=========================================== =================================================
-``l1(s)``: ``s sum|x_i|``                    ``S_{t s}(x)``
-``elastic_net(a, r)``: ``a (r sum|x_i| +     ``S_{t a r}(x) / (1 + 2 t a (1 - r))``
-(1 - r) sum x_i^2)``
-``group_lasso(s, groups)``: ``s sum_G        ``x_G max(0, 1 - t s / ||x_G||_2)`` per group
-||x_G||_2``
-``nonnegative()``: indicator of ``x >= 0``   ``max(x, 0)``
-``box(lo, hi)``: indicator of ``lo<=x<=hi``  ``clip(x, lo, hi)``
-``zero()``: ``0``                            ``x``
-=========================================== =================================================
+- ``l1(s)``: ``g = s sum|x_i|``; prox ``S_{t s}(x)``.
+- ``elastic_net(a, r)``: ``g = a (r sum|x_i| + (1 - r) sum x_i^2)``; prox
+  ``S_{t a r}(x) / (1 + 2 t a (1 - r))``.
+- ``group_lasso(s, groups)``: ``g = s sum_G ||x_G||_2``; prox ``x_G max(0, 1 - t s / ||x_G||_2)``
+  per group.
+- ``nonnegative()``: the indicator of ``x >= 0``; prox ``max(x, 0)``.
+- ``box(lo, hi)``: the indicator of ``lo <= x <= hi``; prox ``clip(x, lo, hi)``.
+- ``zero()``: ``g = 0``; prox the identity.
+- ``partition(parts)``: ``g = sum_j g_j(x_j)`` over the parts ``x_j`` of the tree; prox: each
+  part's own prox (a separable sum).
 
 ``elastic_net`` has exactly the scaling of :func:`lossopt.regularizers.elastic_net` (the seed's
 convention, no 1/2 on the squared term; scikit-learn's ``ElasticNet`` halves it, so its
@@ -60,6 +60,7 @@ __all__ = [
     "ElasticNet",
     "GroupLasso",
     "NonNegative",
+    "Partition",
     "Penalty",
     "Zero",
     "as_penalty",
@@ -68,6 +69,7 @@ __all__ = [
     "group_lasso",
     "l1",
     "nonnegative",
+    "partition",
     "zero",
 ]
 
@@ -318,6 +320,39 @@ class Box:
                             params, lower, upper)
 
 
+def _is_penalty(x: Any) -> bool:
+    return callable(getattr(x, "value", None)) and callable(getattr(x, "prox", None))
+
+
+@pytree_dataclass
+class Partition:
+    """A separable sum ``sum_j g_j(x_j)``: each penalty of ``parts`` on its part of ``params``.
+
+    ``parts`` is a pytree whose leaves are penalties and whose structure is a prefix of the
+    parameters' (a dict ``{"w": l1(0.1), "b": zero()}`` for params ``{"w": ..., "b": ...}``).
+    """
+
+    parts: Any
+
+    def _map(self, fn: Any, params: Any) -> Any:
+        try:
+            return jax.tree.map(fn, self.parts, params, is_leaf=_is_penalty)
+        except ValueError as err:
+            raise ValueError(
+                "the penalties of `partition` must have a prefix of the structure of `params`; "
+                f"got penalties {jax.tree.structure(self.parts, is_leaf=_is_penalty)} for "
+                f"params {jax.tree.structure(params)}"
+            ) from err
+
+    def value(self, params: Any) -> jax.Array:
+        values = jax.tree.leaves(self._map(lambda g, x: g.value(x), params))
+        dtype = _total([], params).dtype
+        return sum((v.astype(dtype) for v in values), start=jnp.zeros((), dtype))
+
+    def prox(self, params: Any, step: Any) -> Any:
+        return self._map(lambda g, x: g.prox(x, step), params)
+
+
 # --- constructors ------------------------------------------------------------------------------
 
 
@@ -457,6 +492,35 @@ def box(lower: Any, upper: Any) -> Box:
         Array([-1. ,  0.5,  1. ], dtype=float32)
     """
     return Box(lower, upper)
+
+
+def partition(parts: Any) -> Partition:
+    """Give each part of a parameter tree its own penalty: ``g(x) = sum_j g_j(x_j)``.
+
+    The proximal operator of a separable sum is the parts' own proximal operators, each on its
+    part (Parikh & Boyd, Section 2.1).
+
+    Args:
+        parts: a pytree (dict, tuple, list) whose leaves are penalties, or ``None`` for an
+            unpenalised part; its structure must be a prefix of the parameters' structure.
+
+    Returns:
+        A :class:`Partition` penalty.
+
+    Raises:
+        TypeError: a leaf of ``parts`` that is not a penalty.
+        ValueError: (when used) ``params`` whose structure does not extend ``parts``'.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> g = partition({"w": l1(1.0), "b": None})  # the bias is not penalised
+        >>> out = g.prox({"w": jnp.array([3.0, 0.5]), "b": jnp.array([0.5])}, 1.0)
+        >>> out["w"], out["b"]
+        (Array([2., 0.], dtype=float32), Array([0.5], dtype=float32))
+    """
+    checked = jax.tree.map(lambda g: as_penalty(g, "partition's parts"), parts,
+                           is_leaf=lambda x: x is None or _is_penalty(x))
+    return Partition(checked)
 
 
 def as_penalty(penalty: Any, name: str = "prox") -> Any:

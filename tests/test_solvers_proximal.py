@@ -290,6 +290,27 @@ def test_infeasible_start_stops_nonfinite_at_once(lasso_data):
     assert int(res.status) == Status.NONFINITE and int(res.iterations) == 0
 
 
+def test_lasso_with_an_unpenalised_intercept_equals_sklearn(lasso_data):
+    X, y = lasso_data
+    y = y + 4.0  # an intercept to find
+    alpha = 0.15
+
+    def f(params, X, y):
+        return 0.5 * jnp.mean((X @ params["w"] + params["b"] - y) ** 2)
+
+    solver = with_penalty(FISTA_BT, prox.partition({"w": prox.l1(alpha), "b": None}))
+    res = lossopt.minimize(f, {"w": jnp.zeros(P), "b": jnp.zeros(())}, solver,
+                           args=(jnp.asarray(X), jnp.asarray(y)), max_iters=MAX_ITERS,
+                           gtol=GTOL)
+    model = Lasso(alpha=alpha, fit_intercept=True, tol=1e-13, max_iter=1_000_000).fit(X, y)
+    assert int(res.status) == Status.CONVERGED
+    w = np.asarray(res.params["w"])
+    np.testing.assert_allclose(w, model.coef_, atol=1e-6)  # unique minimiser, both converged
+    np.testing.assert_allclose(float(res.params["b"]), model.intercept_, atol=1e-6)
+    np.testing.assert_array_equal(w == 0, model.coef_ == 0)
+    assert (w == 0).any() and float(res.params["b"]) != 0.0
+
+
 # --- acceleration, stopping rule, sweeps --------------------------------------------------------
 
 
@@ -446,6 +467,9 @@ BAD = [
     (lambda: ProximalGradient(0.1, prox=0.5), TypeError, "`prox` must be a penalty with value"),
     (lambda: ProximalGradient(0.1, prox=prox.L1), TypeError, "got the class L1 itself"),
     (lambda: prox.l1(0.1).value(jnp.arange(3)), TypeError, "leaves must be real floating"),
+    (lambda: prox.partition({"w": 0.1}), TypeError, "`partition's parts` must be a penalty"),
+    (lambda: prox.partition({"w": prox.l1(0.1)}).prox({"v": jnp.ones(2)}, 1.0), ValueError,
+     "must have a prefix of the structure of `params`"),
 ]
 
 
