@@ -344,3 +344,25 @@ def test_bad_options_raise():
 def test_least_squares_solver_on_plain_objective_raises():
     with pytest.raises(TypeError, match=r"needs the residuals.*minimize_least_squares"):
         lossopt.minimize(lambda x: jnp.sum(x**2), jnp.zeros(2), LevenbergMarquardt())
+
+
+# --- the guide's examples --------------------------------------------------------------------
+
+
+@pytest.mark.slow(10)
+def test_docs_page_python_blocks_run(tmp_path, monkeypatch):
+    # docs/least_squares.md is not in mkdocs.yml's nav (tests/test_docs.py runs those): its
+    # ```python blocks run here, top to bottom in one namespace.
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "least_squares.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "docs_least_squares"}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)  # our own docs
+    assert namespace["res"].status.converged
+    np.testing.assert_allclose(2 * float(namespace["res"].value), namespace["p"].f_star,
+                               rtol=1e-6)  # Bard at the default gtol 1e-6
