@@ -278,6 +278,65 @@ PART_2 = {
 }
 
 
+def _multilabel_scores(rng, scale):
+    t = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=bool)  # mixed rows
+    if scale is None:
+        return rng.normal(size=(N, K)) * 3, (t,), {}
+    return scale * np.where(t, -1.0, 1.0), (t,), {}  # every target below every non-target
+
+
+def _multilabel_logits(rng, scale):
+    t = (rng.uniform(size=(N, K)) < 0.5).astype(np.float64)
+    if scale is None:
+        return rng.normal(size=(N, K)) * 3, (t,), {}
+    return -(2 * t - 1) * scale, (t,), {}  # confidently wrong on every class
+
+
+def _cosine_similarity(rng, scale):
+    t = rng.normal(size=(N, 3))
+    p = rng.normal(size=(N, 3))
+    return (p if scale is None else scale * p), (t,), {}  # ever longer predictions
+
+
+def _rates(rng, scale):
+    counts = rng.poisson(3.0, size=N).astype(np.float64) + 1.0  # >= 1: the log term matters
+    if scale is None:
+        return rng.uniform(0.5, 5.0, size=N), (counts,), {}
+    return np.full(N, 1.0 / scale), (counts,), {}  # rates -> 0 below counts >= 1
+
+
+# Issue 17 (PyTorch and Keras losses): margin, soft-margin, similarity, focal-on-probabilities,
+# label-noise and count losses.
+TORCH_KERAS = {
+    "multi_margin": Recipe(_multiclass_logits),
+    "multilabel_margin": Recipe(_multilabel_scores),
+    "categorical_hinge": Recipe(_multiclass_logits),
+    "hinge_embedding": Recipe(_margin_scores),
+    "soft_margin": Recipe(_margin_scores),
+    "multilabel_soft_margin": Recipe(_multilabel_logits),
+    # -cos(p, t) peaks where p points away from t: negative tangential curvature there.
+    "cosine_similarity": Recipe(
+        _cosine_similarity,
+        witness=lambda: (np.array([[-1.0, 0.1]]), (np.array([[1.0, 0.0]]),), {}),
+    ),
+    # Cosines of unit vectors: the same kind of saddle as info_nce (eigenvalue about -470 at
+    # gamma = 80 here).
+    "circle": Recipe(
+        _info_nce,
+        witness=lambda: (np.array([[1.0, 0.2], [0.9, -0.4], [-1.0, 0.3], [0.2, -1.0]]),
+                         (np.array([0, 0, 1, 1]),), {}),
+    ),
+    "binary_focal": Recipe(_binary_probs),
+    "categorical_focal": Recipe(_categorical_probs),
+    # (1 - p_y^q) / q in the logits: eigenvalue -0.15 at x = (-1, 0, 0), y = 0 (q = 0.7).
+    "generalized_cross_entropy": Recipe(
+        _multiclass_logits,
+        witness=lambda: (np.array([[-1.0, 0.0, 0.0]]), (np.array([0]),), {}),
+    ),
+    "poisson": Recipe(_rates),
+}
+
+
 def _generalized_kl(rng, scale):
     t = rng.uniform(0.0, 2.0, size=(N, K))  # unnormalised measures
     if scale is None:
@@ -342,6 +401,7 @@ RECIPES: dict[str, Recipe] = {
     "gaussian_nll": Recipe(_gaussian),
     "poisson_nll": Recipe(_poisson),
     **PART_2,
+    **TORCH_KERAS,
     **OPTAX_LOSSES,
 }
 

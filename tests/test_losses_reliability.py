@@ -247,6 +247,9 @@ RANGE_CHECKED_FIRST = {
     "tversky": "probs",
     "focal_tversky": "probs",
     "nll": "log_probs",
+    "binary_focal": "probs",
+    "categorical_focal": "probs",
+    "poisson": "rates",
 }
 
 
@@ -475,6 +478,15 @@ def test_bool_options_are_found():
             ("poisson_nll", "full")} <= set(BOOL_OPTIONS)
 
 
+# Options that change what an argument holds: the recipe draws inputs for the default, these
+# convert them for the other setting.
+DOMAIN_OPTIONS = {
+    ("poisson_nll", "log_input"): lambda first, rest: (jnp.exp(first), rest),  # rates
+    ("kl_divergence", "log_predictions"): lambda first, rest: (jnp.log(first), rest),
+    ("kl_divergence", "log_target"): lambda first, rest: (first, (jnp.log(rest[0]),)),
+}
+
+
 @pytest.mark.parametrize("case", BOOL_OPTIONS, ids=lambda c: f"{c[0]}-{c[1]}")
 @given(value=st.one_of(st.text(max_size=3), st.integers(), st.floats(allow_nan=False),
                        st.none(), st.just([True]), st.just(np.array(True))))
@@ -485,8 +497,11 @@ def test_bool_options_reject_non_bools(case, value):
     fn = losses.info(name).fn
     with pytest.raises(TypeError, match=rf"`{option}` must be a bool \(True or False\)"):
         fn(first, *rest, **kwargs, **{option: value})
+    default = losses.info(name).hyperparameters[option]
     for ok in (True, False, np.bool_(True)):
-        assert np.ndim(fn(first, *rest, **kwargs, **{option: ok})) == 0
+        convert = DOMAIN_OPTIONS.get(case) if bool(ok) != default else None
+        f, r = convert(first, rest) if convert else (first, rest)
+        assert np.ndim(fn(f, *r, **kwargs, **{option: ok})) == 0
 
 
 def test_reported_swap_case():

@@ -16,12 +16,20 @@ hyperparameters bound.
 from lossopt.losses import robust
 from lossopt.losses._classification import *  # noqa: F403
 from lossopt.losses._classification import __all__ as _classification_all
+from lossopt.losses._counts import *  # noqa: F403
+from lossopt.losses._counts import __all__ as _counts_all
 from lossopt.losses._divergence import *  # noqa: F403
 from lossopt.losses._divergence import __all__ as _divergence_all
 from lossopt.losses._embedding import *  # noqa: F403
 from lossopt.losses._embedding import __all__ as _embedding_all
+from lossopt.losses._focal import *  # noqa: F403
+from lossopt.losses._focal import __all__ as _focal_all
 from lossopt.losses._l2 import *  # noqa: F403
 from lossopt.losses._l2 import __all__ as _l2_all
+from lossopt.losses._label_noise import *  # noqa: F403
+from lossopt.losses._label_noise import __all__ as _label_noise_all
+from lossopt.losses._margin import *  # noqa: F403
+from lossopt.losses._margin import __all__ as _margin_all
 from lossopt.losses._multitask import *  # noqa: F403
 from lossopt.losses._multitask import __all__ as _multitask_all
 from lossopt.losses._perceptron import *  # noqa: F403
@@ -42,6 +50,8 @@ from lossopt.losses._segmentation import *  # noqa: F403
 from lossopt.losses._segmentation import __all__ as _segmentation_all
 from lossopt.losses._sequence import *  # noqa: F403
 from lossopt.losses._sequence import __all__ as _sequence_all
+from lossopt.losses._similarity import *  # noqa: F403
+from lossopt.losses._similarity import __all__ as _similarity_all
 from lossopt.losses._sparse import *  # noqa: F403
 from lossopt.losses._sparse import __all__ as _sparse_all
 
@@ -62,6 +72,11 @@ __all__ = [
     *_segmentation_all,
     *_sequence_all,
     *_multitask_all,
+    *_margin_all,
+    *_focal_all,
+    *_label_noise_all,
+    *_counts_all,
+    *_similarity_all,
     *_poly_all,
     *_sparse_all,
     *_perceptron_all,

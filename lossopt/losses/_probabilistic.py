@@ -4,8 +4,9 @@ Each is the negative log-likelihood of one observation under a distribution para
 first argument: a categorical distribution given as log-probabilities (``nll``), a Gaussian
 with given mean and variance (``gaussian_nll``), a Poisson distribution given by its log-rate
 (``poisson_nll``). Semantics follow PyTorch's ``NLLLoss``, ``GaussianNLLLoss`` and
-``PoissonNLLLoss(log_input=True)``, except that the class axis of ``nll`` is the last one by
-default (PyTorch's is dim 1: pass ``axis=1``). ``reduction="none"`` returns per-example values.
+``PoissonNLLLoss`` (``log_input=True`` by default, or rates with ``log_input=False``), except
+that the class axis of ``nll`` is the last one by default (PyTorch's is dim 1: pass
+``axis=1``). ``reduction="none"`` returns per-example values.
 """
 
 from __future__ import annotations
@@ -137,6 +138,23 @@ def _clamp_min_straight_through_jvp(primals, tangents):
     return jnp.maximum(v, eps), dv
 
 
+def _variance_like(var: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """``var`` broadcast to the means' ``shape`` under PyTorch's GaussianNLLLoss rules."""
+    vs, shape = tuple(var.shape), tuple(shape)
+    if var.ndim == 0 or vs == shape:
+        return var
+    if vs == shape[:-1]:
+        return jnp.broadcast_to(var[..., None], shape)
+    mismatched = [(a, b) for a, b in zip(shape, vs, strict=False) if a != b]
+    if var.ndim == len(shape) and len(mismatched) == 1 and mismatched[0][1] == 1:
+        return jnp.broadcast_to(var, shape)
+    raise ValueError(
+        f"`variance` must be a scalar, of `mean`'s shape {shape}, of its shape without the last "
+        f"axis {shape[:-1]}, or of its shape with exactly one axis of size 1 (e.g. "
+        f"{(*shape[:-1], 1) if shape else ()}); got variance.shape={vs}"
+    )
+
+
 @register(
     **_PROB,
     input_kind="values",
@@ -154,8 +172,16 @@ def gaussian_nll(mean, targets, *, variance, full=False, eps=1e-6, weights=None,
     to ``variance`` even below ``eps``, as PyTorch's clamp under ``no_grad``), so a variance
     that is being learned and falls below ``eps`` still receives the gradient evaluated at
     ``eps`` instead of a dead zero. Convex and C2 in ``mean`` (Hessian ``1 / v``), gradient
-    ``(mu - y) / v`` unbounded. ``variance`` is a scalar (homoscedastic) or an array of
-    ``mean``'s shape (PyTorch also accepts a variance missing the last dimension: reshape it).
+    ``(mu - y) / v`` unbounded.
+
+    ``variance`` shapes, exactly PyTorch's rules: a scalar (one variance for everything); an
+    array of ``mean``'s shape (heteroscedastic); ``mean``'s shape without the last axis (one
+    variance per row: ``(N,)`` for ``(N, D)`` means, read as ``(N, 1)``); or ``mean``'s
+    number of axes with exactly one axis of size 1 where ``mean``'s is larger (``(N, 1)`` or
+    ``(1, D)`` for ``(N, D)``; ``(B, 1, H, W)`` for ``(B, C, H, W)``), broadcast along it.
+    Anything else raises (PyTorch: "var is of incorrect size"). The values always have
+    ``mean``'s shape (``reduction="none"``), and the gradient with respect to a shared
+    variance sums over the entries that share it.
 
     Args:
         mean: predicted means.
@@ -166,8 +192,8 @@ def gaussian_nll(mean, targets, *, variance, full=False, eps=1e-6, weights=None,
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
     Raises:
-        ValueError: mismatched shapes (``targets`` or ``variance``), concrete negative
-            variances (as PyTorch), ``eps <= 0``, unknown reduction.
+        ValueError: mismatched ``targets``, a ``variance`` shape outside the rules above,
+            concrete negative variances (as PyTorch), ``eps <= 0``, unknown reduction.
         TypeError: ``full`` not a bool.
 
     Example:
@@ -178,6 +204,9 @@ def gaussian_nll(mean, targets, *, variance, full=False, eps=1e-6, weights=None,
         [0.5, -6.9078]
         >>> round(float(gaussian_nll(mu, y, variance=1.0, full=True)), 4)
         1.1689
+        >>> mu2 = jnp.zeros((2, 3))  # one variance per row, as (2,) or (2, 1)
+        >>> gaussian_nll(mu2, mu2 + 1.0, variance=jnp.array([1.0, 4.0]), reduction="none")[:, 0]
+        Array([0.5  , 0.818...], dtype=float...)
     """
     check_reduction(reduction)
     check_positive(eps, "eps")
@@ -185,9 +214,7 @@ def gaussian_nll(mean, targets, *, variance, full=False, eps=1e-6, weights=None,
     mu = as_float_array(mean, "mean")
     y = as_float_array(targets, "targets", like=mu)
     check_same_shape(mu, y, "mean", "targets")
-    var = as_float_array(variance, "variance", like=mu)
-    if var.ndim != 0:
-        check_same_shape(mu, var, "mean", "variance")
+    var = _variance_like(as_float_array(variance, "variance", like=mu), mu.shape)
     check_nonnegative(var, "variance")
     v = _clamp_min_straight_through(var, jnp.asarray(eps, mu.dtype))
     r = y - mu
@@ -203,39 +230,70 @@ def gaussian_nll(mean, targets, *, variance, full=False, eps=1e-6, weights=None,
     convex=True,
     smooth=True,
     robust=False,
-    reference="torch.nn.PoissonNLLLoss(log_input=True)",
+    reference="torch.nn.PoissonNLLLoss",
 )
-def poisson_nll(log_rate, counts, *, full=False, weights=None, reduction="mean"):
-    """Poisson negative log-likelihood on the log-rate: ``l = exp(x) - c x``.
+def poisson_nll(
+    log_rate, counts, *, log_input=True, full=False, eps=1e-8, weights=None, reduction="mean"
+):
+    """Poisson negative log-likelihood: ``l = exp(x) - c x`` on the log-rate ``x``.
 
     ``x`` is the log of the Poisson rate and ``c`` the observed count (non-integer counts are
-    accepted). This is ``-log Poisson(c; exp(x))`` up to ``log(c!)``; with ``full=True`` the
-    Stirling approximation ``c log c - c + 0.5 log(2 pi c)`` of ``log(c!)`` is added for
-    ``c > 1`` (0 for ``c <= 1``), exactly as ``torch.nn.PoissonNLLLoss(log_input=True,
-    full=True)``. Convex and C2 (Hessian ``exp(x)``); the gradient ``exp(x) - c`` is unbounded
-    and the value overflows, as the true likelihood does, once ``exp(x)`` does (``x`` above
-    about 88 in float32, 709 in float64): nothing is clamped.
+    accepted). This is ``-log Poisson(c; exp(x))`` up to ``log(c!)``. With
+    ``log_input=False`` the first argument is the rate ``r`` itself and
+    ``l = r - c log(r + eps)`` (``eps`` default 1e-8, PyTorch's; ignored when
+    ``log_input=True``), exactly ``torch.nn.PoissonNLLLoss(log_input=False, eps=eps)``.
+    With ``full=True`` the Stirling approximation ``c log c - c + 0.5 log(2 pi c)`` of
+    ``log(c!)`` is added for ``c > 1`` (0 for ``c <= 1``), as PyTorch's ``full=True``, in both
+    modes. On the log-rate: convex and C2 (Hessian ``exp(x)``); the gradient ``exp(x) - c`` is
+    unbounded and the value overflows, as the true likelihood does, once ``exp(x)`` does
+    (``x`` above about 88 in float32, 709 in float64): nothing is clamped. On the rate: convex
+    and C2 for ``r >= 0`` (Hessian ``c / (r + eps)**2``), gradient ``1 - c / (r + eps)``,
+    finite at ``r = 0``. The registry's properties describe the default ``log_input=True``.
 
-    Concrete counts must be ``>= 0`` (a negative count makes the loss unbounded below); under
-    ``jit`` they are not checked.
+    Concrete counts must be ``>= 0`` (a negative count makes the loss unbounded below), and
+    with ``log_input=False`` concrete rates too; under ``jit`` they are not checked.
+
+    Args:
+        log_rate: log-rates (``log_input=True``) or rates (``log_input=False``).
+        counts: observed counts of the same shape, ``>= 0``.
+        log_input: whether the first argument is the log-rate (PyTorch's default, True).
+        full: add the Stirling term.
+        eps: > 0, added to the rate inside the log when ``log_input=False``.
+        weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
     Raises:
-        ValueError: mismatched shapes, concrete negative (or NaN) counts, unknown reduction.
-        TypeError: ``full`` not a bool.
+        ValueError: mismatched shapes, concrete negative (or NaN) counts, or rates with
+            ``log_input=False``, ``eps <= 0``, unknown reduction.
+        TypeError: ``log_input`` or ``full`` not a bool.
 
     Example:
         >>> import jax.numpy as jnp
         >>> out = poisson_nll(jnp.array([0.0, 1.0]), jnp.array([1.0, 3.0]), reduction="none")
         >>> [round(float(v), 4) for v in out]
         [1.0, -0.2817]
+        >>> out = poisson_nll(jnp.array([1.0, jnp.e]), jnp.array([1.0, 3.0]), log_input=False,
+        ...                   reduction="none")
+        >>> [round(float(v), 4) for v in out]  # the same rates: the same values up to eps
+        [1.0, -0.2817]
     """
+    return _poisson_nll(log_rate, counts, "log_rate", log_input, full, eps, weights, reduction)
+
+
+def _poisson_nll(first, counts, name, log_input, full, eps, weights, reduction):
+    """Body of ``poisson_nll`` and ``poisson``; ``name`` is the first argument's name."""
     check_reduction(reduction)
+    check_bool(log_input, "log_input")
     check_bool(full, "full")
-    x = as_float_array(log_rate, "log_rate")
+    check_positive(eps, "eps")
+    x = as_float_array(first, name)
     c = as_float_array(counts, "counts", like=x)
-    check_same_shape(x, c, "log_rate", "counts")
+    check_same_shape(x, c, name, "counts")
     check_array_values(c, "counts", lambda v: v >= 0, "counts >= 0")
-    values = jnp.exp(x) - c * x
+    if log_input:
+        values = jnp.exp(x) - c * x
+    else:
+        check_array_values(x, name, lambda v: v >= 0, "rates >= 0")
+        values = x - c * jnp.log(x + eps)
     if full:
         big = c > 1
         cs = jnp.where(big, c, 2.0)  # double where: log of c <= 1 never evaluated

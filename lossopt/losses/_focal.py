@@ -1,0 +1,226 @@
+"""Focal losses on probabilities, with label smoothing (Keras' focal cross-entropies).
+
+``binary_focal`` and ``categorical_focal`` are the probability-input halves of the pairs
+``binary_focal`` / ``sigmoid_focal`` and ``categorical_focal`` / ``softmax_focal`` (the logit
+inputs, in :mod:`lossopt.losses._classification`), as ``binary_cross_entropy`` /
+``sigmoid_binary_cross_entropy``. They follow Keras' ``binary_focal_crossentropy`` and
+``categorical_focal_crossentropy`` with ``from_logits=False``: Keras' ``from_logits=True``
+is the logit-input loss here. Logs are clamped as in the probability-input cross-entropies,
+``log(max(p, eps))`` with derivative ``1 / max(p, eps)`` (``eps`` the dtype's machine epsilon
+by default), and the focal factor ``(1 - p)**gamma`` is ``exp(gamma log(max(1 - p, eps)))``:
+value, gradient and Hessian stay finite at probabilities exactly 0 and 1 for every
+``gamma >= 0``, including ``gamma < 1`` where the plain power has an infinite slope at
+``p = 1``. Keras clips ``p`` to ``[1e-7, 1 - 1e-7]`` (zero gradient outside); values agree
+away from the clip.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lossopt._validation import (
+    as_float_array,
+    check_in_interval,
+    check_nonnegative,
+    check_probabilities,
+    describe,
+)
+from lossopt.losses._classification import (
+    _along_last,
+    _binary_inputs,
+    _check_soft_labels,
+    _class_ids,
+    _class_targets,
+    _default_eps,
+    _per_class,
+    clamped_log,
+)
+from lossopt.losses._numerics import mul_log
+from lossopt.losses._reduce import check_reduction, reduce_loss
+from lossopt.losses._registry import register
+
+__all__ = ["binary_focal", "categorical_focal"]
+
+_FOCAL = dict(
+    task="classification",
+    input_kind="probabilities",
+    convex=True,
+    smooth=True,
+    robust=False,
+    probabilistic=False,
+)
+
+
+def _check_focal(gamma, label_smoothing) -> None:
+    check_nonnegative(gamma, "gamma")
+    check_in_interval(
+        label_smoothing, "label_smoothing", 0.0, 1.0, closed_low=True, closed_high=True
+    )
+
+
+def _focal_factor(q: jax.Array, gamma, eps) -> jax.Array:
+    """``q**gamma`` as ``exp(gamma log(max(q, eps)))``; exactly 1 at ``gamma = 0``."""
+    return jnp.exp(mul_log(gamma, clamped_log(q, eps)))
+
+
+@register(
+    **_FOCAL,
+    reference="Lin et al. (2017), arXiv:1708.02002; Keras BinaryFocalCrossentropy",
+)
+def binary_focal(
+    probs,
+    labels,
+    *,
+    gamma=2.0,
+    alpha=None,
+    label_smoothing=0.0,
+    eps=None,
+    weights=None,
+    reduction="mean",
+):
+    """Binary focal loss on probabilities: ``l = alpha_t (1 - p_t)**gamma BCE(p, y')``.
+
+    ``y' = (1 - ls) y + ls / 2`` (label smoothing towards 1/2, applied first, as Keras),
+    ``p_t = y' p + (1 - y')(1 - p)``, ``BCE(p, y') = -(y' log p + (1 - y') log(1 - p))`` and
+    ``alpha_t = alpha y' + (1 - alpha)(1 - y')`` (``alpha=None``: no weighting, Keras'
+    ``apply_class_balancing=False``; pass ``alpha=0.25`` for Keras'
+    ``apply_class_balancing=True`` with its default alpha). This is Keras'
+    ``binary_focal_crossentropy(y_true, y_pred, from_logits=False)`` elementwise (Keras then
+    averages over the last axis: the same ``"mean"``). ``gamma = 0`` with ``alpha=None`` is
+    ``binary_cross_entropy`` on the smoothed labels. Convex in ``p`` (unlike ``sigmoid_focal``
+    in the logit): for a hard label ``-(1 - p)**gamma log p`` has second derivative
+    ``(1 - p)**(gamma - 2) [gamma (1 - gamma) log p + 2 gamma (1 - p) / p + ((1 - p) / p)**2]``,
+    positive for every ``gamma >= 0`` because ``-log p <= (1 - p) / p``; for soft labels
+    convexity was checked numerically (dense grids over ``p``, ``y`` and ``gamma``). The
+    gradient in ``p`` is unbounded near a confidently wrong ``p`` (prefer ``sigmoid_focal``).
+
+    Args:
+        probs: predicted probabilities of the positive class.
+        labels: array of ``probs``' shape with values in ``[0, 1]``.
+        gamma: focusing parameter, >= 0.
+        alpha: None or the positive-class weight in ``[0, 1]``.
+        label_smoothing: in ``[0, 1]``.
+        eps: clamp for the logs; default the dtype's machine epsilon. Must lie in (0, 1).
+        weights: optional per-example weights; reduction: "mean", "sum" or "none" (elementwise).
+
+    Raises:
+        ValueError: mismatched shapes, concrete probs or labels outside [0, 1] (or NaN),
+            ``gamma < 0``, ``alpha`` or ``label_smoothing`` outside [0, 1], ``eps`` outside
+            (0, 1), unknown reduction. Under ``jit`` probs and labels are not checked.
+
+    Example (Keras' documented example; Keras prints ``[0.330, 0.206]``):
+        >>> import jax.numpy as jnp
+        >>> y_true, y_pred = jnp.array([[0, 1], [0, 0]]), jnp.array([[0.6, 0.4], [0.4, 0.6]])
+        >>> [round(float(v), 3) for v in binary_focal(y_pred, y_true, reduction="none").mean(-1)]
+        [0.33, 0.206]
+
+    References:
+        Lin, T.-Y., Goyal, P., Girshick, R., He, K. & Dollar, P. (2017). Focal loss for dense
+        object detection. ICCV. arXiv:1708.02002. Keras documentation,
+        ``keras.losses.BinaryFocalCrossentropy``.
+    """
+    _check_focal(gamma, label_smoothing)
+    if alpha is not None:
+        check_in_interval(alpha, "alpha", 0.0, 1.0, closed_low=True, closed_high=True)
+    p, y = _binary_inputs(probs, labels, "probs", reduction)
+    check_probabilities(p, "probs")
+    eps = _default_eps(eps, p.dtype)
+    y = (1.0 - label_smoothing) * y + 0.5 * label_smoothing
+    bce = -(mul_log(y, clamped_log(p, eps)) + mul_log(1.0 - y, clamped_log(1.0 - p, eps)))
+    one_minus_pt = y * (1.0 - p) + (1.0 - y) * p
+    values = _focal_factor(one_minus_pt, gamma, eps) * bce
+    if alpha is not None:
+        values = (alpha * y + (1.0 - alpha) * (1.0 - y)) * values
+    return reduce_loss(values, weights, reduction)
+
+
+@register(
+    **_FOCAL,
+    reference="Lin et al. (2017), arXiv:1708.02002; Keras CategoricalFocalCrossentropy",
+)
+def categorical_focal(
+    probs,
+    labels,
+    *,
+    gamma=2.0,
+    alpha=None,
+    label_smoothing=0.0,
+    eps=None,
+    weights=None,
+    reduction="mean",
+):
+    """Categorical focal loss on probabilities: ``l = -sum_c a_c t'_c (1 - p_c)**gamma log p_c``.
+
+    ``p`` is a distribution over the last axis (``K >= 2``); ``t' = (1 - ls) t + ls / K`` the
+    smoothed one-hot/soft target (class ids are one-hot rows), exactly Keras'
+    ``categorical_focal_crossentropy(y_true, y_pred, from_logits=False)``, per example. Keras
+    renormalises ``p`` by its sum; here a concrete ``p`` must already sum to 1 (within
+    ``sqrt(eps)`` of the dtype, as ``categorical_cross_entropy``) and raises otherwise.
+    ``a = alpha``: None (no weighting), a scalar, or one non-negative weight per class ``(K,)``.
+    Keras' default is ``alpha=0.25``: pass it to reproduce Keras' numbers; lossopt's default
+    None matches ``softmax_focal``. It multiplies the loss; ``"mean"`` stays the plain mean
+    over examples. ``gamma = 0`` with ``alpha=None`` is ``categorical_cross_entropy`` with the
+    same label smoothing. Convex in ``p`` (a non-negative sum of the convex one-dimensional
+    ``-(1 - p_c)**gamma log p_c``, see ``binary_focal``; ``softmax_focal`` is not convex in the
+    logits); unbounded gradient near ``p_y = 0`` (prefer ``softmax_focal`` on logits).
+
+    Args:
+        probs: ``(..., K)`` probabilities, each row summing to 1.
+        labels: integer class ids of shape ``probs.shape[:-1]`` or one-hot/soft labels of
+            ``probs``' shape in ``[0, 1]``.
+        gamma: focusing parameter, >= 0.
+        alpha: None, a scalar or a ``(K,)`` vector, non-negative.
+        label_smoothing: in ``[0, 1]``.
+        eps: clamp for the logs; default the dtype's machine epsilon. Must lie in (0, 1).
+        weights: optional per-example weights; reduction: "mean", "sum" or "none" (one value
+            per example).
+
+    Raises:
+        TypeError: float labels of the class-id shape.
+        ValueError: labels of another shape, concrete ids outside ``[0, K)``, concrete probs
+            outside [0, 1] or not summing to 1, soft labels outside [0, 1], ``K < 2``,
+            ``gamma < 0``, ``label_smoothing`` outside [0, 1], negative or misshaped ``alpha``,
+            ``eps`` outside (0, 1), unknown reduction. Under ``jit`` probs and labels are not
+            checked.
+
+    Example (Keras' documented example, whose default alpha is 0.25):
+        >>> import jax.numpy as jnp
+        >>> y_true = jnp.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        >>> y_pred = jnp.array([[0.05, 0.9, 0.05], [0.1, 0.85, 0.05]])
+        >>> categorical_focal(y_pred, y_true, alpha=0.25, reduction="none")
+        Array([2.634...e-04, 6.759...e-01], dtype=float...)
+
+    References:
+        Lin, T.-Y., Goyal, P., Girshick, R., He, K. & Dollar, P. (2017). Focal loss for dense
+        object detection. ICCV. arXiv:1708.02002. Keras documentation,
+        ``keras.losses.CategoricalFocalCrossentropy``.
+    """
+    check_reduction(reduction)
+    _check_focal(gamma, label_smoothing)
+    p = as_float_array(probs, "probs")
+    if p.ndim == 0 or p.shape[-1] < 2:
+        raise ValueError(
+            f"`probs` must have K >= 2 classes on the last axis; got {describe(probs)}"
+        )
+    check_probabilities(p, "probs", sum_axis=-1)
+    k = p.shape[-1]
+    eps = _default_eps(eps, p.dtype)
+    kind, lab = _class_targets(p, labels, -1, "probs")
+    invalid = None
+    if kind == "ids":
+        safe, _, invalid = _class_ids(lab, k, None)
+        t = jax.nn.one_hot(safe, k, dtype=p.dtype)
+    else:
+        _check_soft_labels(lab)
+        t = lab
+    t = (1.0 - label_smoothing) * t + label_smoothing / k
+    if alpha is not None:
+        a = _per_class(alpha, "alpha", k, p.dtype, allow_scalar=True)
+        t = t * (a if a.ndim == 0 else _along_last(a, p.ndim))
+    coeff = t * _focal_factor(1.0 - p, gamma, eps)
+    values = -jnp.sum(mul_log(coeff, clamped_log(p, eps)), axis=-1)
+    values = jnp.where(jnp.any(jnp.isnan(p), axis=-1), jnp.nan, values)
+    if invalid is not None:
+        values = jnp.where(invalid, jnp.nan, values)
+    return reduce_loss(values, weights, reduction)
