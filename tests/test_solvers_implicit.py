@@ -9,6 +9,7 @@ Float64 throughout (conftest).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +18,15 @@ import pytest
 
 import lossopt
 from lossopt._functions import Function
-from lossopt.solvers import GradientDescent, Implicit, Newton, Status, Subgradient, _loop
+from lossopt.solvers import (
+    GradientDescent,
+    Implicit,
+    Newton,
+    ProximalGradient,
+    Status,
+    Subgradient,
+    _loop,
+)
 
 RNG = np.random.default_rng(20261201)
 N, P = 12, 3
@@ -433,3 +442,32 @@ def test_unsupported_cases_raise_when_differentiated():
 
     with pytest.raises(NotImplementedError, match="stochastic"):
         jax.grad(lambda lam: jnp.sum(stochastic(lam)))(LAM)
+
+    # A proximal solver minimises f + g: its solution is not a zero of grad f.
+    lasso = ProximalGradient(learning_rate=0.01, prox=lossopt.prox.l1(0.1))
+
+    def sparse(lam):
+        return lossopt.minimize(ridge, jnp.zeros(P), lasso, args=(X_RIDGE, Y_RIDGE, lam),
+                                max_iters=5).params
+
+    with pytest.raises(NotImplementedError, match="composite objective"):
+        jax.grad(lambda lam: jnp.sum(sparse(lam)))(LAM)
+
+
+DOCS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "differentiating.md"
+
+
+@pytest.mark.slow(20)
+def test_docs_page_examples_run():
+    # docs/differentiating.md's ```python blocks, top to bottom in one namespace (the site's
+    # test runs only the pages its nav lists; this page tests its own examples).
+    blocks = re.findall(r"```python\n(.*?)```", DOCS_PAGE.read_text(), flags=re.S)
+    assert len(blocks) >= 4
+    namespace: dict = {"__name__": "docs_differentiating"}
+    for block in blocks:
+        exec(compile(block, str(DOCS_PAGE), "exec"), namespace)  # our own docs
+    # The page's claims, checked on what its blocks computed.
+    np.testing.assert_allclose(jax.jacrev(namespace["w_star"])(0.3),
+                               -np.linalg.solve(np.asarray(namespace["A"]),
+                                                namespace["w_star"](0.3)), rtol=1e-8)
+    np.testing.assert_allclose(namespace["d_lr"], -4 * 0.7**3 * (0.5 - 2.0), rtol=1e-12)

@@ -81,8 +81,10 @@ class Implicit:
       ``x**4``, a rank-deficient least-squares problem without regularisation) or too
       ill-conditioned to solve in the parameters' precision (``cholesky``: its estimated
       reciprocal condition number ``(min diag L / max diag L)**2`` below ``n * eps``;
-      ``cg``: negative or zero curvature met, or the residual tolerance not reached within
-      ``cg_max_iters``). A NaN derivative of a converged solve therefore means this case.
+      ``cg``: negative or zero curvature met along the directions CG explores -- so CG may
+      also solve an indefinite system exactly, giving the derivative of the stationary
+      point --, or the residual tolerance not reached within ``cg_max_iters``). A NaN
+      derivative of a converged solve therefore means this case.
 
     Derivatives with respect to ``init_params``, the solver's hyperparameters and the
     tolerances are zero (the solution does not depend on them), as are those of the
@@ -94,9 +96,9 @@ class Implicit:
 
     Not covered (raise ``NotImplementedError`` when differentiated): stochastic solves
     (``key``/``batch_size``, whose result is not the minimiser of one fixed objective) and
-    solvers whose fixed point is not ``grad_x f = 0`` (a proximal method's composite
-    objective). Nonsmooth objectives (hinge, MAE) have no Hessian at a kink: use
-    :class:`Unroll`.
+    solvers whose solution is not a zero of ``grad_x f`` (those with a ``measure`` hook, such
+    as ``ProximalGradient``, which minimises ``f + g`` for a nonsmooth penalty ``g``).
+    Nonsmooth objectives (hinge, MAE) have no Hessian at a kink: use :class:`Unroll`.
 
     Args:
         linear_solver: how to solve with ``H`` (static). ``"cholesky"``: forms ``H``
@@ -242,21 +244,44 @@ def solve(mode: str, static: tuple[Any, ...], solver: Any, traced: tuple[Any, ..
         return _unrolled(*static, solver, *traced)
     if not _has_tracer(traced[1]):  # args: the only inputs with an implicit derivative
         return _loop.solve(mode, *static, solver, *traced)
-    return _implicit_solve(mode, static, how, solver, traced)
+    layout = _Layout((solver, traced))
+    return _implicit_solve(mode, static, how, layout, layout.dynamic_leaves)
 
 
 # --- implicit differentiation ----------------------------------------------------------------
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
-def _implicit_solve(mode, static, how, solver, traced):
+class _Layout:
+    """The solver and the traced arguments, split into the leaves that are tracers (the
+    ``custom_jvp``'s inputs) and the concrete rest (held here, passed to the loop as they
+    always were: an unused concrete leaf, such as a hyperparameter the solver does not read,
+    then adds nothing to the lowered program, as under a plain ``jax.jit``)."""
+
+    def __init__(self, tree: Any):
+        leaves, self.treedef = jax.tree.flatten(tree)
+        self.is_dynamic = tuple(isinstance(x, jax.core.Tracer) for x in leaves)
+        self.fixed = tuple(None if d else x for x, d in zip(leaves, self.is_dynamic,
+                                                           strict=True))
+        self.dynamic_leaves = tuple(x for x, d in zip(leaves, self.is_dynamic, strict=True)
+                                    if d)
+
+    def build(self, dynamic: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+        it = iter(dynamic)
+        leaves = [next(it) if d else x for x, d in zip(self.fixed, self.is_dynamic,
+                                                       strict=True)]
+        return jax.tree.unflatten(self.treedef, leaves)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2, 3))
+def _implicit_solve(mode, static, how, layout, dynamic):
+    solver, traced = layout.build(dynamic)
     return _loop.solve(mode, *static, solver, *traced)
 
 
 @_implicit_solve.defjvp
-def _implicit_solve_jvp(mode, static, how, primals, tangents):
-    solver, traced = primals
-    _, traced_dot = tangents
+def _implicit_solve_jvp(mode, static, how, layout, primals, tangents):
+    (dynamic,), (dynamic_dot,) = primals, tangents
+    solver, _ = layout.build(dynamic)
     fun, stochastic = static[0], static[5]
     if stochastic is not None:
         raise NotImplementedError(
@@ -265,16 +290,18 @@ def _implicit_solve_jvp(mode, static, how, primals, tangents):
             "grad f(x, args) = 0. Use differentiate='unroll' to differentiate the iterations "
             "that ran, or solve the full, deterministic objective."
         )
-    if getattr(solver, "implicit_fixed_point", "gradient") != "gradient":
+    if getattr(solver, "measure", None) is not None:
         raise NotImplementedError(
-            f"differentiate='implicit' differentiates the condition grad f(x, args) = 0, but "
-            f"{type(solver).__name__}'s solution satisfies another fixed-point condition "
-            f"({solver.implicit_fixed_point}); use differentiate='unroll'"
+            "differentiate='implicit' differentiates the condition grad f(x, args) = 0, but "
+            f"{type(solver).__name__} minimises a composite objective (it reports its own "
+            "measure, e.g. f + g with a proximal penalty g), whose solution does not satisfy "
+            "it. Use differentiate='unroll' (with a step that has no inner lax.while_loop, "
+            "e.g. no backtracking line search), or write the penalty into fun if it is smooth."
         )
-    result = _implicit_solve(mode, static, how, solver, traced)
-    args, args_dot = traced[1], traced_dot[1]
-    params_dot, value_dot, solved = _solution_tangents(fun, result.params, args, args_dot,
-                                                       how, solver)
+    result = _implicit_solve(mode, static, how, layout, dynamic)
+    params_dot, value_dot, solved = _solution_tangents(
+        fun, result.params, lambda dyn: layout.build(dyn)[1][1], dynamic, dynamic_dot, how,
+        solver)
     # Only primal quantities decide validity, and an invalid tangent is scaled by NaN rather
     # than replaced by it: the rule must stay linear in the tangents for reverse mode (a
     # `where(ok, t, nan)` would transpose to a silent zero).
@@ -301,19 +328,22 @@ def _accepted(status: jax.Array, require: str) -> jax.Array:
     return status <= int(Status.CONVERGED_XTOL)
 
 
-def _solution_tangents(fun, params, args, args_dot, how: Implicit, solver):
-    """``(dx*, df*, solved)`` for the tangent ``args_dot`` of ``args`` at the solution."""
+def _solution_tangents(fun, params, args_of, dynamic, dynamic_dot, how: Implicit, solver):
+    """``(dx*, df*, solved)`` at the solution ``params`` for the tangent ``dynamic_dot`` of the
+    inputs ``dynamic``; ``args_of(dynamic)`` is ``fun``'s ``args`` (the only inputs ``f``
+    depends on: the other tangents drop out)."""
     flat, unravel = ravel_pytree(params)
     n = flat.shape[0]
     dtype = flat.dtype
+    args = args_of(dynamic)
 
-    def value_and_flat_grad(a):
-        value, grad = jax.value_and_grad(Objective(fun, a).value)(params)
+    def value_and_flat_grad(dyn):
+        value, grad = jax.value_and_grad(Objective(fun, args_of(dyn)).value)(params)
         return value, ravel_pytree(grad)[0].astype(dtype)
 
     # One forward pass gives the envelope term d_theta f and the right-hand side
-    # d_theta grad_x f, both linear in args_dot.
-    _, (value_dot, rhs) = jax.jvp(value_and_flat_grad, (args,), (args_dot,))
+    # d_theta grad_x f, both linear in the tangents.
+    _, (value_dot, rhs) = jax.jvp(value_and_flat_grad, (dynamic,), (dynamic_dot,))
 
     def flat_grad(v):
         return ravel_pytree(jax.grad(Objective(fun, args).value)(unravel(v)))[0].astype(dtype)
