@@ -248,21 +248,21 @@ def summary_table(rows):
     known = any(r.get("f_star") is not None for r in rows)
     with_loss = any(r["loss"] != "-" for r in rows)
     table = Table(title="summary (median over seeds; all columns in summary.csv)",
-                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+                  box=box.SIMPLE_HEAD, padding=0, pad_edge=False)
 
-    def text(name: str, width: int) -> None:
-        table.add_column(name, overflow="fold", min_width=min(width, 8), max_width=width)
+    def text(name: str, width: int) -> None:  # folds within [6, width] columns
+        table.add_column(name, overflow="fold", min_width=6, max_width=width)
 
     def number(name: str) -> None:
         table.add_column(name, justify="right", no_wrap=True)
 
     if several:
-        text("data", 14)
+        text("data", 16)
     if with_loss:
         text("loss", 14)
     text("solver", 22)
     number("n")
-    text("status", 11)
+    text("status", 12)
     number("iters")
     number("f - f*" if known else "objective")
     if with_loss:

@@ -1,7 +1,10 @@
-"""Matplotlib figures: convergence traces and loss shapes.
+"""Matplotlib figures of a results folder: suboptimality traces, loss shapes, profiles.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot, no global backend
-change), so they render headless and never open a window.
+change), so they render headless and never open a window. They are drawn from the files
+``lossopt run`` writes (records, traces, ``time_to_tolerance.csv``); this module never
+imports the runner. The convergence panels share their drawing code (median line, band,
+status markers) with :meth:`lossopt.compare.Comparison.plot`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_convergence", "plot_loss_shapes", "plot_results", "read_trace"]
+__all__ = ["convergence_figure", "plot_convergence", "plot_loss_shapes", "plot_profiles",
+           "plot_results", "profile_figures", "read_trace"]
 
 
 def _figure(n_panels: int, *, width: float = 5.0, height: float = 3.8):
@@ -46,6 +50,118 @@ def read_trace(path: str | Path) -> dict[str, np.ndarray]:
     return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
 
 
+GAP_FLOOR = 1e-16  # gaps below GAP_FLOOR (|reference| + 1) are drawn at it (log axes)
+TIME_LABEL = "wall time [s] (derived: run time x k / iterations)"
+
+
+def _panel_key(rows: Sequence[dict[str, Any]]):
+    several = len({r.get("data") for r in rows}) > 1
+
+    def key(r: dict[str, Any]) -> str:
+        if r.get("loss", "-") == "-":  # a test problem: no loss
+            return str(r["data"])
+        return f"{r['data']} | {r['loss']}" if several else str(r["loss"])
+
+    return key
+
+
+def _references(rows, traces) -> tuple[dict[str, float], dict[str, str]]:
+    """Each run's reference value and its kind: the problem's known f* ("f*"), else the
+    lowest value any run reached on the same data, loss and seed ("best")."""
+    best: dict[tuple, float] = {}
+    for r in rows:
+        tr = traces.get(r["run_id"])
+        values = [r.get("train_loss", r["final_loss"])]
+        if tr:
+            values += list(tr[_objective_column(tr)])
+        finite = [v for v in values if v is not None and np.isfinite(v)]
+        key = (r.get("data"), r["loss"], r.get("seed"))
+        if finite:
+            best[key] = min(best.get(key, np.inf), min(finite))
+    refs, kinds = {}, {}
+    for r in rows:
+        if r.get("f_star") is not None:
+            refs[r["run_id"]], kinds[r["run_id"]] = float(r["f_star"]), "f*"
+        else:
+            refs[r["run_id"]] = best.get((r.get("data"), r["loss"], r.get("seed")), np.nan)
+            kinds[r["run_id"]] = "best"
+    return refs, kinds
+
+
+def convergence_figure(
+    rows: Sequence[dict[str, Any]],
+    traces: dict[str, dict[str, np.ndarray]],
+    *,
+    title: str = "",
+    band: str = "minmax",
+):
+    """The suboptimality of every run, against iterations (top row) and wall time (bottom).
+
+    One column of panels per dataset x loss (per problem for test problems). The y axis is
+    ``f - f*`` on a log scale where the problem's ``f*`` is known, else ``f - f_best``, with
+    ``f_best`` the lowest value any run reached on the same data, loss and seed (so seeds,
+    which draw different data, share one scale instead of plateauing at their own levels).
+    ``f`` is the training objective (``train_loss`` for minibatch or dropout runs). Runs of one
+    solver configuration over several seeds are drawn as the median line with a band
+    (``band="minmax"`` or ``"iqr"``); each run's stop is a marker whose shape names its status.
+    Gaps below ``1e-16 (|reference| + 1)`` are drawn at that floor. The wall time of iteration
+    ``k`` is derived (the run's measured time x ``k / iterations``), as the axis says. Legends
+    sit outside the axes.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` (artists tagged ``line:<config>``,
+        ``median:<config>``, ``band:<config>``, ``stop:<config>:<STATUS>``).
+    """
+    from matplotlib.figure import Figure
+
+    from lossopt._compare._figures import _BANDS, draw_runs, legend_handles
+
+    panel = _panel_key(rows)
+    panels = list(dict.fromkeys(panel(r) for r in rows))
+    configs = list(dict.fromkeys(_config(r) for r in rows))
+    colours = {c: f"C{i % 10}" for i, c in enumerate(configs)}
+    refs, kinds = _references(rows, traces)
+    fig = Figure(figsize=(4.6 * max(len(panels), 1) + 2.5, 7.2), layout="constrained")
+    axes = fig.subplots(2, max(len(panels), 1), squeeze=False)
+    statuses: list[str] = []
+    several_seeds = False
+    for j, name in enumerate(panels):
+        members = [r for r in rows if panel(r) == name and traces.get(r["run_id"])]
+        scale = max([abs(refs[r["run_id"]]) for r in members
+                     if np.isfinite(refs[r["run_id"]])] + [0.0])
+        floor = GAP_FLOOR * (scale + 1.0)
+        known = members and all(kinds[r["run_id"]] == "f*" for r in members)
+        for row_axis, x_kind in ((0, "iteration"), (1, "seconds")):
+            ax = axes[row_axis, j]
+            for config in configs:
+                runs = []
+                for r in (r for r in members if _config(r) == config):
+                    tr = traces[r["run_id"]]
+                    it = tr["iteration"]
+                    x = it if x_kind == "iteration" else (
+                        r["wall_time_s"] * it / r["iterations"] if r["iterations"] else it * 0.0)
+                    stop = x[-1] if len(x) else 0.0
+                    runs.append((x, tr[_objective_column(tr)] - refs[r["run_id"]],
+                                 r["status"], stop))
+                several_seeds |= len(runs) > 1
+                for s in draw_runs(ax, config, colours[config], runs, band=band, floor=floor):
+                    if s not in statuses:
+                        statuses.append(s)
+            ax.set_yscale("log")
+            ax.grid(True, which="major", alpha=0.3)
+            ax.set_xlabel("iteration" if x_kind == "iteration" else TIME_LABEL)
+            ax.set_ylabel("f - f*" if known else "f - f_best (same data and seed)")
+            if row_axis == 0:
+                ax.set_title(name)
+    handles = legend_handles(
+        colours, statuses,
+        band_label=f"median line, band: {_BANDS[band]}" if several_seeds else None)
+    fig.legend(handles=handles, loc="outside right upper", fontsize=7)
+    if title:
+        fig.suptitle(title, x=0.01, ha="left")
+    return fig
+
+
 def plot_convergence(
     rows: Sequence[dict[str, Any]],
     traces: dict[str, dict[str, np.ndarray]],
@@ -53,46 +169,13 @@ def plot_convergence(
     *,
     title: str = "",
 ) -> Path:
-    """Training loss vs iteration (log scale): one panel per loss, one line per run.
+    """Save :func:`convergence_figure` of the runs to ``path``; return the path."""
+    return _save(convergence_figure(rows, traces, title=title), Path(path))
 
-    Lines share a colour per solver configuration (solver + hyperparameters); seeds of the same
-    configuration are drawn in the same colour. A run that stopped on NONFINITE ends with an x.
-    Traces of minibatch or dropout runs draw their ``train_loss`` column (the full training
-    objective in evaluation mode) instead of the noisy minibatch ``loss``.
-    """
-    panel = (lambda r: f"{r['data']} | {r['loss']}") if len({r.get("data") for r in rows}) > 1 \
-        else (lambda r: r["loss"])
-    losses = list(dict.fromkeys(panel(r) for r in rows))
-    fig, axes = _figure(len(losses))
-    configs = list(dict.fromkeys(f"{r['solver']} {_short(r['hyperparameters'])}" for r in rows))
-    colours = {c: f"C{i % 10}" for i, c in enumerate(configs)}
-    for ax, loss in zip(axes, losses, strict=True):
-        labelled = set()
-        for r in (r for r in rows if panel(r) == loss):
-            tr = traces.get(r["run_id"])
-            if not tr or "loss" not in tr:
-                continue
-            config = f"{r['solver']} {_short(r['hyperparameters'])}"
-            it, values = tr["iteration"], tr[_objective_column(tr)]
-            ok = np.isfinite(values)
-            label = None if config in labelled else config
-            labelled.add(config)
-            ax.plot(it[ok], values[ok], color=colours[config], lw=1.2, alpha=0.85, label=label)
-            if r["status"] == "NONFINITE" and ok.any():
-                ax.plot(it[ok][-1], values[ok][-1], "x", color=colours[config], ms=8)
-        positive = [v for r in rows if panel(r) == loss and r["run_id"] in traces
-                    for v in traces[r["run_id"]].get(_objective_column(traces[r["run_id"]]), [])
-                    if np.isfinite(v)]
-        if positive and min(positive) > 0:
-            ax.set_yscale("log")
-        ax.set_title(loss)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("training objective")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    return _save(fig, Path(path))
+
+def _config(row: dict[str, Any]) -> str:
+    """A run's solver configuration: the solver and its hyperparameters."""
+    return f"{row['solver']} {_short(row['hyperparameters'])}".strip()
 
 
 def _objective_column(trace: dict[str, np.ndarray]) -> str:
@@ -119,24 +202,16 @@ def plot_loss_shapes(loss_entries: Sequence[dict[str, Any]], path: str | Path) -
     import jax.numpy as jnp
 
     from lossopt import losses
-    from lossopt.experiment._problem import _CLASSIFICATION
+    from lossopt.experiment._problem import shape_inputs, shape_kind
 
     groups: dict[str, list[tuple[str, Any]]] = {}
     for entry in loss_entries:
         name = entry["name"]
         hyper = {k: v for k, v in entry.items() if k != "name" and not isinstance(v, list)}
         label = name + "".join(f" {k}={v}" for k, v in hyper.items())
-        fn = losses.get(name, **hyper)
-        info = losses.info(name)
-        if name in _CLASSIFICATION:
-            tasks, outputs = _CLASSIFICATION[name][:2]
-            kind = "counts" if "counts" in tasks else (
-                "binary" if outputs == "scalar" else "multiclass")
-        elif info.task == "regression":
-            kind = "regression"
-        else:
-            continue
-        groups.setdefault(kind, []).append((label, name, fn))
+        kind = shape_kind(name)
+        if kind is not None:
+            groups.setdefault(kind, []).append((label, name, losses.get(name, **hyper)))
     if not groups:
         groups = {"regression": [("mse", "mse", losses.mse)]}
     fig, axes = _figure(len(groups))
@@ -144,7 +219,7 @@ def plot_loss_shapes(loss_entries: Sequence[dict[str, Any]], path: str | Path) -
         x, xlabel = _SHAPE_AXES[kind]
         x = jnp.asarray(x)
         for label, name, fn in items:
-            inputs, targets = _shape_inputs(kind, name, x)
+            inputs, targets = shape_inputs(kind, name, x)
             ax.plot(np.asarray(x), np.asarray(fn(inputs, targets, reduction="none")), label=label)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("loss")
@@ -161,25 +236,6 @@ _SHAPE_AXES = {
     "counts": (np.linspace(-2.0, 3.0, 301), "log-rate (count = 3)"),
     "multiclass": (np.linspace(-4.0, 4.0, 301), "true-class logit (3 classes, others 0)"),
 }
-
-
-def _shape_inputs(kind: str, name: str, x):
-    """The loss's (first argument, targets) along the panel's x axis, as `lossopt run` feeds it."""
-    import jax.numpy as jnp
-
-    from lossopt.experiment._problem import _CLASSIFICATION, _TRANSFORMS, _labels
-
-    if kind == "regression":
-        return x, jnp.zeros_like(x)
-    if kind == "counts":
-        return x, jnp.full_like(x, 3.0)
-    _, _, transform, label_kind = _CLASSIFICATION[name]
-    if kind == "binary":
-        labels = jnp.ones(x.shape, dtype=jnp.int32)
-        return _TRANSFORMS[transform](x), _labels(labels, label_kind, 2)
-    logits = jnp.stack([x, jnp.zeros_like(x), jnp.zeros_like(x)], axis=-1)
-    labels = jnp.zeros(x.shape, dtype=jnp.int32)
-    return _TRANSFORMS[transform](logits), _labels(labels, label_kind, 3)
 
 
 def plot_results(out_dir: str | Path, cfg: Any = None, *, figures: bool = True) -> list[Path]:
@@ -232,16 +288,25 @@ def plot_profiles(table_path: str | Path, out_dir: str | Path) -> list[Path]:
     :func:`lossopt.compare.plot_data_profile` (More & Wild 2009; budgets in units of
     ``n + 1`` evaluations).
     """
+    figures = profile_figures(table_path)
+    if not figures:
+        return []
+    out = Path(out_dir)
+    return [_save(figures[0], out / "performance_profile.png"),
+            _save(figures[1], out / "data_profile.png")]
+
+
+def profile_figures(table_path: str | Path) -> tuple[Any, Any] | tuple[()]:
+    """The (performance profile, data profile) Figures of :func:`plot_profiles`, or ``()``
+    when the table covers fewer than two problems."""
     from lossopt.compare import plot_data_profile, plot_performance_profile
     from lossopt.experiment._tables import profile_costs, read_tolerance_table
 
     table = read_tolerance_table(table_path)
     costs = profile_costs(table, PROFILE_EPS, PROFILE_MEASURE)
     if len({p for _, p in costs}) < 2:
-        return []
+        return ()
     dims = {r["problem"]: r["n"] for r in table}
     what = f"objective evaluations to f - f* <= {PROFILE_EPS:g} (|f*| + 1)"
-    out = Path(out_dir)
-    perf = plot_performance_profile(costs, title=f"performance profile: {what}")
-    data = plot_data_profile(costs, dims, title=f"data profile: {what}")
-    return [_save(perf, out / "performance_profile.png"), _save(data, out / "data_profile.png")]
+    return (plot_performance_profile(costs, title=f"performance profile: {what}"),
+            plot_data_profile(costs, dims, title=f"data profile: {what}"))

@@ -40,11 +40,12 @@ def held(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.where(idx >= 0, out, np.nan)
 
 
-def median_and_band(runs, x_col: str, y_col: str, band: str, floor: float):
-    """Common grid, the median over runs and the band's lower/upper edges (clipped)."""
-    grid = np.unique(np.concatenate([r.trace[x_col] for r in runs]).astype(float))
-    values = np.stack([np.maximum(held(r.trace[x_col], r.trace[y_col], grid), floor)
-                       for r in runs])
+def median_and_band(curves, band: str, floor: float):
+    """Common grid, the median over ``curves`` (``(x, y)`` pairs) and the band's lower/upper
+    edges, every value clipped at ``floor``."""
+    grid = np.unique(np.concatenate([np.asarray(x, dtype=float) for x, _ in curves]))
+    values = np.stack([np.maximum(held(np.asarray(x, dtype=float), y, grid), floor)
+                       for x, y in curves])
     median = np.nanmedian(values, axis=0)
     if band == "iqr":
         lo, hi = np.nanpercentile(values, [25, 75], axis=0)
@@ -53,10 +54,63 @@ def median_and_band(runs, x_col: str, y_col: str, band: str, floor: float):
     return grid, median, lo, hi
 
 
+def draw_runs(ax, name: str, colour: str, runs, *, band: str = "minmax",
+              floor: float = 0.0) -> list[str]:
+    """Draw one solver's runs on ``ax``: the one line, or the median over runs with a band;
+    then each run's stop, a marker whose shape names its status. The one figure code path of
+    :meth:`lossopt.compare.Comparison.plot` and :mod:`lossopt.plotting`.
+
+    Args:
+        runs: ``(x, y, status, stop_x)`` per run (``y`` clipped at ``floor``; non-finite
+            values are left out); the stop is drawn at ``(stop_x, last finite y)``.
+
+    Returns:
+        The statuses drawn, in first-seen order.
+    """
+    curves = []
+    for x, y, *_ in runs:
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        ok = np.isfinite(y)
+        curves.append((x[ok], y[ok]))
+    drawn = [(c, r) for c, r in zip(curves, runs, strict=True) if c[0].size]
+    if not drawn:
+        return []
+    if len(drawn) == 1:
+        (x, y), _ = drawn[0]
+        ax.plot(x, np.maximum(y, floor), color=colour, lw=1.4, gid=f"line:{name}")
+    else:
+        grid, median, lo, hi = median_and_band([c for c, _ in drawn], band, floor)
+        ax.plot(grid, median, color=colour, lw=1.4, drawstyle="steps-post", gid=f"median:{name}")
+        ax.fill_between(grid, lo, hi, color=colour, alpha=0.2, step="post", lw=0,
+                        gid=f"band:{name}")
+    by_status: dict[str, list[tuple[float, float]]] = {}
+    for (_, y), (_, _, status, stop_x) in drawn:
+        by_status.setdefault(status, []).append((float(stop_x), float(max(y[-1], floor))))
+    for status, points in by_status.items():
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, linestyle="none", marker=_STATUS_MARKERS.get(status, "*"), ms=7,
+                mec="black", mew=0.6, color=colour, gid=f"stop:{name}:{status}", zorder=3)
+    return list(by_status)
+
+
+def legend_handles(colours: dict[str, str], statuses, *, band_label: str | None = None,
+                   extra=()) -> list[Any]:
+    """Legend entries: a line per solver, a marker per status seen, the band, ``extra``."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles: list[Any] = [Line2D([], [], color=c, lw=1.6, label=n) for n, c in colours.items()]
+    handles += [Line2D([], [], linestyle="none", marker=_STATUS_MARKERS.get(s, "*"),
+                       color="white", mec="black", ms=7, label=f"stop: {s}")
+                for s in statuses]
+    if band_label:
+        handles.append(Patch(color="grey", alpha=0.3, label=band_label))
+    return handles + list(extra)
+
+
 def plot_comparison(cmp: Any, *, band: str = "minmax", floor: float | None = None):
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     if band not in _BANDS:
         raise ValueError(f"`band` must be one of {list(_BANDS)}; got {band!r}")
@@ -75,28 +129,11 @@ def plot_comparison(cmp: Any, *, band: str = "minmax", floor: float | None = Non
     statuses_seen: list[str] = []
     for ax, x_col, xlabel, stop_x, y_col, y_floor in panels:
         for name in cmp.solvers:
-            runs = [r for r in cmp.runs if r.solver == name]
-            colour = colours[name]
-            if len(runs) == 1:
-                r = runs[0]
-                ax.plot(r.trace[x_col], np.maximum(r.trace[y_col], y_floor), color=colour,
-                        lw=1.4, gid=f"line:{name}")
-            else:
-                grid, median, lo, hi = median_and_band(runs, x_col, y_col, band, y_floor)
-                ax.plot(grid, median, color=colour, lw=1.4, drawstyle="steps-post",
-                        gid=f"median:{name}")
-                ax.fill_between(grid, lo, hi, color=colour, alpha=0.2, step="post", lw=0,
-                                gid=f"band:{name}")
-            by_status: dict[str, list[Any]] = {}
-            for r in runs:
-                by_status.setdefault(r.status, []).append(r)
-            for status, group in by_status.items():
+            runs = [(r.trace[x_col], r.trace[y_col], r.status, stop_x(r))
+                    for r in cmp.runs if r.solver == name]
+            for status in draw_runs(ax, name, colours[name], runs, band=band, floor=y_floor):
                 if status not in statuses_seen:
                     statuses_seen.append(status)
-                final_y = [float(np.maximum(r.trace[y_col][-1], y_floor)) for r in group]
-                ax.plot([stop_x(r) for r in group], final_y, linestyle="none",
-                        marker=_STATUS_MARKERS.get(status, "*"), ms=7, mec="black", mew=0.6,
-                        color=colour, gid=f"stop:{name}:{status}", zorder=3)
         if y_col == "f_minus_f_star":
             ax.axhline(y_floor, color="grey", lw=0.8, ls=":", gid="floor")
             ax.set_ylabel("f - f*")
@@ -109,19 +146,15 @@ def plot_comparison(cmp: Any, *, band: str = "minmax", floor: float | None = Non
     axes[1].set_title("gap vs evaluations")
     axes[2].set_title("gap vs wall time")
     axes[3].set_title("gradient norm vs iterations")
-    handles: list[Any] = [Line2D([], [], color=colours[n], lw=1.6, label=n) for n in cmp.solvers]
-    handles += [Line2D([], [], linestyle="none", marker=_STATUS_MARKERS.get(s, "*"),
-                       color="white", mec="black", ms=7, label=f"stop: {s}")
-                for s in statuses_seen]
-    if len(cmp.starts) > 1:
-        handles.append(Patch(color="grey", alpha=0.3,
-                             label=f"median line, band: {_BANDS[band]}"))
-    handles.append(Line2D([], [], color="grey", lw=0.8, ls=":",
-                          label=f"floor {gap_floor:.1e}: smaller gaps drawn at it"))
+    extra = [Line2D([], [], color="grey", lw=0.8, ls=":",
+                    label=f"floor {gap_floor:.1e}: smaller gaps drawn at it")]
     if any(not r.evals_exact for r in cmp.runs):
-        handles.append(Line2D([], [], linestyle="none",
-                              label="evaluations per iteration derived uniformly "
-                                    "for line-search runs"))
+        extra.append(Line2D([], [], linestyle="none",
+                            label="evaluations per iteration derived uniformly "
+                                  "for line-search runs"))
+    handles = legend_handles(
+        colours, statuses_seen, extra=extra,
+        band_label=f"median line, band: {_BANDS[band]}" if len(cmp.starts) > 1 else None)
     fig.legend(handles=handles, loc="outside right upper", fontsize=8)
     source = cmp.reference_info.get("source", "given")
     fig.suptitle(f"f* = {cmp.f_star:.10g} ({source}); {len(cmp.starts)} start(s) per solver",

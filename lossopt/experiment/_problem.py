@@ -20,7 +20,8 @@ from lossopt.experiment._config import ConfigError
 from lossopt.experiment._schema import ModelSpec, RegularizerSpec, SchemaError, convert_table
 from lossopt.models import make_model
 
-__all__ = ["Problem", "build_problem", "loss_tasks", "validation_metric"]
+__all__ = ["Problem", "build_problem", "loss_tasks", "shape_inputs", "shape_kind",
+           "validation_metric"]
 
 # How each supervised loss consumes a model's outputs and the dataset's labels:
 # name -> (data tasks it accepts, outputs: "scalar" | "classes", transform of outputs, labels)
@@ -67,6 +68,33 @@ def loss_tasks(name: str) -> tuple[str, ...]:
         return _loss_contract(name)[0]
     except ConfigError:
         return ()
+
+
+def shape_kind(name: str) -> str | None:
+    """The kind of loss-shape panel a loss is drawn in ("regression", "binary", "counts",
+    "multiclass"), or None for losses `lossopt run` does not pair with a model."""
+    if name in _CLASSIFICATION:
+        tasks, outputs = _CLASSIFICATION[name][:2]
+        return "counts" if "counts" in tasks else ("binary" if outputs == "scalar" else
+                                                    "multiclass")
+    return "regression" if losses.info(name).task == "regression" else None
+
+
+def shape_inputs(kind: str, name: str, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The loss's (first argument, targets) along a loss-shape panel's x axis, as
+    ``lossopt run`` feeds it: residuals, a positive example's logit, a count of 3's log-rate,
+    or the true class's logit with two other logits at 0."""
+    if kind == "regression":
+        return x, jnp.zeros_like(x)
+    if kind == "counts":
+        return x, jnp.full_like(x, 3.0)
+    _, _, transform, label_kind = _CLASSIFICATION[name]
+    if kind == "binary":
+        labels = jnp.ones(x.shape, dtype=jnp.int32)
+        return _TRANSFORMS[transform](x), _labels(labels, label_kind, 2)
+    logits = jnp.stack([x, jnp.zeros_like(x), jnp.zeros_like(x)], axis=-1)
+    labels = jnp.zeros(x.shape, dtype=jnp.int32)
+    return _TRANSFORMS[transform](logits), _labels(labels, label_kind, 3)
 
 
 def _labels(y: jax.Array, kind: str, n_classes: int) -> jax.Array:
