@@ -291,6 +291,27 @@ def test_sweep_over_damping_one_compile(exp_data):
     np.testing.assert_allclose(out.params[1], single.params, rtol=1e-12)
 
 
+def test_float32_under_jit():
+    # float32 parameters keep their dtype through the Jacobian and the Cholesky, inside an
+    # outer jax.jit. Bard's optimum to float32 accuracy: F* ~ 4e-3, eps32 ~ 1.2e-7, so 1e-5
+    # relative on the value; the minimiser only to |dx| <~ gtol / lambda_min(J^T J), about
+    # 1e-4 / 0.06 here (the valley is flat), hence 5e-3 relative.
+    p = problems.get("bard")
+    x_ref, f_ref = scipy_lm(p.residuals, p.x0, p.args)
+    args32 = tuple(jnp.asarray(a, jnp.float32) for a in p.args)
+
+    @jax.jit
+    def solve(x0):
+        return lossopt.minimize_least_squares(p.residuals, x0, LevenbergMarquardt(),
+                                              args=args32, max_iters=MAX_ITERS, gtol=1e-4)
+
+    res = solve(jnp.asarray(p.x0, jnp.float32))
+    assert res.params.dtype == jnp.float32 and res.value.dtype == jnp.float32
+    assert int(res.status) == Status.CONVERGED
+    np.testing.assert_allclose(2 * float(res.value), f_ref, rtol=1e-5)
+    np.testing.assert_allclose(res.params, x_ref, rtol=5e-3)
+
+
 def test_objective_is_half_sum_of_squares():
     # The documented convention: F = 1/2 sum(r^2), half of lossopt.problems' Problem.fun.
     p = problems.get("rosenbrock")

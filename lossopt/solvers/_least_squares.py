@@ -142,7 +142,11 @@ def jacobian(res: Callable[[jax.Array], jax.Array], x: jax.Array, m: int, mode: 
     """``(r(x), J(x))``: forward mode (``n`` JVPs) when ``m >= n``, else reverse (``m`` VJPs)."""
     forward = mode == "forward" or (mode == "auto" and m >= x.shape[0])
     jac = jax.jacfwd if forward else jax.jacrev
-    jmat, r = jac(lambda v: (res(v), res(v)), has_aux=True)(x)
+    def both(v):
+        r = res(v)
+        return r, r  # the residuals once, as the output and as the auxiliary value
+
+    jmat, r = jac(both, has_aux=True)(x)
     return r, jmat
 
 
