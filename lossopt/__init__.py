@@ -3,9 +3,9 @@
 Public names only; everything else lives in private modules.
 """
 
-from lossopt import distributed, losses, problems, prox, regularizers, solvers
+from lossopt import comparison, distributed, losses, problems, prox, regularizers, solvers
 from lossopt._cache import enable_compile_cache
-from lossopt.compare import Comparison, compare
+from lossopt.comparison import Comparison, compare
 from lossopt.derivatives import grad, hessian, hessian_matrix, hvp
 from lossopt.gradcheck import GradientReport, check_gradient, check_hessian
 from lossopt.solvers import Result, Status, Trace, minimize, minimize_least_squares, sweep
@@ -22,6 +22,7 @@ __all__ = [
     "check_gradient",
     "check_hessian",
     "compare",
+    "comparison",
     "distributed",
     "enable_compile_cache",
     "grad",

@@ -1,5 +1,10 @@
 """Compare optimizers on one objective: ``lossopt.compare(fun, x0, {name: solver})``.
 
+The module is ``lossopt.comparison`` (``from lossopt import comparison``); its function
+:func:`compare` and :class:`Comparison` are also ``lossopt.compare`` and
+``lossopt.Comparison``. (The module is not named ``compare``: the function of that name on the
+package would hide it, and ``import lossopt.compare as m`` would give the function.)
+
 :func:`compare` runs every solver from every start (one per seed, or each given start point),
 measures each run's warm wall time and compile time, fixes the optimal value ``f*`` (a tight
 reference solve, or a value you give) and returns a :class:`Comparison`: per-run rows,

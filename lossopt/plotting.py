@@ -4,7 +4,7 @@ Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot, no glob
 change), so they render headless and never open a window. They are drawn from the files
 ``lossopt run`` writes (records, traces, ``time_to_tolerance.csv``); this module never
 imports the runner. The convergence panels share their drawing code (median line, band,
-status markers) with :meth:`lossopt.compare.Comparison.plot`.
+status markers) with :meth:`lossopt.comparison.Comparison.plot`.
 """
 
 from __future__ import annotations
@@ -284,8 +284,8 @@ def plot_profiles(table_path: str | Path, out_dir: str | Path) -> list[Path]:
 
     The cost of a (solver configuration, problem) pair is the number of objective evaluations
     it needed to reach ``f - f* <= 1e-4 (|f*| + 1)``; unsolved pairs never count. Drawn by
-    :func:`lossopt.compare.plot_performance_profile` (Dolan & More 2002) and
-    :func:`lossopt.compare.plot_data_profile` (More & Wild 2009; budgets in units of
+    :func:`lossopt.comparison.plot_performance_profile` (Dolan & More 2002) and
+    :func:`lossopt.comparison.plot_data_profile` (More & Wild 2009; budgets in units of
     ``n + 1`` evaluations).
     """
     figures = profile_figures(table_path)
@@ -299,7 +299,7 @@ def plot_profiles(table_path: str | Path, out_dir: str | Path) -> list[Path]:
 def profile_figures(table_path: str | Path) -> tuple[Any, Any] | tuple[()]:
     """The (performance profile, data profile) Figures of :func:`plot_profiles`, or ``()``
     when the table covers fewer than two problems."""
-    from lossopt.compare import plot_data_profile, plot_performance_profile
+    from lossopt.comparison import plot_data_profile, plot_performance_profile
     from lossopt.experiment._tables import profile_costs, read_tolerance_table
 
     table = read_tolerance_table(table_path)

@@ -18,7 +18,7 @@ import pytest
 from rich.console import Console
 
 import lossopt
-from lossopt.compare import (
+from lossopt.comparison import (
     Comparison,
     compare,
     data_profile,
@@ -85,6 +85,22 @@ def test_f_star_matches_closed_form_minimum(cmp, problem):
     assert info["gtol"] == 1e-12 and info["dtype"] == "float64"
     assert cmp.f_star == min(info["value"], info["best_run_value"])
     assert isinstance(lossopt.compare, type(compare)) and lossopt.Comparison is Comparison
+
+
+def test_the_function_and_its_module_are_both_reachable():
+    # `lossopt.compare` is the function; its module is `lossopt.comparison` (a module named
+    # `compare` was hidden by the function: `import lossopt.compare as m` gave the function).
+    import importlib
+
+    import lossopt.comparison as module
+    from lossopt import compare as function
+    from lossopt import comparison
+
+    assert callable(function) and function is lossopt.compare is module.compare
+    assert comparison is module is importlib.import_module("lossopt.comparison")
+    assert module.performance_profile is performance_profile and module.Comparison is Comparison
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("lossopt.compare")
 
 
 def test_gaps_are_nonnegative_and_measured_from_f_star(cmp, problem):

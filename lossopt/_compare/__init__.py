@@ -1,1 +1,1 @@
-"""Private helpers of :mod:`lossopt.compare`: profiles across problems and the figures."""
+"""Private helpers of :mod:`lossopt.comparison`: profiles across problems and the figures."""

@@ -1,4 +1,4 @@
-"""Figures of :mod:`lossopt.compare`: the comparison panels and the profile plots.
+"""Figures of :mod:`lossopt.comparison`: the comparison panels and the profile plots.
 
 Built on ``matplotlib.figure.Figure`` directly (no pyplot, no global backend change), so they
 render headless. Artists carry ``gid`` tags (``median:<solver>``, ``line:<solver>``,
@@ -58,7 +58,7 @@ def draw_runs(ax, name: str, colour: str, runs, *, band: str = "minmax",
               floor: float = 0.0) -> list[str]:
     """Draw one solver's runs on ``ax``: the one line, or the median over runs with a band;
     then each run's stop, a marker whose shape names its status. The one figure code path of
-    :meth:`lossopt.compare.Comparison.plot` and :mod:`lossopt.plotting`.
+    :meth:`lossopt.comparison.Comparison.plot` and :mod:`lossopt.plotting`.
 
     Args:
         runs: ``(x, y, status, stop_x)`` per run (``y`` clipped at ``floor``; non-finite

@@ -126,8 +126,8 @@ def data_profile(
         \\Bigl|\\Bigl\\{p \\in P : \\frac{t_{p,s}}{n_p + 1} \\le \\alpha\\Bigr\\}\\Bigr|.
 
     Which test counts as "solved" is the caller's (More & Wild use
-    ``f(x_0) - f(x) >= (1 - tau)(f(x_0) - f_L)``); :meth:`lossopt.compare.Comparison.
-    time_to_tolerance` and :func:`lossopt.compare.profile_costs` give costs for
+    ``f(x_0) - f(x) >= (1 - tau)(f(x_0) - f_L)``); :meth:`lossopt.comparison.Comparison.
+    time_to_tolerance` and :func:`lossopt.comparison.profile_costs` give costs for
     ``f - f* <= eps (|f*| + 1)``.
 
     Args:

@@ -1,4 +1,4 @@
-"""Time to tolerance, shared by :mod:`lossopt.compare` and ``lossopt run``'s problem tables.
+"""Time to tolerance, shared by :mod:`lossopt.comparison` and ``lossopt run``'s problem tables.
 
 A run reaches tolerance ``eps`` at its first recorded iteration ``k`` with
 ``f_k - f* <= eps (|f*| + 1)``. Evaluation counts and seconds per iteration are derived from a

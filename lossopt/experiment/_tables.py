@@ -3,9 +3,9 @@
 For a config with several test problems (``problem:<name>`` data) ``lossopt run`` writes
 ``time_to_tolerance.csv``: for every run and every ``eps`` in ``{1e-2, 1e-4, 1e-8}``, the
 iterations, evaluations and seconds it needed to reach ``f - f* <= eps (|f*| + 1)`` ("-" when
-it never did), computed by the same code as :meth:`lossopt.compare.Comparison.
-time_to_tolerance`. The profiles (:func:`lossopt.compare.performance_profile`,
-:func:`lossopt.compare.data_profile`) are computed from this table by :func:`profile_costs`.
+it never did), computed by the same code as :meth:`lossopt.comparison.Comparison.
+time_to_tolerance`. The profiles (:func:`lossopt.comparison.performance_profile`,
+:func:`lossopt.comparison.data_profile`) are computed from this table by :func:`profile_costs`.
 """
 
 from __future__ import annotations
