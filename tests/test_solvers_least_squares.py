@@ -321,6 +321,28 @@ def test_objective_is_half_sum_of_squares():
     assert float(f0) == pytest.approx(0.5 * 24.2, rel=1e-15)  # MGH: f(x0) = 24.2
 
 
+def test_solver_protocol():
+    # Frozen pytree dataclasses: numeric hyperparameters are leaves, choices are static (part
+    # of the treedef, so they key the compilation); monotone as documented.
+    import dataclasses
+
+    from lossopt.solvers import Solver
+
+    lm = LevenbergMarquardt(damping=0.5, scale=True)
+    gn = GaussNewton(line_search=None)
+    for solver in (lm, gn, GaussNewton()):
+        assert isinstance(solver, Solver)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            solver.jacobian = "reverse"
+    assert jax.tree.leaves(lm) == [0.5]
+    assert jax.tree.leaves(gn) == []
+    # The line search's numeric parameters are GN's leaves.
+    assert jax.tree.leaves(GaussNewton()) == jax.tree.leaves(lossopt.solvers.Armijo())
+    assert (jax.tree.structure(lm) != jax.tree.structure(LevenbergMarquardt(damping=0.5))
+            )  # scale is static
+    assert lm.monotone and GaussNewton().monotone and not gn.monotone
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 
