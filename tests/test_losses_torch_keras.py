@@ -607,6 +607,96 @@ def test_gaussian_nll_rejects_the_variance_shapes_torch_rejects(mshape, vshape):
 
 
 # --------------------------------------------------------------------------------------------
+# kl_divergence with log-space inputs
+# --------------------------------------------------------------------------------------------
+
+KP, KT = _simplex((4, 3)), _simplex((4, 3))
+
+
+@pytest.mark.parametrize("log_p,log_t", [(True, False), (True, True), (False, True)])
+def test_kl_divergence_log_inputs_match_numpy(log_p, log_t):
+    first = np.log(KP) if log_p else KP
+    tgt = np.log(KT) if log_t else KT
+    kw = {"log_predictions": log_p, "log_target": log_t}
+
+    def ref(z):
+        lp = z if log_p else np.log(z)
+        return np_kl_log(lp, np.log(KT))
+
+    # jit: central differences leave the simplex, which the eager check would reject.
+    fn = jax.jit(losses.kl_divergence, static_argnames=("log_predictions", "log_target",
+                                                         "reduction"))
+    got = fn(jnp.asarray(first), jnp.asarray(tgt), **kw, reduction="none")
+    np.testing.assert_allclose(np.asarray(got), ref(first), rtol=1e-10)
+    eager = losses.kl_divergence(jnp.asarray(first), jnp.asarray(tgt), **kw, reduction="none")
+    np.testing.assert_allclose(np.asarray(eager), ref(first), rtol=1e-10)
+    g = jax.grad(lambda z: fn(z, jnp.asarray(tgt), **kw, reduction="sum"))(jnp.asarray(first))
+    g_ref = _fd_grad(lambda z: np.sum(ref(z)), first)
+    np.testing.assert_allclose(np.asarray(g), g_ref, atol=1e-7 * np.abs(g_ref).max())
+
+
+def test_kl_divergence_log_inputs_match_optax_and_handle_zero_mass():
+    lp, lt = np.log(KP), np.log(KT)
+    lt[0, 1] = -np.inf  # a class with zero target mass (renormalised below)
+    lt[0] -= np.logaddexp.reduce(lt[0])
+    both = losses.kl_divergence(jnp.asarray(lp), jnp.asarray(lt), log_predictions=True,
+                                log_target=True, reduction="none")
+    ref = np.asarray(optax.losses.kl_divergence_with_log_targets(jnp.asarray(lp), jnp.asarray(lt)))
+    np.testing.assert_allclose(np.asarray(both)[1:], ref[1:], rtol=1e-12)
+    # optax 0.2.8 gives NaN for the zero-mass row (0 * -inf); the KL skips that class.
+    finite = np.isfinite(lt[0])
+    row0 = np.sum(np.exp(lt[0, finite]) * (lt[0, finite] - lp[0, finite]))
+    assert np.isnan(ref[0]) and float(both[0]) == pytest.approx(row0, rel=1e-12)
+    probs_t = losses.kl_divergence(jnp.asarray(lp), jnp.asarray(np.exp(lt)), log_predictions=True,
+                                   reduction="none")
+    ref = optax.losses.kl_divergence(jnp.asarray(lp), jnp.asarray(np.exp(lt)))
+    np.testing.assert_allclose(np.asarray(probs_t), np.asarray(ref), rtol=1e-12)
+    # The default (both probabilities) is unchanged and agrees.
+    plain = losses.kl_divergence(jnp.asarray(KP), jnp.asarray(np.exp(lt)), reduction="none")
+    np.testing.assert_allclose(np.asarray(plain), np.asarray(both), rtol=1e-12)
+    # Gradient with respect to the log-targets: finite, 0 at the zero-mass entry.
+    g = jax.grad(lambda z: losses.kl_divergence(jnp.asarray(lp), z, log_predictions=True,
+                                                log_target=True, reduction="sum"))(jnp.asarray(lt))
+    assert np.all(np.isfinite(np.asarray(g))) and float(g[0, 1]) == 0.0
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+@pytest.mark.parametrize("reduction", ["none", "batchmean", "sum"])
+def test_kl_divergence_log_inputs_match_torch(log_target, reduction):
+    torch = _torch()
+    lp = np.log(KP)
+    tgt = np.log(KT) if log_target else KT
+    value, grad = _torch_value_and_grad(
+        torch.nn.functional.kl_div, lp, torch.tensor(tgt), log_target=log_target,
+        reduction=reduction)
+    ours = "mean" if reduction == "batchmean" else reduction
+    got = _ours_value_and_grad(losses.kl_divergence, lp, jnp.asarray(tgt), log_predictions=True,
+                               log_target=log_target, reduction=ours)
+    # torch's "none" is elementwise: our per-example value is its sum over the class axis.
+    np.testing.assert_allclose(got[0], value.sum(-1) if reduction == "none" else value,
+                               **TORCH_TOL)
+    np.testing.assert_allclose(got[1], grad, **TORCH_TOL)
+
+
+def test_kl_divergence_log_inputs_with_where_drop_masked_entries():
+    keep = np.array([[True, True, False], [True, True, True], [False, False, False],
+                     [True, False, True]])
+    p = np.where(keep, KP, 0.0)
+    t = np.where(keep, KT, 0.0)
+    p = p / np.maximum(p.sum(-1, keepdims=True), 1e-300)
+    t = t / np.maximum(t.sum(-1, keepdims=True), 1e-300)
+    with np.errstate(divide="ignore"):
+        lp, lt = np.log(p), np.log(t)
+    lp[~keep] = 5.0  # garbage in masked entries is never read
+    lt[~keep] = np.nan
+    got = losses.kl_divergence(jnp.asarray(lp), jnp.asarray(lt), log_predictions=True,
+                               log_target=True, where=jnp.asarray(keep), reduction="none")
+    ref = np.array([np.sum(t[i, keep[i]] * (np.log(t[i, keep[i]]) - np.log(p[i, keep[i]])))
+                    for i in range(4)])
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-10, atol=1e-15)
+
+
+# --------------------------------------------------------------------------------------------
 # The edge table: finite value, gradient and Hessian at saturation, kinks and +-1e4
 # --------------------------------------------------------------------------------------------
 
@@ -661,6 +751,9 @@ def _edges():
          None),
         ("poisson", lambda r: losses.poisson(r, jnp.array([2.0, 0.0, 3.0]), reduction="none"),
          np.array([0.0, 0.0, BIG]), None),
+        ("kl_divergence-log", lambda lp: losses.kl_divergence(
+            lp, jnp.array([[0.0, -jnp.inf], [-BIG, 0.0]]), log_predictions=True, log_target=True,
+            reduction="none"), np.array([[0.0, -BIG], [-BIG, 0.0]]), None),
         ("poisson_nll-rates-full", lambda r: losses.poisson_nll(
             r, jnp.array([2.0, 0.0, 1.0]), log_input=False, full=True, reduction="none"),
          np.array([0.0, BIG, 0.0]), None),
@@ -775,6 +868,14 @@ def _bad_inputs():
          ValueError, r"`log_rate` must hold rates >= 0; got log_rate\[0\] = -1.0"),
         (lambda: losses.poisson_nll(jnp.array([1.0]), jnp.array([1.0]), log_input=1), TypeError,
          r"`log_input` must be a bool"),
+        (lambda: losses.kl_divergence(jnp.log(jnp.full((2, 3), 0.5)), jnp.full((2, 3), 1 / 3),
+                                      log_predictions=True), ValueError,
+         r"`exp\(predictions\)` must hold distributions that sum to 1"),
+        (lambda: losses.kl_divergence(jnp.full((2, 3), 1 / 3), jnp.full((2, 3), 0.5),
+                                      log_target=True), ValueError,
+         r"`exp\(targets\)` must hold probabilities in \[0, 1\]; got exp\(targets\)\[0, 0\]"),
+        (lambda: losses.kl_divergence(jnp.full((2, 3), 1 / 3), jnp.full((2, 3), 1 / 3),
+                                      log_target="yes"), TypeError, r"`log_target` must be a bool"),
         (lambda: losses.gaussian_nll(Z3, Z3, variance=jnp.ones(3)), ValueError,
          r"`variance` must be a scalar, of `mean`'s shape \(2, 3\).*got variance.shape=\(3,\)"),
     ]

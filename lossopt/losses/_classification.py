@@ -40,6 +40,7 @@ import numpy as np
 from lossopt._validation import (
     as_float_array,
     check_array_values,
+    check_bool,
     check_in_interval,
     check_nonnegative,
     check_probabilities,
@@ -758,7 +759,10 @@ def multiclass_hinge(scores, labels, *, where=None, weights=None, reduction="mea
     shape ``(...)``. Subgradient: ``e_j* - e_y`` while the margin is violated, 0 beyond and
     exactly at the margin (minimum norm); tied runner-up classes share the ``+1`` equally, the
     minimum-norm element of that face. Matches ``optax.multiclass_hinge_loss`` per example and
-    ``sklearn.metrics.hinge_loss`` for multiclass input. ``where`` (boolean, ``scores``' shape
+    ``sklearn.metrics.hinge_loss`` for multiclass input. Only the largest wrong score counts:
+    PyTorch's ``MultiMarginLoss`` is the Weston-Watkins loss instead (``multi_margin``), which
+    sums ``max(0, 1 - s_y + s_j)`` over every wrong class and divides by ``K``; the two agree
+    only for ``K = 2`` up to that factor. ``where`` (boolean, ``scores``' shape
     or one flag per example) masks classes out of the runner-up maximum, as if dropped by
     hand (an example with only its target class kept has loss 0); all-masked examples give 0
     and are left out of ``"mean"``.
@@ -944,12 +948,22 @@ def _distribution_pair(preds: Any, targets: Any, pred_name: str, reduction: str)
     probabilistic=True,
     reference="Kullback & Leibler (1951), Ann. Math. Stat. 22(1); Keras KLDivergence",
 )
-def kl_divergence(predictions, targets, *, eps=None, where=None, weights=None, reduction="mean"):
+def kl_divergence(
+    predictions,
+    targets,
+    *,
+    eps=None,
+    log_predictions=False,
+    log_target=False,
+    where=None,
+    weights=None,
+    reduction="mean",
+):
     """KL divergence ``KL(t || p) = sum_c t_c (log t_c - log p_c)`` over the last axis.
 
-    Both arguments are probabilities. ``t log t`` is 0 at ``t = 0`` (safe double ``where``:
-    finite gradient there); ``log p`` is the clamped ``log(max(p, eps))`` with derivative
-    ``1 / max(p, eps)``. Convex and C2 in ``p`` on ``(0, 1]``. Conventions elsewhere:
+    Both arguments are probabilities by default. ``t log t`` is 0 at ``t = 0`` (safe double
+    ``where``: finite gradient there); ``log p`` is the clamped ``log(max(p, eps))`` with
+    derivative ``1 / max(p, eps)``. Convex and C2 in ``p`` on ``(0, 1]``. Conventions elsewhere:
     ``optax.kl_divergence(log_predictions, targets)`` and ``torch.nn.KLDivLoss(input, target)``
     take *log*-predictions (torch averages elementwise unless ``reduction='batchmean'``; our
     ``"mean"`` is the batch mean); Keras' ``KLDivergence(y_true, y_pred)`` reverses the order
@@ -957,11 +971,25 @@ def kl_divergence(predictions, targets, *, eps=None, where=None, weights=None, r
     example) drops masked entries of both arguments, as by hand: the kept entries of each
     must then sum to 1; all-masked examples give 0 and are left out of ``"mean"``.
 
+    Log-space inputs. ``log_predictions=True``: ``predictions`` holds ``log p`` (used as is, no
+    clamp: ``-inf`` for a class of zero mass is fine where the target gives it no mass);
+    ``log_target=True``: ``targets`` holds ``log t`` and ``t log t`` is ``exp(lt) lt``, 0 where
+    ``lt = -inf``. ``kl_divergence(log_p, log_t, log_predictions=True, log_target=True,
+    reduction="none")`` is ``torch.nn.KLDivLoss(reduction="none", log_target=True)(log_p,
+    log_t)`` summed over the last axis (``"mean"`` is torch's ``reduction="batchmean"`` for 2-D
+    inputs) and ``optax.losses.kl_divergence_with_log_targets(log_p, log_t)``; with
+    ``log_target=False`` it is PyTorch's default ``KLDivLoss`` and ``optax.kl_divergence``.
+    Concrete log-arguments must be ``<= 0`` with ``exp`` summing to 1 (the same tolerance).
+    Log-predictions make the loss linear in the first argument (convex, Hessian 0).
+
     Raises:
         ValueError: mismatched shapes, 0-d inputs, ``eps`` outside (0, 1), unknown reduction;
             concrete predictions or targets outside [0, 1] or not summing to 1 over the last
             axis within ``sqrt(eps)`` of the dtype (a KL of unnormalised vectors can be
-            negative). Under ``jit`` neither argument is checked.
+            negative), or, for a log-argument, with ``exp`` of it outside [0, 1] or not summing
+            to 1 (named ``exp(predictions)`` / ``exp(targets)``). Under ``jit`` neither argument
+            is checked.
+        TypeError: ``log_predictions`` or ``log_target`` not a bool.
 
     Example:
         >>> import jax.numpy as jnp
@@ -969,19 +997,46 @@ def kl_divergence(predictions, targets, *, eps=None, where=None, weights=None, r
         >>> t = jnp.array([[1.0, 0.0], [0.9, 0.1]])
         >>> kl_divergence(p, t, reduction="none")
         Array([0.6931..., 0. ...], dtype=float...)
+        >>> kl_divergence(jnp.log(p), jnp.log(t), log_predictions=True, log_target=True,
+        ...               reduction="none")
+        Array([0.6931..., 0. ...], dtype=float...)
     """
+    check_bool(log_predictions, "log_predictions")
+    check_bool(log_target, "log_target")
     p, t = _distribution_pair(predictions, targets, "predictions", reduction)
     mask = class_mask(where, p.shape, -1)
-    if mask is None:
-        check_probabilities(p, "predictions", sum_axis=-1)
-        check_probabilities(t, "targets", sum_axis=-1)
-    else:  # masked entries are not read: p = 1, t = 0 there add exactly 0
-        mask.check_distributions(p, "predictions", -1)
-        mask.check_distributions(t, "targets", -1)
-        p, t = mask.fill(p, 1.0), mask.fill(t, 0.0)
-    eps = _default_eps(eps, p.dtype)
-    values = jnp.sum(xlogx(t) - t * clamped_log(p, eps), axis=-1)
+    _check_kl_argument(p, "predictions", log_predictions, mask)
+    _check_kl_argument(t, "targets", log_target, mask)
+    if mask is not None:  # masked entries are not read: p = 1, t = 0 there add exactly 0
+        p = mask.fill(p, 0.0 if log_predictions else 1.0)
+        t = mask.fill(t, -jnp.inf if log_target else 0.0)
+    if log_predictions:
+        log_p = p
+    else:
+        eps = _default_eps(eps, p.dtype)
+        log_p = clamped_log(p, eps)
+    if log_target:
+        t_prob = jnp.exp(t)  # 0 where log t = -inf: both products are then exactly 0
+        values = jnp.sum(mul_log(t_prob, t) - mul_log(t_prob, log_p), axis=-1)
+    elif log_predictions:
+        values = jnp.sum(xlogx(t) - mul_log(t, log_p), axis=-1)
+    else:
+        values = jnp.sum(xlogx(t) - t * log_p, axis=-1)
     return reduce_masked(values, weights, reduction, mask)
+
+
+def _check_kl_argument(x: jax.Array, name: str, log: bool, mask: Any) -> None:
+    """Concrete ``x`` must be distributions over the last axis (``exp(x)`` for log-inputs)."""
+    shown, what = x, name
+    if log:
+        value = concrete_value(x)
+        if value is None:  # traced: not checked
+            return
+        shown, what = np.exp(value.astype(np.float64)).astype(value.dtype), f"exp({name})"
+    if mask is None:
+        check_probabilities(shown, what, sum_axis=-1)
+    else:
+        mask.check_distributions(shown, what, -1)
 
 
 @register(
