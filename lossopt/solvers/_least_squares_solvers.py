@@ -88,7 +88,9 @@ class GaussNewton:
 
     Args:
         line_search: ``"armijo"`` (default), ``None`` (full steps, not monotone) or an
-            :class:`~lossopt.solvers.Armijo` (its ``c1``, ``shrink`` and ``max_steps``).
+            :class:`~lossopt.solvers.Armijo`, of which ``c1``, ``shrink`` and ``max_steps``
+            are used: the search evaluates residuals only, always starts at ``t = 1`` (the
+            Gauss-Newton step's natural length) and makes at most ``max_steps`` trials.
         linear_solver: ``"lstsq"`` or ``"cg"`` (static).
         jacobian: ``"auto"`` (forward mode when ``m >= n``), ``"forward"`` or ``"reverse"``
             (static; unused with ``"cg"``).
