@@ -66,7 +66,7 @@ from lossopt.experiment._config import ConfigError, check_training_size, dump_to
 from lossopt.experiment._data import FILES, SYNTHETIC, DataError, Dataset, load_dataset
 from lossopt.experiment._problem import Problem, build_problem
 from lossopt.experiment._schema import DataSpec, ExperimentSpec
-from lossopt.experiment._solvers import make_solver, traced_fields
+from lossopt.experiment._solvers import make_solver, prox_penalty, traced_fields
 from lossopt.experiment._tables import tolerance_rows, write_tolerance_table
 from lossopt.solvers._compile import compile_lowered
 
@@ -356,14 +356,22 @@ def _group_call(cfg: ExperimentSpec, group: Group, problem: GroupProblem) -> Cal
 
         return _lanes_call(group, solve_problem, False, (0, 0, None))
     stochastic = _is_stochastic(cfg, problem)
+    # proximal_gradient with an l1 / elastic-net regularizer: the penalty goes through the
+    # solver's prox (the problem's objective is the smooth part; Result.value is f + g).
+    penalty = prox_penalty(group.solver_name, cfg.regularizer)
+    extra = {} if penalty is None else {"prox": penalty}
     # Metrics see (X, y, Xv, yv): the validation metric and, for stochastic runs, the full
     # training objective in evaluation mode (the trace's `loss` is then a minibatch one).
     metrics = {"val_metric": lambda p, X, y, Xv, yv: problem.metric(p, Xv, yv)}
+    def full_train_loss(p, X, y):  # the training objective in evaluation mode, penalty included
+        value = problem.train_loss(p, X, y)
+        return value if penalty is None else value + penalty.value(p)
+
     if stochastic:
-        metrics["train_loss"] = lambda p, X, y, Xv, yv: problem.train_loss(p, X, y)
+        metrics["train_loss"] = lambda p, X, y, Xv, yv: full_train_loss(p, X, y)
 
     def solve(traced, key, X, y, Xv, yv):
-        solver = make_solver(group.solver_name, {**group.static, **traced})
+        solver = make_solver(group.solver_name, {**group.static, **traced, **extra})
         params0 = problem.model.init(key, X.shape[1], X.dtype)
         result = minimize(
             problem.objective, params0, solver, args=(X, y), max_iters=run.max_iters,
@@ -373,7 +381,7 @@ def _group_call(cfg: ExperimentSpec, group: Group, problem: GroupProblem) -> Cal
             batch_size=run.batch_size, max_epochs=run.max_epochs,
         )
         # Deterministic full-batch runs: the final value already is the training objective.
-        train_loss = problem.train_loss(result.params, X, y) if stochastic else result.value
+        train_loss = full_train_loss(result.params, X, y) if stochastic else result.value
         return result, train_loss
 
     # Under vmap the loop's per-iteration conds (a reshuffle at each epoch boundary, metrics
@@ -392,8 +400,11 @@ def _problem(cfg: ExperimentSpec, group: Group, datasets, test_problems) -> Grou
         problem: GroupProblem = test_problems[group.data_index]
     else:
         first = datasets[group.data_index, group.lanes[0].seed]
+        # A penalty the solver applies through its prox is not part of the smooth objective.
+        smooth_only = prox_penalty(group.solver_name, cfg.regularizer) is not None
         try:
-            problem = build_problem(group.loss_entry, cfg.model, cfg.regularizer, first.task,
+            problem = build_problem(group.loss_entry, cfg.model,
+                                    None if smooth_only else cfg.regularizer, first.task,
                                     first.n_features, first.n_classes)
         except ConfigError as err:
             raise ConfigError(f"{err}{_task_hint(cfg, group.data_index, first)}") from None
