@@ -9,8 +9,10 @@ figures -- reads the spec's attributes (``spec.run.max_iters``), never a dict.
 
 Why msgspec: it validates and converts in one call with range constraints
 (``Meta(ge=1, le=...)``), rejects unknown keys (``forbid_unknown_fields``), builds frozen
-structs, and reports the failing key path (``$.losses[1].delta``); its import costs about
-5-25 ms here (pydantic's is several times that, and its models are heavier to build).
+structs, and reports the failing key path (``$.losses[1].delta``); it is one small compiled
+package (0.23 installs from PyPI as a wheel) and its import costs about 30 ms here (the least of
+5 cold ``python -X importtime -c "import msgspec"`` runs). pydantic would give structured
+errors too, at a larger dependency; attrs + cattrs needs two packages for the same.
 
 Loss and solver entries (``[[losses]]``, ``[[solvers]]``) carry options whose names depend on
 the loss or solver named: :class:`Entry` holds ``name`` and ``options`` (checked in code
