@@ -445,7 +445,7 @@ def group_lasso(strength: Any, groups: str | int = "leaves") -> GroupLasso:
 
     Raises:
         ValueError: ``strength < 0``, or ``groups`` neither ``"leaves"`` nor an int (and,
-        when used, an axis out of range for a leaf).
+            when used, an axis out of range for a leaf).
 
     Example:
         >>> import jax.numpy as jnp
@@ -484,7 +484,7 @@ def box(lower: Any, upper: Any) -> Box:
 
     Raises:
         ValueError: NaN bounds, bounds that do not broadcast together, or ``lower > upper``
-        anywhere.
+            anywhere.
 
     Example:
         >>> import jax.numpy as jnp

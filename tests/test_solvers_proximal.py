@@ -477,3 +477,40 @@ BAD = [
 def test_bad_arguments_raise_clear_errors(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+# --- the loop's measure hook --------------------------------------------------------------------
+
+
+def test_an_identity_measure_hook_changes_nothing(lasso_data):
+    # A solver whose measure returns the objective's own value and gradient runs the hook's
+    # code path and must give the same run, bit for bit, as the solver without it.
+    from lossopt.solvers import GradientDescent
+    from lossopt.solvers._protocol import pytree_dataclass
+
+    @pytree_dataclass
+    class Measured:
+        inner: object
+
+        @property
+        def monotone(self):
+            return self.inner.monotone
+
+        def init(self, objective, params, value, grad):
+            return self.inner.init(objective, params, value, grad)
+
+        def step(self, objective, params, value, grad, state):
+            return self.inner.step(objective, params, value, grad, state)
+
+        def measure(self, objective, params, value, grad, state):
+            return value, grad
+
+    X, y = lasso_data
+    gd = GradientDescent(learning_rate=0.1, line_search="armijo")
+    plain = solve(gd, X, y, gtol=1e-6, max_iters=300)
+    hooked = solve(Measured(gd), X, y, gtol=1e-6, max_iters=300)
+    assert int(plain.iterations) == int(hooked.iterations) > 0
+    np.testing.assert_array_equal(plain.params, hooked.params)
+    np.testing.assert_array_equal(plain.trace.to_numpy()["loss"], hooked.trace.to_numpy()["loss"])
+    np.testing.assert_array_equal(plain.trace.to_numpy()["grad_norm"],
+                                  hooked.trace.to_numpy()["grad_norm"])
