@@ -55,17 +55,22 @@ def test_every_public_module_defines_all(module):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """``mkdocs build --strict`` of this checkout into a temporary folder (one build for the
-    module's tests): any warning -- a cross-reference that does not resolve, a docstring
-    section that does not parse, a link to a missing page or anchor -- fails it."""
-    out = tmp_path_factory.mktemp("site")
-    proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-f",
-         str(ROOT / "mkdocs.yml"), "-d", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
+def site(across_workers):
+    """``mkdocs build --strict`` of this checkout, once per test session (pytest-xdist workers
+    share it): any warning -- a cross-reference that does not resolve, a docstring section
+    that does not parse, a link to a missing page or anchor -- fails it."""
+    with across_workers("docs-site") as folder:
+        out, log = folder / "site", folder / "build-failed.txt"
+        if not (out / "index.html").exists() and not log.exists():
+            proc = subprocess.run(
+                [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-f",
+                 str(ROOT / "mkdocs.yml"), "-d", str(out)],
+                cwd=ROOT, capture_output=True, text=True, timeout=600,
+            )
+            if proc.returncode != 0:
+                log.write_text(f"{proc.stdout}\n{proc.stderr}")
+        if log.exists():
+            pytest.fail(f"mkdocs build --strict failed:\n{log.read_text()}")
     return out
 
 
