@@ -284,6 +284,47 @@ def test_box_constraints_against_the_closed_form():
     assert ((c < lo) | (c > hi)).any() and ((c > lo) & (c < hi)).any()
 
 
+def test_l1_logistic_regression_equals_a_bound_constrained_lbfgsb_solve(lasso_data):
+    # A smooth part that is not quadratic. Independent reference: w = u - v with u, v >= 0
+    # turns min mean log-loss + alpha |w|_1 into a smooth bound-constrained problem, solved by
+    # scipy's L-BFGS-B in float64 with its tolerances near zero.
+    X, _ = lasso_data
+    rng = np.random.default_rng(7)
+    w_true = np.zeros(P)
+    w_true[:3] = [2.0, -1.5, 1.0]
+    labels = (rng.uniform(size=N) < 1 / (1 + np.exp(-X @ w_true))).astype(float)
+    alpha = 0.02
+
+    def f(w, X, y):
+        z = X @ w
+        return jnp.mean(jax.nn.softplus(z) - y * z)
+
+    res = lossopt.minimize(f, jnp.zeros(P), with_penalty(FISTA_BT, prox.l1(alpha)),
+                           args=(jnp.asarray(X), jnp.asarray(labels)), max_iters=MAX_ITERS,
+                           gtol=GTOL)
+
+    def split(uv):
+        u, v = uv[:P], uv[P:]
+        z = X @ (u - v)
+        sig = 1 / (1 + np.exp(-z))
+        g = X.T @ (sig - labels) / N
+        value = np.mean(np.logaddexp(0, z) - labels * z) + alpha * uv.sum()
+        return value, np.concatenate([g + alpha, -g + alpha])
+
+    ref = scipy.optimize.minimize(split, np.zeros(2 * P), jac=True, method="L-BFGS-B",
+                                  bounds=[(0, None)] * (2 * P),
+                                  options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10_000})
+    w_ref = ref.x[:P] - ref.x[P:]
+    assert int(res.status) == Status.CONVERGED
+    w = np.asarray(res.params)
+    # L-BFGS-B stops at a projected gradient of ~1e-10; the curvature here is >~ 1e-2.
+    np.testing.assert_allclose(w, w_ref, atol=1e-6)
+    # Its zeros are not exact (u = v ~ 0 within rounding): compare where it is clearly 0.
+    np.testing.assert_array_equal(w == 0, np.abs(w_ref) < 1e-7)
+    assert (w == 0).sum() > 0
+    assert float(res.value) <= ref.fun + 1e-12  # F at ours is no worse than the reference's
+
+
 def test_infeasible_start_stops_nonfinite_at_once(lasso_data):
     X, y = lasso_data
     res = solve(with_penalty(FISTA_BT, prox.nonnegative()), X, y, w0=-jnp.ones(P))
