@@ -141,8 +141,15 @@ def test_wrong_gradient_makes_the_line_search_fail(solver):
     assert "check_gradient" in res.message
     assert int(res.iterations) == 0
     np.testing.assert_array_equal(res.params, [1.0, -2.0])  # the last accepted iterate
-    # the initial evaluation plus every trial of the failed search, none accepted
-    assert int(res.num_fun_evals) == 1 + solver.line_search.max_steps
+    # the initial evaluation plus every trial of the failed search, none accepted: with the
+    # default scale budget the search runs past max_steps to the first trial t = 2**-k with
+    # t ||d|| <= eps ||x||. Along d = -g = 2w (gradient descent), or d = 1000 w for Newton
+    # (Hessian -2 I shifted by 2 + 1e-3 * 2, the documented first shift, leaves 0.002 I).
+    trials = int(res.num_fun_evals) - 1
+    assert trials > solver.line_search.max_steps
+    ratio = 2.0 if isinstance(solver, GradientDescent) else 1000.0  # ||d|| / ||x||
+    t_last, eps = 0.5 ** (trials - 1), np.finfo(np.float64).eps
+    assert t_last * ratio <= eps * (1 + 1e-9) < 2 * t_last * ratio
 
 
 def test_line_search_retreats_from_overflow(data):

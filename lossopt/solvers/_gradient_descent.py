@@ -7,7 +7,11 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 
 from lossopt._validation import check_in_interval, check_positive
-from lossopt.solvers._linesearch import armijo_backtrack, normalize_line_search
+from lossopt.solvers._linesearch import (
+    armijo_backtrack,
+    next_initial_step,
+    normalize_line_search,
+)
 from lossopt.solvers._protocol import (
     Objective,
     StepResult,
@@ -28,7 +32,8 @@ __all__ = ["GradientDescent"]
 
 
 class GradientDescentState(NamedTuple):
-    velocity: Any  # the momentum buffer, a pytree like params
+    velocity: Any  # the momentum buffer, a pytree like params (None without momentum)
+    initial_step: Any  # the line search's next first trial (None without a line search)
 
 
 @pytree_dataclass
@@ -46,13 +51,17 @@ class GradientDescent:
         x_{k+1} = x_k - t_k u_k,
 
     with ``t_k = lr`` (``line_search=None``) or, with ``line_search="armijo"``, the first of
-    ``lr, lr*shrink, lr*shrink**2, ...`` satisfying the Armijo condition (so ``lr`` is the
-    initial trial step of every iteration). With a line search, a momentum direction that is
+    ``s_k, s_k*shrink, s_k*shrink**2, ...`` satisfying the Armijo condition, warm-started at
+    ``s_0 = lr`` and ``s_k = min(growth * t_{k-1}, lr)`` (``growth`` of the
+    :class:`~lossopt.solvers.Armijo`, 2 by default): ``lr`` is the longest step tried, and a
+    search does not repeat the previous iteration's halvings (with ``growth=inf`` every search
+    starts at ``lr``). With a line search, a momentum direction that is
     not a descent direction (``g . u <= 0``) is replaced by the gradient and the velocity reset,
     which makes the method monotone. ``momentum=0`` is plain gradient descent.
 
     Args:
-        learning_rate: step size (> 0); a pytree leaf, so ``jax.vmap`` can sweep it.
+        learning_rate: step size (> 0), or with a line search the longest step tried; a
+            pytree leaf, so ``jax.vmap`` can sweep it.
         momentum: momentum coefficient in [0, 1).
         nesterov: use Nesterov's look-ahead form (static).
         line_search: ``None``, ``"armijo"`` or an :class:`~lossopt.solvers.Armijo` with custom
@@ -100,9 +109,13 @@ class GradientDescent:
         return self.line_search is not None
 
     def init(self, objective: Objective, params: Any, value: Any, grad: Any):
-        if is_literal_zero(self.momentum):  # no momentum buffer is carried or compiled
-            return GradientDescentState(velocity=None)
-        return GradientDescentState(velocity=tree_scale(0.0, params))
+        # Nothing is carried or compiled for a feature that is off: no momentum buffer for a
+        # literal momentum of 0, no warm-start step without a line search.
+        velocity = None if is_literal_zero(self.momentum) else tree_scale(0.0, params)
+        initial_step = None
+        if self.line_search is not None:
+            initial_step = jnp.asarray(self.learning_rate, jnp.result_type(value))
+        return GradientDescentState(velocity=velocity, initial_step=initial_step)
 
     def step(self, objective: Objective, params, value, grad, state) -> StepResult:
         g = grad
@@ -119,7 +132,8 @@ class GradientDescent:
         if self.line_search is None:
             new_params = tree_add_scaled(params, -self.learning_rate, u)
             new_value, new_grad = objective.value_and_grad(new_params)
-            return StepResult(new_params, new_value, new_grad, GradientDescentState(velocity))
+            return StepResult(new_params, new_value, new_grad,
+                              GradientDescentState(velocity, None))
 
         if velocity is not None:
             # Keep the momentum direction only while it descends; otherwise restart from -g.
@@ -128,13 +142,14 @@ class GradientDescent:
             velocity = tree_where(descends, velocity, g)
         direction = tree_scale(-1.0, u)
         ls = armijo_backtrack(
-            self.line_search, objective, params, value, grad, direction, self.learning_rate
+            self.line_search, objective, params, value, grad, direction, state.initial_step
         )
+        initial_step = next_initial_step(self.line_search, ls.step, self.learning_rate)
         return StepResult(
             ls.params,
             ls.value,
             ls.grad,
-            GradientDescentState(velocity),
+            GradientDescentState(velocity, initial_step.astype(state.initial_step.dtype)),
             fun_evals=ls.evals,
             grad_evals=ls.evals,
             failed=ls.failed,

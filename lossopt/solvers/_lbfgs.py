@@ -182,7 +182,8 @@ class LBFGS:
             )
             new_params, new_grad = unravel(x_new), unravel(g_new)
         else:
-            search = Armijo(c1=c1, max_steps=self.max_line_search_steps)
+            # exactly max_line_search_steps trials, as for the Wolfe search
+            search = Armijo(c1=c1, max_steps=self.max_line_search_steps, scale_budget=False)
             ls = armijo_backtrack(search, objective, params, value, grad, unravel(d), t0)
             new_params, f_new, new_grad = ls.params, ls.value, ls.grad
             x_new, g_new = ravel_pytree(new_params)[0], ravel_pytree(new_grad)[0]

@@ -42,9 +42,9 @@ class Newton:
     ``A + tau I`` contains NaN (JAX's signal for "not positive definite"),
     ``tau <- max(10 tau, beta)``, at most ``max_shifts`` times. Algorithm 3.3's
     ``beta = 1e-3 * max|a_ii|`` swamps the small curvatures of a badly scaled Hessian: on
-    Meyer's function (diagonal magnitudes from 9e3 to 2e12 at the start) its first shift of 2e9 turns
-    Newton into slow steepest descent, while this one starts near the smallest curvature and
-    grows by decades (the accepted shift is within a factor 10 of the smallest of that
+    Meyer's function (diagonal magnitudes from 9e3 to 2e12 at the start) its first shift of
+    2e9 turns Newton into slow steepest descent, while this one starts near the smallest
+    curvature and grows by decades (the accepted shift is within a factor 10 of the smallest of that
     sequence that works). A positive definite ``A`` therefore costs exactly one
     factorisation. If every shift fails, the solution is not
     finite or not a descent direction, or ``A`` has no curvature at all (a zero diagonal, as for

@@ -76,11 +76,16 @@ _MESSAGES = {
         "with lossopt.check_gradient."
     ),
     Status.LINE_SEARCH_FAILED: (
-        "The line search found no step with sufficient decrease (Armijo) within its "
-        "max_steps; the last accepted iterate is returned. Usually gtol is below the "
-        "floating-point noise of the loss at the optimum (loosen gtol, set ftol, or use "
-        "float64), or the gradient does not match the loss (check with "
-        "lossopt.check_gradient)."
+        "The line search found no step that decreases the loss enough, so the run stopped; the "
+        "last accepted iterate is returned. Armijo backtracking (GradientDescent, Newton, "
+        "LBFGS(line_search='armijo')) tried Armijo.max_steps trials (40 by default) and, with "
+        "scale_budget=True (the default), went on halving until its last, smallest step no "
+        "longer moved the parameters (t ||d|| <= eps ||x||); L-BFGS's strong-Wolfe search "
+        "tried its max_line_search_steps trials (20 by default); other solvers' step searches "
+        "ran out of trials likewise. A small result.grad_norm means the decrease left is below "
+        "the rounding of the loss: the iterate is as accurate as this precision allows (use "
+        "float64, or set ftol to stop on the loss first). A large one usually means the "
+        "gradient does not match the loss: check it with lossopt.check_gradient."
     ),
     Status.INTERRUPTED: (
         "Interrupted (Ctrl-C) before any stopping rule fired; params, trace and counts are "
