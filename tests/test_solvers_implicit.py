@@ -254,6 +254,47 @@ def test_unroll_nonsmooth_objective():
     np.testing.assert_allclose([d_c, d_w0[0]], [0.0, 1.0], atol=1e-12)
 
 
+def half_mse(w, X, y):
+    return 0.5 * jnp.mean((X @ w - y) ** 2)
+
+
+def test_lasso_derivatives_from_the_proximal_fixed_point():
+    # FISTA's solution of (1/2n)||Xw - y||^2 + lam ||w||_1 satisfies, on its support S,
+    # G w_S = X_S^T y / n - lam sign(w_S) with G = X_S^T X_S / n, and w = 0 off it: so
+    # dw_S/dlam = -G^{-1} sign(w_S), dw_S/dy = G^{-1} X_S^T / n, zero off the support, and
+    # d F*/d lam = ||w*||_1 (envelope). The strength lives in the solver's penalty (a pytree
+    # leaf), y in args: the fixed-point rule differentiates both.
+    X = X_RIDGE
+    y = X @ np.array([2.0, 0.0, -1.0]) + 0.1 * Y_RIDGE
+
+    def solve(lam, y):
+        solver = ProximalGradient(learning_rate=1.0, prox=lossopt.prox.l1(lam),
+                                  restart="gradient", line_search="backtracking")
+        return lossopt.minimize(half_mse, jnp.zeros(P), solver, args=(X, y), gtol=1e-10)
+
+    @jax.jit
+    def run(lam, y):
+        return (solve(lam, y),
+                jax.jacrev(lambda lam, y: solve(lam, y).params, argnums=(0, 1))(lam, y),
+                jax.grad(lambda lam: solve(lam, y).value)(lam))
+
+    res, (d_lam, d_y), d_value = run(0.3, y)
+    assert int(res.status) == Status.CONVERGED
+    w = np.asarray(res.params)
+    support = w != 0
+    assert 0 < support.sum() < P  # a sparse solution: the test exercises both parts
+    G = X[:, support].T @ X[:, support] / N
+    ref_lam = np.zeros(P)
+    ref_lam[support] = -np.linalg.solve(G, np.sign(w[support]))
+    ref_y = np.zeros((P, N))
+    ref_y[support] = np.linalg.solve(G, X[:, support].T / N)
+    # A 2 x 2 solve either way, the support found exactly (soft-thresholding gives exact
+    # zeros): agreement to rounding, 1e-8 with room.
+    np.testing.assert_allclose(d_lam, ref_lam, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(d_y, ref_y, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(d_value, np.abs(w).sum(), rtol=1e-8)
+
+
 # --- honesty: no silent wrong derivative -----------------------------------------------------
 
 
@@ -443,14 +484,14 @@ def test_unsupported_cases_raise_when_differentiated():
     with pytest.raises(NotImplementedError, match="stochastic"):
         jax.grad(lambda lam: jnp.sum(stochastic(lam)))(LAM)
 
-    # A proximal solver minimises f + g: its solution is not a zero of grad f.
-    lasso = ProximalGradient(learning_rate=0.01, prox=lossopt.prox.l1(0.1))
+    # A proximal solution's fixed-point system is not symmetric: no CG.
+    lasso = ProximalGradient(learning_rate=1.0, prox=lossopt.prox.l1(0.1))
 
     def sparse(lam):
         return lossopt.minimize(ridge, jnp.zeros(P), lasso, args=(X_RIDGE, Y_RIDGE, lam),
-                                max_iters=5).params
+                                max_iters=5, differentiate=Implicit(linear_solver="cg")).params
 
-    with pytest.raises(NotImplementedError, match="composite objective"):
+    with pytest.raises(NotImplementedError, match="not symmetric"):
         jax.grad(lambda lam: jnp.sum(sparse(lam)))(LAM)
 
 

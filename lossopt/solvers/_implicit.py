@@ -87,18 +87,28 @@ class Implicit:
       derivative of a converged solve therefore means this case.
 
     Derivatives with respect to ``init_params``, the solver's hyperparameters and the
-    tolerances are zero (the solution does not depend on them), as are those of the
+    tolerances are zero (the solution does not depend on them; a proximal penalty's
+    strengths excepted, below), as are those of the
     diagnostic fields ``grad_norm`` and ``trace``; integer fields (``iterations``, ``status``,
     counts) carry none. ``best_params``/``best_value`` get the tangents of ``params``/
     ``value`` when they are the same point, else NaN. The derivative is that of the exact
     minimiser, evaluated at the returned one, so its error is of the order of the
     solution's (``gtol``): solve tightly when the derivative matters.
 
+    **Proximal solvers** (``ProximalGradient``: ``f + g`` with a nonsmooth penalty ``g``,
+    whose solution is not a zero of ``grad_x f``): the solution is differentiated as the fixed
+    point of ``T(x) = prox_{t g}(x - t grad_x f(x))``, ``(I - d_x T) dx* = d_theta T
+    dtheta``, with ``theta`` the ``args`` *and* the penalty's leaves (an L1 strength); a dense
+    LU (``linear_solver="cg"`` raises: the system is not symmetric), NaN when it is singular.
+    For the L1 penalty this is the classical ``dw_S = -H_SS^{-1} (d_theta grad_S f +
+    sign(w_S) dlam)`` on the support ``S`` and 0 off it, valid where the support is stable
+    (no coordinate exactly at the threshold). ``value`` (``F = f + g``) follows the envelope
+    theorem.
+
     Not covered (raise ``NotImplementedError`` when differentiated): stochastic solves
     (``key``/``batch_size``, whose result is not the minimiser of one fixed objective) and
-    solvers whose solution is not a zero of ``grad_x f`` (those with a ``measure`` hook, such
-    as ``ProximalGradient``, which minimises ``f + g`` for a nonsmooth penalty ``g``).
-    Nonsmooth objectives (hinge, MAE) have no Hessian at a kink: use :class:`Unroll`.
+    other solvers with a ``measure`` hook but no ``prox``. Nonsmooth objectives (hinge, MAE)
+    have no Hessian at a kink: use :class:`Unroll`.
 
     Args:
         linear_solver: how to solve with ``H`` (static). ``"cholesky"``: forms ``H``
@@ -242,7 +252,7 @@ def solve(mode: str, static: tuple[Any, ...], solver: Any, traced: tuple[Any, ..
         if not _has_tracer((solver, traced)):
             return _loop.solve(mode, *static, solver, *traced)
         return _unrolled(*static, solver, *traced)
-    if not _has_tracer(traced[1]):  # args: the only inputs with an implicit derivative
+    if not _has_tracer((solver, traced)):  # nothing can be differentiated
         return _loop.solve(mode, *static, solver, *traced)
     layout = _Layout((solver, traced))
     return _implicit_solve(mode, static, how, layout, layout.dynamic_leaves)
@@ -290,18 +300,19 @@ def _implicit_solve_jvp(mode, static, how, layout, primals, tangents):
             "grad f(x, args) = 0. Use differentiate='unroll' to differentiate the iterations "
             "that ran, or solve the full, deterministic objective."
         )
-    if getattr(solver, "measure", None) is not None:
+    composite = getattr(solver, "measure", None) is not None
+    if composite and not _has_prox(solver):
         raise NotImplementedError(
             "differentiate='implicit' differentiates the condition grad f(x, args) = 0, but "
             f"{type(solver).__name__} minimises a composite objective (it reports its own "
-            "measure, e.g. f + g with a proximal penalty g), whose solution does not satisfy "
-            "it. Use differentiate='unroll' (with a step that has no inner lax.while_loop, "
-            "e.g. no backtracking line search), or write the penalty into fun if it is smooth."
+            "measure) without a proximal operator whose fixed point lossopt could "
+            "differentiate instead. Use differentiate='unroll' (with a step that has no inner "
+            "lax.while_loop), or write the penalty into fun if it is smooth."
         )
     result = _implicit_solve(mode, static, how, layout, dynamic)
-    params_dot, value_dot, solved = _solution_tangents(
-        fun, result.params, lambda dyn: layout.build(dyn)[1][1], dynamic, dynamic_dot, how,
-        solver)
+    tangents = _prox_tangents if composite else _solution_tangents
+    params_dot, value_dot, solved = tangents(fun, result.params, layout.build, dynamic,
+                                             dynamic_dot, how, solver)
     # Only primal quantities decide validity, and an invalid tangent is scaled by NaN rather
     # than replaced by it: the rule must stay linear in the tangents for reverse mode (a
     # `where(ok, t, nan)` would transpose to a silent zero).
@@ -328,13 +339,17 @@ def _accepted(status: jax.Array, require: str) -> jax.Array:
     return status <= int(Status.CONVERGED_XTOL)
 
 
-def _solution_tangents(fun, params, args_of, dynamic, dynamic_dot, how: Implicit, solver):
+def _solution_tangents(fun, params, build, dynamic, dynamic_dot, how: Implicit, solver):
     """``(dx*, df*, solved)`` at the solution ``params`` for the tangent ``dynamic_dot`` of the
-    inputs ``dynamic``; ``args_of(dynamic)`` is ``fun``'s ``args`` (the only inputs ``f``
-    depends on: the other tangents drop out)."""
+    inputs ``dynamic``; ``build(dynamic)`` gives ``(solver, traced)``, of which only ``fun``'s
+    ``args`` enter ``f`` (the other tangents drop out)."""
     flat, unravel = ravel_pytree(params)
     n = flat.shape[0]
     dtype = flat.dtype
+
+    def args_of(dyn):
+        return build(dyn)[1][1]
+
     args = args_of(dynamic)
 
     def value_and_flat_grad(dyn):
@@ -387,6 +402,57 @@ def _solution_tangents(fun, params, args_of, dynamic, dynamic_dot, how: Implicit
 
     flat_dot = lax.custom_linear_solve(matvec, -rhs, linear_solve, symmetric=True)
     return unravel(flat_dot), value_dot, ok
+
+
+def _has_prox(solver: Any) -> bool:
+    return callable(getattr(getattr(solver, "prox", None), "prox", None))
+
+
+def _prox_tangents(fun, params, build, dynamic, dynamic_dot, how: Implicit, solver):
+    """The tangents of a proximal-gradient solution, from its fixed point.
+
+    ``x* = T(x*)`` with ``T(x) = prox_{t g}(x - t grad f(x))`` for every step ``t > 0``, so
+    ``(I - d_x T) dx* = d_theta T dtheta``, with ``theta`` the ``args`` of ``f`` and the
+    penalty's own leaves (its strengths). The system is not symmetric: a dense LU of
+    ``I - d_x T`` (formed by ``jax.jacfwd``), transposed for reverse mode. ``d_x T`` is
+    ``D (I - t H)`` with ``D`` the prox's Jacobian (for L1, 1 on the support and 0 off it),
+    so ``I - d_x T`` is invertible exactly when ``H`` restricted to the support is; the
+    solution does not depend on ``t`` (the step's learning rate is used).
+    """
+    if how.linear_solver == "cg":
+        raise NotImplementedError(
+            "a proximal solution's fixed-point system is not symmetric, so CG does not apply; "
+            "use Implicit(linear_solver='auto') (a dense LU)"
+        )
+    flat, unravel = ravel_pytree(params)
+    n = flat.shape[0]
+    dtype = flat.dtype
+
+    def fixed_point_map(v, dyn):
+        solver_, traced_ = build(dyn)
+        x = unravel(v)
+        grad = jax.grad(Objective(fun, traced_[1]).value)(x)
+        t = jnp.asarray(solver_.learning_rate, dtype)
+        moved = jax.tree.map(lambda a, b: (a - t * b).astype(a.dtype), x, grad)
+        return ravel_pytree(solver_.prox.prox(moved, t))[0].astype(dtype)
+
+    def composite_value(dyn):
+        solver_, traced_ = build(dyn)
+        return (Objective(fun, traced_[1]).value(params)
+                + solver_.prox.value(params).astype(dtype))
+
+    _, rhs = jax.jvp(lambda dyn: fixed_point_map(flat, dyn), (dynamic,), (dynamic_dot,))
+    _, value_dot = jax.jvp(composite_value, (dynamic,), (dynamic_dot,))
+    system = jnp.eye(n, dtype=dtype) - jax.jacfwd(lambda v: fixed_point_map(v, dynamic))(flat)
+    lu = jax.scipy.linalg.lu_factor(system)
+    diag = jnp.abs(jnp.diagonal(lu[0]))
+    solved = jnp.min(diag) > n * jnp.finfo(dtype).eps * jnp.max(diag)  # NaN fails too
+    flat_dot = lax.custom_linear_solve(
+        lambda v: system @ v, rhs,
+        solve=lambda mv, b: jax.scipy.linalg.lu_solve(lu, b),
+        transpose_solve=lambda mv, b: jax.scipy.linalg.lu_solve(lu, b, trans=1),
+    )
+    return unravel(flat_dot), value_dot, solved
 
 
 def _linear_solver(choice: str, solver: Any, n: int) -> str:
