@@ -121,8 +121,16 @@ def convergence_figure(
     configs = list(dict.fromkeys(_config(r) for r in rows))
     colours = {c: f"C{i % 10}" for i, c in enumerate(configs)}
     refs, kinds = _references(rows, traces)
-    fig = Figure(figsize=(4.6 * max(len(panels), 1) + 2.5, 7.2), layout="constrained")
-    axes = fig.subplots(2, max(len(panels), 1), squeeze=False)
+    # Up to three panels a row; each panel is a pair: iterations above, wall time below.
+    cols = min(max(len(panels), 1), 3)
+    pairs = -(-max(len(panels), 1) // cols)
+    fig = Figure(figsize=(4.6 * cols + 2.5, 3.6 * 2 * pairs), layout="constrained")
+    grid = fig.subplots(2 * pairs, cols, squeeze=False)
+    axes = {(row, j): grid[2 * (j // cols) + row, j % cols]
+            for j in range(len(panels)) for row in (0, 1)}
+    for k in range(len(panels), pairs * cols):  # unused cells of the last row of pairs
+        for row in (0, 1):
+            grid[2 * (k // cols) + row, k % cols].set_visible(False)
     statuses: list[str] = []
     several_seeds = False
     for j, name in enumerate(panels):
@@ -131,6 +139,11 @@ def convergence_figure(
                      if np.isfinite(refs[r["run_id"]])] + [0.0])
         floor = GAP_FLOOR * (scale + 1.0)
         known = members and all(kinds[r["run_id"]] == "f*" for r in members)
+        # A diverging run would stretch the axis over hundreds of decades: the top is 100x
+        # the largest starting gap (the run's line leaves the panel; its stop marker stays).
+        starts = [_first_gap(traces[r["run_id"]], refs[r["run_id"]]) for r in members]
+        starts = [v for v in starts if np.isfinite(v) and v > 0]
+        top = 100.0 * max(starts) if starts else None
         for row_axis, x_kind in ((0, "iteration"), (1, "seconds")):
             ax = axes[row_axis, j]
             for config in configs:
@@ -148,6 +161,11 @@ def convergence_figure(
                     if s not in statuses:
                         statuses.append(s)
             ax.set_yscale("log")
+            if top is not None and ax.get_ylim()[1] > top:
+                ax.set_ylim(top=top)
+                for line in ax.get_lines():  # stops beyond the top are drawn at it
+                    if (line.get_gid() or "").startswith("stop:"):
+                        line.set_ydata(np.minimum(line.get_ydata(), top))
             ax.grid(True, which="major", alpha=0.3)
             ax.set_xlabel("iteration" if x_kind == "iteration" else TIME_LABEL)
             ax.set_ylabel("f - f*" if known else "f - f_best (same data and seed)")
@@ -171,6 +189,11 @@ def plot_convergence(
 ) -> Path:
     """Save :func:`convergence_figure` of the runs to ``path``; return the path."""
     return _save(convergence_figure(rows, traces, title=title), Path(path))
+
+
+def _first_gap(trace: dict[str, np.ndarray], reference: float) -> float:
+    values = trace[_objective_column(trace)]
+    return float(values[0] - reference) if len(values) else float("nan")
 
 
 def _config(row: dict[str, Any]) -> str:
@@ -307,6 +330,6 @@ def profile_figures(table_path: str | Path) -> tuple[Any, Any] | tuple[()]:
     if len({p for _, p in costs}) < 2:
         return ()
     dims = {r["problem"]: r["n"] for r in table}
-    what = f"objective evaluations to f - f* <= {PROFILE_EPS:g} (|f*| + 1)"
-    return (plot_performance_profile(costs, title=f"performance profile: {what}"),
-            plot_data_profile(costs, dims, title=f"data profile: {what}"))
+    what = f"cost: objective evaluations to f - f* <= {PROFILE_EPS:g} (|f*| + 1)"
+    return (plot_performance_profile(costs, title=f"performance profile (Dolan & More)\n{what}"),
+            plot_data_profile(costs, dims, title=f"data profile (More & Wild)\n{what}"))

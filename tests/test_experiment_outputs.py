@@ -212,6 +212,14 @@ def test_convergence_figure_shows_gaps_stops_and_derived_time(problems_run):
         stop = next(ln for ln in ax.get_lines()
                     if ln.get_gid() == f"stop:{config}:{r['status']}")
         assert stop.get_xdata()[0] == traces[r["run_id"]]["iteration"][-1]
+    # The diverged Rosenbrock run does not stretch its panel: the top is 100x the largest
+    # starting gap, and its NONFINITE stop sits within the axes.
+    rosen = [r for r in rows if r["data"] == "rosenbrock"]
+    assert any(r["status"] == "NONFINITE" for r in rosen)
+    top = 100 * max(traces[r["run_id"]]["loss"][0] - r["f_star"] for r in rosen)
+    assert axes[1].get_ylim()[1] == pytest.approx(top)
+    stops = [ln for ln in axes[1].get_lines() if ln.get_gid().endswith(":NONFINITE")]
+    assert stops and all(y <= top for ln in stops for y in ln.get_ydata())
 
 
 def test_seeds_are_a_median_line_with_a_band(two_run):
