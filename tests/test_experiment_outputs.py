@@ -338,3 +338,74 @@ def test_proximal_gradient_applies_an_l1_regularizer_through_its_prox(tmp_path):
     # |G| <= 1e-9 at a distance O(1) from the minimiser: F - F* of order 1e-9 at most.
     assert row["final_loss"] == pytest.approx(f_ref, abs=1e-8)
     assert row["final_loss"] >= f_ref - 1e-12
+
+
+BASE = """
+[[data]]
+kind = "linear_regression"
+n_samples = 30
+[[data]]
+kind = "problem:extended_rosenbrock"
+kwargs = { n = 4 }
+[[losses]]
+name = "mse"
+[[solvers]]
+name = "gradient_descent"
+learning_rate = [0.01, 0.1]
+"""
+
+
+def test_problem_data_in_a_config_and_the_plan_it_gives():
+    import tomllib
+
+    from lossopt import problems
+    from lossopt.experiment import dump_toml, plan, resolve_config
+
+    spec = resolve_config(tomllib.loads(BASE))
+    data, problem = spec.data
+    assert (problem.problem, problem.name, problem.kwargs) == (
+        "extended_rosenbrock", "extended_rosenbrock", {"n": 4})
+    assert data.problem is None and data.name == "linear_regression"
+    groups = plan(spec)
+    # The dataset: one group (mse x gradient descent, 2 learning rates as lanes) per seed set;
+    # the problem: no loss, one run per learning rate (its start does not depend on the seed).
+    assert [(g.data_name, g.loss_label, len(g.lanes)) for g in groups] == [
+        ("linear_regression", "mse", 2), ("extended_rosenbrock", "-", 2)]
+    assert problems.get("extended_rosenbrock", n=4).n == 4
+    assert dump_toml(resolve_config(tomllib.loads(dump_toml(spec)))) == dump_toml(spec)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("problem:extended_rosenbrock", "problem:nope"),
+         r"`data\[1\].kind`: unknown problem 'nope'; known problems: bard, "),
+        (("n = 4", "q = 4"), r"unknown key `data\[1\].kwargs.q` for problem 'extended_rosenbrock'"
+                             r"; accepted: n"),
+        (("n = 4", "n = 3"), r"`data\[1\].kwargs` \(problem 'extended_rosenbrock'\): .*even"),
+        (("n = 4", 'n = "4"'), r"`data\[1\].kwargs.n` must be an integer; got '4'"),
+        (("n_samples = 30", "n_samples = 0"), r"`data\[0\].n_samples` must be >= 1; got 0"),
+        (("n_samples = 30", "n_samples = 30\nnoise = inf"),
+         r"`data\[0\].noise` must be finite; got inf"),
+        (("[[losses]]", "[run]\ndtype = 'float16'\n[[losses]]"),
+         r"`run.dtype` must be one of float32, float64; got 'float16'"),
+        (("[[losses]]", "[model]\nkind = 'mlp'\nhidden = [8, 0]\n[[losses]]"),
+         r"`model.hidden\[1\]` must be >= 1; got 0"),
+        (("[[losses]]", "[run]\nseeds = [0, -1]\n[[losses]]"),
+         r"`run.seeds\[1\]` must be >= 0; got -1"),
+        (("[[losses]]", "[regularizer]\nstrength = 1.0\n[[losses]]"),
+         r"`regularizer.kind` is required"),
+        (("[[losses]]", "[output]\nplots = 'yes'\n[[losses]]"),
+         r"`output.plots` must be true/false; got 'yes'"),
+    ],
+)
+def test_schema_errors_name_the_key_path_expected_and_received(change, message):
+    import re
+    import tomllib
+
+    from lossopt.experiment import ConfigError, resolve_config
+
+    old, new = change
+    with pytest.raises(ConfigError) as err:
+        resolve_config(tomllib.loads(BASE.replace(old, new, 1)))
+    assert re.search(message, str(err.value)), str(err.value)

@@ -242,9 +242,14 @@ def _lookup(raw: Any, parts: list[str | int]) -> Any:
     return node
 
 
+_DICT_KEY = "[...]"  # msgspec's path element for a value of a dict: the key is not named
+
+
 def _parse_path(path: str) -> list[str | int]:
-    return [int(i) if i is not None and i != "" else k
-            for k, i in re.findall(r"\.([^.\[\]]+)|\[(\d+)\]", path)]
+    parts: list[str | int] = []
+    for key, index in re.findall(r"\.([^.\[\]]+)|\[(\d+|\.\.\.)\]", path):
+        parts.append(key if key else _DICT_KEY if index == "..." else int(index))
+    return parts
 
 
 def _table_class(parts: list[str | int]) -> type | None:
@@ -276,6 +281,15 @@ def _message(err: msgspec.ValidationError, raw: dict[str, Any], single_data: boo
         parts = [prefix, *parts]
     if single_data and parts[:2] == ["data", 0]:
         parts = ["data", *parts[2:]]
+    if _DICT_KEY in parts:  # name the dict's first value of the type msgspec rejected
+        at = parts.index(_DICT_KEY)
+        table = _lookup(raw, parts[:at])
+        got_type = m[1] if (m := re.search(r", got `(\w+)`", message)) else None
+        names = {str: "str", int: "int", float: "float", bool: "bool", list: "array",
+                 dict: "object", type(None): "null"}
+        bad = [k for k, v in (table.items() if isinstance(table, dict) else ())
+               if names.get(type(v)) == got_type]
+        parts = [*parts[:at], bad[0] if bad else "<key>", *parts[at + 1:]]
     key = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p)
                   for i, p in enumerate(parts))
     got = _lookup(raw, parts)
