@@ -275,6 +275,18 @@ class _Layout:
         self.dynamic_leaves = tuple(x for x, d in zip(leaves, self.is_dynamic, strict=True)
                                     if d)
 
+    @classmethod
+    def from_parts(cls, treedef: Any, is_dynamic: tuple[bool, ...],
+                   fixed: tuple[Any, ...]) -> _Layout:
+        layout = object.__new__(cls)
+        layout.treedef, layout.is_dynamic, layout.fixed = treedef, is_dynamic, fixed
+        return layout
+
+    def fixed_are_arrays(self) -> bool:
+        """Every concrete leaf is an array or a number (so it can be a ``jax.jit`` argument)."""
+        return all(x is None or isinstance(x, (jax.Array, np.ndarray, np.generic, int, float,
+                                                complex, bool)) for x in self.fixed)
+
     def build(self, dynamic: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
         it = iter(dynamic)
         leaves = [next(it) if d else x for x, d in zip(self.fixed, self.is_dynamic,
@@ -310,9 +322,16 @@ def _implicit_solve_jvp(mode, static, how, layout, primals, tangents):
             "lax.while_loop), or write the penalty into fun if it is smooth."
         )
     result = _implicit_solve(mode, static, how, layout, dynamic)
-    tangents = _prox_tangents if composite else _solution_tangents
-    params_dot, value_dot, solved = tangents(fun, result.params, layout.build, dynamic,
-                                             dynamic_dot, how, solver)
+    if layout.fixed_are_arrays():
+        # One compiled program for the tangent algebra (Hessian, factorisation, products):
+        # called eagerly (jax.grad outside jax.jit) it would otherwise dispatch, and compile,
+        # every operation on its own; under an outer jit it is inlined.
+        params_dot, value_dot, solved = _tangents_jit(
+            composite, fun, how, layout.treedef, layout.is_dynamic, result.params,
+            layout.fixed, dynamic, dynamic_dot)
+    else:
+        params_dot, value_dot, solved = _tangents(
+            composite, fun, how, layout, result.params, dynamic, dynamic_dot)
     # Only primal quantities decide validity, and an invalid tangent is scaled by NaN rather
     # than replaced by it: the rule must stay linear in the tangents for reverse mode (a
     # `where(ok, t, nan)` would transpose to a silent zero).
@@ -321,6 +340,19 @@ def _implicit_solve_jvp(mode, static, how, layout, primals, tangents):
     # The envelope theorem needs no Hessian: the value's derivative holds at any minimum.
     value_dot = _scale_by(_nan_unless(accepted), value_dot)
     return result, _result_tangent(result, params_dot, value_dot)
+
+
+def _tangents(composite, fun, how, layout, params, dynamic, dynamic_dot):
+    solver, _ = layout.build(dynamic)
+    rule = _prox_tangents if composite else _solution_tangents
+    return rule(fun, params, layout.build, dynamic, dynamic_dot, how, solver)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _tangents_jit(composite, fun, how, treedef, is_dynamic, params, fixed, dynamic,
+                  dynamic_dot):
+    layout = _Layout.from_parts(treedef, is_dynamic, fixed)
+    return _tangents(composite, fun, how, layout, params, dynamic, dynamic_dot)
 
 
 def _nan_unless(ok: jax.Array) -> jax.Array:
