@@ -207,9 +207,37 @@ def _write_outputs(result, cfg, console) -> None:
     time-to-tolerance table and the profiles; what was written is listed."""
     from lossopt.plotting import plot_results
 
+    table_path = result.out_dir / "time_to_tolerance.csv"
+    if table_path.is_file():
+        _console().print(tolerance_table(table_path))
     written = plot_results(result.out_dir, cfg, figures=cfg.output.plots)
     if written:
         _say(console, "wrote " + ", ".join(p.name for p in written))
+
+
+def tolerance_table(path):
+    """``time_to_tolerance.csv`` as a rich ``Table``: per problem and solver configuration,
+    the iterations and objective evaluations to reach each ``eps`` ("-": never reached)."""
+    from rich import box
+    from rich.table import Table
+
+    from lossopt.experiment._tables import read_tolerance_table
+
+    rows = read_tolerance_table(path)
+    eps = sorted({r["eps"] for r in rows}, reverse=True)
+    table = Table(title="time to tolerance: f - f* <= eps (|f*| + 1); iterations / f evals",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    table.add_column("problem", overflow="fold", min_width=6, max_width=20)
+    table.add_column("solver", overflow="fold", min_width=6, max_width=26)
+    for e in eps:
+        table.add_column(f"{e:.0e}", justify="right", no_wrap=True)
+    cells: dict[tuple[str, str], dict[float, str]] = {}
+    for r in rows:
+        cell = "-" if r["iterations"] is None else f"{r['iterations']:.0f} / {r['fun_evals']:.0f}"
+        cells.setdefault((r["problem"], r["solver"]), {})[r["eps"]] = cell
+    for (problem, solver), by_eps in cells.items():
+        table.add_row(problem, solver, *(by_eps.get(e, "-") for e in eps))
+    return table
 
 
 def _hyper_text(hyper) -> str:

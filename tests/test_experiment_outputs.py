@@ -151,7 +151,7 @@ def test_f_minus_f_star_matches_an_independent_least_squares_minimum(problems_ru
 def test_time_to_tolerance_and_profiles_agree_with_the_records(problems_run):
     from lossopt.plotting import profile_figures
 
-    out, _ = problems_run
+    out, printed = problems_run
     assert (out / "performance_profile.png").is_file() and (out / "data_profile.png").is_file()
     table = _csv(out / "time_to_tolerance.csv")
     rows = {r["run_id"]: r for r in _csv(out / "summary.csv")}
@@ -169,6 +169,11 @@ def test_time_to_tolerance_and_profiles_agree_with_the_records(problems_run):
                 assert entry["iterations"] == entry["fun_evals"] == "-"
             else:
                 assert int(entry["iterations"]) == int(trace["iteration"][hits[0]])
+                # ... and the printed table shows it (iterations / evaluations).
+                cell = f"{int(entry['iterations'])} / {float(entry['fun_evals']):.0f}"
+                assert any(cell in line and line.split()[0] == r["data"]
+                           for line in printed.splitlines()), cell
+    assert "time to tolerance" in printed
     # The performance profile by hand from the table's evaluation counts at eps = 1e-4.
     costs = {}
     for t in table:

@@ -12,9 +12,12 @@ import dataclasses
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lossopt.experiment._schema import DataSpec
 
 __all__ = ["SEED_TRUE_W", "TASKS", "Dataset", "load_dataset", "nonlinear_target", "split_sizes"]
 
@@ -150,22 +153,22 @@ def _add_outliers(y, fraction: float, noise: float, rng: np.random.Generator) ->
         y[idx] += 10.0 * (np.std(y) + noise) * rng.standard_cauchy(n_out)
 
 
-def _synthetic(cfg: dict[str, Any], rng: np.random.Generator):
-    kind, n, d = cfg["kind"], cfg["n_samples"], cfg["n_features"]
-    noise = cfg["noise"]
+def _synthetic(cfg: DataSpec, rng: np.random.Generator):
+    kind, n, d = cfg.kind, cfg.n_samples, cfg.n_features
+    noise = cfg.noise
     X = rng.standard_normal((n, d))
     if kind == "linear_regression":
         w = SEED_TRUE_W.copy() if d == SEED_TRUE_W.size else rng.normal(0.0, 2.0, d)
         y = X @ w + noise * rng.standard_normal(n)
-        _add_outliers(y, cfg["outlier_fraction"], noise, rng)
+        _add_outliers(y, cfg.outlier_fraction, noise, rng)
         return X, y, "regression", 0, w
     if kind == "nonlinear_regression":
         y = nonlinear_target(X) + noise * rng.standard_normal(n)
-        _add_outliers(y, cfg["outlier_fraction"], noise, rng)
+        _add_outliers(y, cfg.outlier_fraction, noise, rng)
         return X, y, "regression", 0, None
     if kind == "logistic":
         w = rng.normal(0.0, 2.0, d) / np.sqrt(d)
-        p_pos = cfg["positive_fraction"]
+        p_pos = cfg.positive_fraction
         # An intercept that makes roughly `positive_fraction` of the examples positive.
         b = np.log(p_pos / (1.0 - p_pos)) * np.sqrt(1.0 + np.pi * (w @ w) / 8.0)
         logits = X @ w + b
@@ -173,7 +176,7 @@ def _synthetic(cfg: dict[str, Any], rng: np.random.Generator):
         y = (rng.uniform(size=n) < 1.0 / (1.0 + np.exp(-logits))).astype(np.int64)
         return X, y, "binary", 2, np.append(w, b)
     if kind == "multiclass":
-        k = cfg["n_classes"]
+        k = cfg.n_classes
         W = rng.normal(0.0, 2.0, (d, k)) / np.sqrt(d)
         scores = X @ W + noise * rng.gumbel(size=(n, k))
         return X, scores.argmax(axis=1).astype(np.int64), "multiclass", k, W
@@ -191,7 +194,7 @@ def _shown(names: list[str], limit: int = 12) -> str:
     return "[" + ", ".join(repr(n) for n in cut) + more + "]"
 
 
-def _load_csv(cfg: dict[str, Any], base: Path):
+def _load_csv(cfg: DataSpec, base: Path):
     path = _resolve(cfg, base)
     try:
         with path.open(newline="", encoding="utf-8") as fh:
@@ -210,12 +213,12 @@ def _load_csv(cfg: dict[str, Any], base: Path):
     doubled = sorted({h for h in header if header.count(h) > 1})
     if doubled:
         raise DataError(f"`data.path` {path.name}: the header names {_shown(doubled)} twice")
-    target = cfg.get("target")
+    target = cfg.target
     if target not in header:
         raise DataError(
             f"`data.target` must name a column of {path.name}: {_shown(header)}; got {target!r}"
         )
-    features = cfg.get("features") or [h for h in header if h != target]
+    features = list(cfg.features) or [h for h in header if h != target]
     unknown = [f for f in features if f not in header]
     if unknown:
         raise DataError(
@@ -263,17 +266,18 @@ def _numeric(file: str, key: str, array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _load_npz(cfg: dict[str, Any], base: Path):
+def _load_npz(cfg: DataSpec, base: Path):
     path = _resolve(cfg, base)
     try:
         with np.load(path, allow_pickle=False) as z:
             for key in ("x_key", "y_key"):
-                if cfg[key] not in z:
+                name = getattr(cfg, key)
+                if name not in z:
                     raise DataError(
-                        f"`data.{key}` = {cfg[key]!r} is not in {path.name}: {_shown(list(z))}"
+                        f"`data.{key}` = {name!r} is not in {path.name}: {_shown(list(z))}"
                     )
-            X = _numeric(path.name, "x_key", z[cfg["x_key"]])
-            y = _numeric(path.name, "y_key", z[cfg["y_key"]])
+            X = _numeric(path.name, "x_key", z[cfg.x_key])
+            y = _numeric(path.name, "y_key", z[cfg.y_key])
     except DataError:
         raise
     except Exception as err:  # np.load: BadZipFile, EOFError, ValueError (pickled objects), ...
@@ -287,15 +291,15 @@ def _load_npz(cfg: dict[str, Any], base: Path):
             f"{X.shape} and {y.shape}"
         )
     X = X.astype(np.float64)
-    _check_finite(path.name, X, lambda r, c: f"{cfg['x_key']}[{r}, {c}]")
-    _check_finite(path.name, y.astype(np.float64), lambda r: f"{cfg['y_key']}[{r}]")
+    _check_finite(path.name, X, lambda r, c: f"{cfg.x_key}[{r}, {c}]")
+    _check_finite(path.name, y.astype(np.float64), lambda r: f"{cfg.y_key}[{r}]")
     return X, y
 
 
-def _resolve(cfg: dict[str, Any], base: Path) -> Path:
-    if not cfg.get("path"):
-        raise DataError(f"`data.path` is required for data.kind = {cfg['kind']!r}")
-    path = Path(cfg["path"])
+def _resolve(cfg: DataSpec, base: Path) -> Path:
+    if not cfg.path:
+        raise DataError(f"`data.path` is required for data.kind = {cfg.kind!r}")
+    path = Path(cfg.path)
     path = path if path.is_absolute() else base / path
     if not path.is_file():
         raise DataError(f"`data.path`: no such file {str(path)!r}")
@@ -357,21 +361,20 @@ def load_dataset(cfg: Any, seed: int, base: Path | None = None) -> Dataset:
             cfg = convert_table(dict(cfg), DataSpec, "data")
         except SchemaError as err:
             raise DataError(str(err)) from None
-    cfg = cfg.to_dict()
     base = base or Path.cwd()
     rng = np.random.default_rng(seed)
-    kind = cfg["kind"]
+    kind = cfg.kind
     true_params = None
     if kind in SYNTHETIC:
         X, y, task, k, true_params = _synthetic(cfg, rng)
-        standardize = bool(cfg.get("standardize") or False)
+        standardize = bool(cfg.standardize or False)
     else:
         if kind == "csv":
             X, y = _load_csv(cfg, base)
-            task = cfg.get("task") or "regression"
+            task = cfg.task or "regression"
         elif kind == "npz":
             X, y = _load_npz(cfg, base)
-            task = cfg.get("task") or "regression"
+            task = cfg.task or "regression"
         elif kind in SKLEARN:
             X, y, task = _load_sklearn(kind)
         else:
@@ -379,12 +382,12 @@ def load_dataset(cfg: Any, seed: int, base: Path | None = None) -> Dataset:
         if task not in TASKS:
             raise DataError(f"`data.task` must be one of {list(TASKS)}; got {task!r}")
         y, k = _as_task(y, task)
-        if 0 < cfg.get("max_samples", 0) < X.shape[0]:
-            keep = np.sort(rng.choice(X.shape[0], cfg["max_samples"], replace=False))
+        if 0 < cfg.max_samples < X.shape[0]:
+            keep = np.sort(rng.choice(X.shape[0], cfg.max_samples, replace=False))
             X, y = X[keep], y[keep]
-        standardize = cfg.get("standardize")
+        standardize = cfg.standardize
         standardize = True if standardize is None else bool(standardize)
-    X_train, y_train, X_val, y_val = _split(X, y, cfg["validation_fraction"], rng)
+    X_train, y_train, X_val, y_val = _split(X, y, cfg.validation_fraction, rng)
     if standardize:
         X_train, X_val = _standardize(X_train, X_val)
     return Dataset(
