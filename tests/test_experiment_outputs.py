@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -380,6 +381,18 @@ def test_problem_data_in_a_config_and_the_plan_it_gives():
     assert dump_toml(resolve_config(tomllib.loads(dump_toml(spec)))) == dump_toml(spec)
 
 
+def test_problems_table_errors_name_the_problem():
+    from lossopt.experiment import ConfigError, resolve_config
+
+    solvers = [{"name": "lbfgs"}]
+    for problems, message in (({"rosenbrock": {"n": "2"}}, "`problems.rosenbrock.n` must be an "
+                               "integer; got '2'"),
+                              ({"rosenbrock": 3}, "`problems.rosenbrock` must be a table"),
+                              ({"nope": {}}, "`data.kind`: unknown problem 'nope'")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            resolve_config({"problems": problems, "solvers": solvers})
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -405,7 +418,6 @@ def test_problem_data_in_a_config_and_the_plan_it_gives():
     ],
 )
 def test_schema_errors_name_the_key_path_expected_and_received(change, message):
-    import re
     import tomllib
 
     from lossopt.experiment import ConfigError, resolve_config

@@ -182,6 +182,15 @@ def _problem_tables(raw: dict[str, Any]) -> list[dict[str, Any]]:
             f"`problems` must be a table of problem names, e.g. rosenbrock = {{}}; got "
             f"{problems!r}"
         )
+    for name, kwargs in problems.items():
+        if not isinstance(kwargs, dict):
+            raise ConfigError(
+                f"`problems.{name}` must be a table of the problem's arguments (e.g. {{ n = 4 }}, "
+                f"or {{}}); got {kwargs!r}"
+            )
+        for key, value in kwargs.items():
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"`problems.{name}.{key}` must be an integer; got {value!r}")
     return [{"kind": f"{PROBLEM_PREFIX}{name}", "name": name,
              "kwargs": kwargs} for name, kwargs in problems.items()]
 

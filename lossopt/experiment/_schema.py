@@ -197,7 +197,7 @@ class _Document(_Spec, kw_only=True):
     solvers: tuple[dict[str, Any], ...]
     run: RunSpec = RunSpec()
     output: OutputSpec = OutputSpec()
-    problems: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    problems: dict[str, Any] = msgspec.field(default_factory=dict)  # checked in _config
 
 
 class SchemaError(ValueError):
