@@ -149,9 +149,10 @@ def _variance_like(var: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     if var.ndim == len(shape) and len(mismatched) == 1 and mismatched[0][1] == 1:
         return jnp.broadcast_to(var, shape)
     raise ValueError(
-        f"`variance` must be a scalar, of `mean`'s shape {shape}, of its shape without the last "
-        f"axis {shape[:-1]}, or of its shape with exactly one axis of size 1 (e.g. "
-        f"{(*shape[:-1], 1) if shape else ()}); got variance.shape={vs}"
+        f"`mean` has shape {shape}: `variance` must be a scalar, of shape {shape}, of shape "
+        f"{shape[:-1]} (one variance per row), or of shape {shape} with exactly one axis of "
+        f"size 1 (e.g. {(*shape[:-1], 1) if shape else ()}), as PyTorch's GaussianNLLLoss; got "
+        f"variance.shape={vs}"
     )
 
 
