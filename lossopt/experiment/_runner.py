@@ -136,7 +136,8 @@ class Group:
             values = sorted({lane.traced[k] for lane in self.lanes})
             shown = ", ".join(f"{v:g}" for v in values)
             parts.append(f" {k}={shown}" if len(values) == 1 else f" {k}={{{shown}}}")
-        return (f"{self.data_name} | {self.loss_label} | {self.solver_name}{''.join(parts)} "
+        loss = "" if self.loss_entry is None else f"{self.loss_label} | "  # test problems: none
+        return (f"{self.data_name} | {loss}{self.solver_name}{''.join(parts)} "
                 f"({len(self.lanes)} runs)")
 
 
