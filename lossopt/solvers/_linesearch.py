@@ -138,16 +138,19 @@ def _trial_budget(search: Armijo, params: Any, direction: Any, t0: jax.Array,
     x_norm = tree_l2_norm(params).astype(dtype)
     d_norm = tree_l2_norm(direction).astype(dtype)
     scale = jnp.where(x_norm > 0, x_norm, 1.0)
-    ratio = t0 * d_norm / (jnp.finfo(dtype).eps * scale)
-    shrinks = jnp.ceil(jnp.log(ratio) / -jnp.log(jnp.asarray(search.shrink, dtype)))
-    # Finite: t0, ||d|| and ||x|| are finite floats, so the ratio is at most max/tiny.
-    shrinks = jnp.where(jnp.isfinite(shrinks), shrinks, 0.0)
+    # log(t0 ||d|| / (eps ||x||)) in logs, so that a huge t0 ||d|| cannot overflow the ratio; a
+    # zero t0 or ||d|| gives -inf (no extra trials), a NaN none either.
+    log_ratio = (jnp.log(t0) + jnp.log(d_norm) - jnp.log(jnp.finfo(dtype).eps)
+                 - jnp.log(scale))
+    shrinks = jnp.ceil(log_ratio / -jnp.log(jnp.asarray(search.shrink, dtype)))
+    shrinks = jnp.where(jnp.isnan(shrinks), 0.0, shrinks)
     budget = jnp.clip(shrinks, 0, _MAX_SHRINKS).astype(jnp.int32) + 1
     return jnp.where(slope < 0, jnp.maximum(budget, search.max_steps), 1)
 
 
 # Upper bound of the scale budget: a float64 step cannot shrink by more than max/tiny (~2**2046)
-# before it underflows, so more halvings than this never move x.
+# before it underflows, so more halvings than this never move x (also the cap for an infinite
+# ratio).
 _MAX_SHRINKS = 2100
 
 
