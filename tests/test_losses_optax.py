@@ -126,7 +126,7 @@ def draws():
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("eps", [-1.0, 0.0, 0.5, 2.0])
+@pytest.mark.parametrize("eps", [-1.0, 0.0, 2.0])
 @pytest.mark.parametrize("kind", ["ids", "onehot", "soft"])
 def test_poly_loss_matches_optax_and_the_closed_form(draws, eps, kind):
     x, labels = draws["x"], draws[kind]
@@ -602,7 +602,8 @@ def test_where_equals_dropping_the_masked_classes_by_hand(masked, case):
 
 @functools.cache
 def _compiled(case):
-    """One program per case: values, gradient and Hessian of the sum, and the mean."""
+    """One program per case: values, gradient and Hessian of the sum, and the mean (shared by
+    the three tests below: one compile per case)."""
     fn, _, _, kw = BY_HAND_LOSSES[case]
 
     def total(z, labels, keep):
@@ -611,9 +612,7 @@ def _compiled(case):
     def run(z, labels, keep):
         values = fn(z, labels, where=keep, **kw, reduction="none")
         mean = fn(z, labels, where=keep, **kw)
-        grad_mean = jax.grad(lambda v: fn(v, labels, where=keep, **kw))(z)
-        return (values, jax.grad(total)(z, labels, keep), jax.hessian(total)(z, labels, keep),
-                mean, grad_mean)
+        return values, jax.grad(total)(z, labels, keep), jax.hessian(total)(z, labels, keep), mean
 
     return jax.jit(run)
 
@@ -626,7 +625,7 @@ def test_masked_entries_holding_inf_or_nan_are_not_read(masked, case):
     clean = np.asarray(run(jnp.asarray(first), jnp.asarray(labels), jnp.asarray(keep))[0])
     for junk in (-np.inf, np.nan):
         dirty = jnp.asarray(np.where(keep, first, junk))
-        values, g, h, _, _ = (np.asarray(a) for a in run(dirty, jnp.asarray(labels),
+        values, g, h, _ = (np.asarray(a) for a in run(dirty, jnp.asarray(labels),
                                                           jnp.asarray(keep)))
         np.testing.assert_allclose(values, clean, rtol=1e-12, atol=1e-14)
         assert np.all(np.isfinite(g)) and np.all(np.isfinite(h)), (case, junk)
@@ -640,7 +639,7 @@ def test_all_masked_rows_give_zero_and_are_left_out_of_the_mean(masked, case):
     keep = masked["keep"].copy()
     keep[2] = False
     dirty = np.where(keep, first, -np.inf)
-    none, _, _, mean, g = (np.asarray(a) for a in _compiled(case)(
+    none, g, _, mean = (np.asarray(a) for a in _compiled(case)(
         jnp.asarray(dirty), jnp.asarray(labels), jnp.asarray(keep)))
     assert none[2] == 0.0 and np.all(np.isfinite(none))
     rows = np.flatnonzero(keep.any(-1))
