@@ -225,9 +225,18 @@ def test_categorical_hinge_matches_numpy_for_general_targets():
 def test_categorical_hinge_keras_published_value():
     # tf.keras.losses.CategoricalHinge docstring: y_true = [[0, 1], [0, 0]],
     # y_pred = [[0.6, 0.4], [0.4, 0.6]] -> 1.4.
-    got = losses.categorical_hinge(jnp.array([[0.6, 0.4], [0.4, 0.6]]),
-                                   jnp.array([[0.0, 1.0], [0.0, 0.0]]))
-    assert float(got) == pytest.approx(1.4, abs=1e-12)
+    s, t = jnp.array([[0.6, 0.4], [0.4, 0.6]]), jnp.array([[0.0, 1.0], [0.0, 0.0]])
+    assert float(losses.categorical_hinge(s, t)) == pytest.approx(1.4, abs=1e-12)
+    # ... with reduction SUM -> 2.8; with sample_weight=[1, 0] -> 0.6, because Keras divides
+    # by the batch size; lossopt's weighted "mean" divides by sum(w): 1.2 (the sum is 0.6 * 2).
+    assert float(losses.categorical_hinge(s, t, reduction="sum")) == pytest.approx(2.8, abs=1e-12)
+    w = jnp.array([1.0, 0.0])
+    assert float(losses.categorical_hinge(s, t, weights=w)) == pytest.approx(1.2, abs=1e-12)
+    assert float(losses.categorical_hinge(s, t, weights=w, reduction="sum")) == pytest.approx(
+        2 * 0.6, abs=1e-12)
+    # TF 1.14's documented usage: ch([0., 1., 1.], [1., 0., 1.]) -> 1.0 (one example).
+    got = losses.categorical_hinge(jnp.array([1.0, 0.0, 1.0]), jnp.array([0.0, 1.0, 1.0]))
+    assert float(got) == pytest.approx(1.0, abs=1e-12)
 
 
 def test_categorical_hinge_differs_from_crammer_singer_as_documented():
