@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from lossopt._validation import as_float_array, check_array_values, check_same_shape, describe
 from lossopt.losses._classification import _default_eps, clamped_log, xlogx
@@ -29,8 +31,14 @@ def _check_nonnegative_entries(x, name: str) -> None:
     "optax.losses.generalized_kl_divergence",
 )
 def generalized_kl_divergence(
-    predictions, targets, *, eps=None, where=None, weights=None, reduction="mean"
-):
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    eps: float | None = None,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Generalized KL (I-) divergence ``D(t || p) = sum_c t_c log(t_c / p_c) - t_c + p_c``.
 
     For non-negative, unnormalised ``p`` and ``t`` (intensities, counts, NMF factors); the

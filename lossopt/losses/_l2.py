@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import jax
+from jax.typing import ArrayLike
+
 from lossopt._validation import as_float_array, check_same_shape
 from lossopt.losses._reduce import check_reduction, reduce_loss
 from lossopt.losses._registry import register
@@ -18,7 +21,10 @@ __all__ = ["l2_loss"]
     probabilistic=False,
     reference="optax.losses.l2_loss",
 )
-def l2_loss(predictions, targets, *, weights=None, reduction="mean"):
+def l2_loss(
+    predictions: ArrayLike, targets: ArrayLike, *, weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Half squared error: ``l = (p - t)^2 / 2``, elementwise.
 
     Exactly ``mse / 2``: the 1/2 makes the gradient the residual ``p - t`` and the Hessian the
@@ -45,6 +51,10 @@ def l2_loss(predictions, targets, *, weights=None, reduction="mean"):
         >>> p, t = jnp.array([3.0, 0.0]), jnp.array([1.0, 0.0])
         >>> float(l2_loss(p, t)), float(l2_loss(p, t, reduction="sum"))  # mse would give 2.0
         (1.0, 2.0)
+
+    References:
+        optax.losses.l2_loss (optax documentation); the 1/2 is the convention of Gauss's least
+        squares in, e.g., Nocedal & Wright (2006), Numerical Optimization, ch. 10.
     """
     check_reduction(reduction)
     p = as_float_array(predictions, "predictions")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from lossopt._validation import as_float_array, describe
 from lossopt.losses._classification import _class_ids, _class_targets, _signed_labels
@@ -26,7 +27,10 @@ _PERCEPTRON = dict(
 
 @register(**_PERCEPTRON, reference="Rosenblatt (1958), Psychological Review 65(6); "
           "optax.losses.perceptron_loss")
-def perceptron(scores, labels, *, weights=None, reduction="mean"):
+def perceptron(
+    scores: ArrayLike, labels: ArrayLike, *, weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Perceptron loss: ``l = max(0, -y s)`` with labels ``y`` in ``{-1, +1}``.
 
     The hinge without its margin: 0 for every correctly signed score, so any separating
@@ -60,7 +64,14 @@ def perceptron(scores, labels, *, weights=None, reduction="mean"):
 
 
 @register(**_PERCEPTRON, reference="Collins (2002), EMNLP; optax.losses.multiclass_perceptron_loss")
-def multiclass_perceptron(scores, labels, *, where=None, weights=None, reduction="mean"):
+def multiclass_perceptron(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Multiclass perceptron loss: ``l = max_j s_j - s_y = max(0, max_{j != y} s_j - s_y)``.
 
     Scores ``(..., K)``, ``K >= 2``, integer class ids ``y``. Convex, piecewise linear, 0 when

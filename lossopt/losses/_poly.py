@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from lossopt._validation import as_float_array, check_array_values, describe
 from lossopt.losses._classification import (
@@ -30,7 +31,15 @@ __all__ = ["poly_loss"]
     reference="Leng et al. (2022), PolyLoss: A Polynomial Expansion Perspective of "
     "Classification Loss Functions, ICLR, arXiv:2204.12511; optax.losses.poly_loss_cross_entropy",
 )
-def poly_loss(logits, labels, *, epsilon=2.0, where=None, weights=None, reduction="mean"):
+def poly_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    epsilon: ArrayLike = 2.0,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Poly-1 loss: ``l = -sum_c t_c log p_c + epsilon sum_c t_c (1 - p_c)``, ``p = softmax(x)``.
 
     For class ids (or one-hot labels) ``l = -log p_y + epsilon (1 - p_y)``: the first term of

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from lossopt._validation import as_float_array, check_array_values, check_same_shape, describe
 from lossopt.losses._masking import class_mask, reduce_masked
@@ -25,8 +26,14 @@ __all__ = ["ranking_softmax"]
     "Learning-to-Rank, SIGIR; Cao et al. (2007), ListNet, ICML; optax.losses.ranking_softmax_loss",
 )
 def ranking_softmax(
-    logits, labels, *, where=None, item_weights=None, weights=None, reduction="mean"
-):
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    item_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Listwise softmax ranking loss: ``l = -sum_i w_i y_i log_softmax(s)_i`` per list.
 
     ``logits`` ``s`` and relevance ``labels`` ``y >= 0`` have shape ``(..., n_items)``: the

@@ -204,7 +204,7 @@ def dice(
         >>> p2 = jnp.array([[[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]]])
         >>> round(float(dice(p2, t2, class_axis=-1, ignore_background=True, smooth=1e-6)), 4)
         0.6
-        >>> # w = (1/9, 1) / (10/9) = (0.1, 0.9): 1 - 2 (0.1 * 2.4 + 0.9 * 0.4) / (0.1 * 6 + 0.9 * 2)
+        >>> # w = (1/9, 1) / (10/9) = (0.1, 0.9): 1 - 2 (0.1 2.4 + 0.9 0.4) / (0.1 6 + 0.9 2)
         >>> round(float(dice(p2, t2, class_axis=-1, generalized=True, smooth=1e-6)), 4)
         0.5
 

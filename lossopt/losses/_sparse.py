@@ -25,6 +25,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from lossopt._validation import (
     as_float_array,
@@ -186,8 +187,14 @@ _FY = {"shannon": _shannon_fy, "squared": _sparsemax_fy}
     "optax.losses.make_fenchel_young_loss",
 )
 def fenchel_young(
-    logits, labels, *, regularizer="shannon", where=None, weights=None, reduction="mean"
-):
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    regularizer: str = "shannon",
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Fenchel-Young loss ``L = Omega*(x) + Omega(y) - <x, y>`` of a simplex regularizer.
 
     ``regularizer="shannon"``: ``Omega(p) = sum_c p_c log p_c``, ``Omega*(x) = logsumexp(x)``;
@@ -253,7 +260,14 @@ def fenchel_young(
     reference="Martins & Astudillo (2016), From Softmax to Sparsemax, ICML; "
     "optax.losses.multiclass_sparsemax_loss",
 )
-def multiclass_sparsemax_loss(logits, labels, *, where=None, weights=None, reduction="mean"):
+def multiclass_sparsemax_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Multiclass sparsemax loss: ``l = -x_y + sum_{j in S} (x_j^2 - tau^2) / 2 + 1 / 2``.
 
     ``sparsemax(x) = max(x - tau, 0)`` is the Euclidean projection of the logits onto the
@@ -301,7 +315,10 @@ def multiclass_sparsemax_loss(logits, labels, *, where=None, weights=None, reduc
     reference="Martins & Astudillo (2016), From Softmax to Sparsemax, ICML; "
     "optax.losses.sparsemax_loss",
 )
-def sparsemax_loss(logits, labels, *, weights=None, reduction="mean"):
+def sparsemax_loss(
+    logits: ArrayLike, labels: ArrayLike, *, weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Binary sparsemax loss: ``l = sparse_plus(-x)`` for ``y = 1``, ``sparse_plus(x)`` for 0.
 
     ``sparse_plus(z) = 0`` for ``z <= -1``, ``(z + 1)^2 / 4`` for ``|z| < 1``, ``z`` for
