@@ -309,6 +309,39 @@ def test_fenchel_young_squared_is_the_sparsemax_loss(draws, kind):
     np.testing.assert_allclose(fy, ref + 0.5 * np.sum(q * q, -1), rtol=1e-12, atol=1e-14)
 
 
+def _np_entmax15(z):
+    """1.5-entmax by bisection on tau: sum max(z/2 - tau, 0)^2 = 1 (Peters et al. 2019, eq. 9;
+    tau lies in [max(z)/2 - 1, max(z)/2]; 200 halvings reach float64 resolution)."""
+    out = []
+    for row in np.atleast_2d(z):
+        u = row / 2
+        lo, hi = u.max() - 1, u.max()
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if np.sum(np.maximum(u - mid, 0) ** 2) > 1 else (lo, mid)
+        out.append(np.maximum(u - hi, 0) ** 2)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("kind", ["ids", "soft"])
+def test_fenchel_young_tsallis15_is_the_entmax_loss(draws, kind):
+    x = draws["x"]
+    q = draws["soft"] if kind == "soft" else draws["onehot"]
+    fy, g = vg(losses.fenchel_young, x, draws[kind], static=(("regularizer", "tsallis15"),))
+    p = _np_entmax15(x)
+
+    def omega(v):  # Tsallis alpha = 1.5 negentropy (Blondel et al. 2020, eq. 9)
+        return (np.sum(v**1.5, -1) - 1) / 0.75
+
+    ref = np.sum(x * p, -1) - omega(p) + omega(q) - np.sum(x * q, -1)  # Omega* + Omega - <x,q>
+    np.testing.assert_allclose(fy, ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g, p - q, atol=1e-12)
+    h = np.asarray(jax.jit(jax.hessian(lambda z: losses.fenchel_young(
+        z, jnp.asarray(draws[kind]), regularizer="tsallis15", reduction="sum")))(jnp.asarray(x)))
+    s = np.sqrt(p[0])
+    np.testing.assert_allclose(h[0, :, 0, :], np.diag(s) - np.outer(s, s) / s.sum(), atol=1e-12)
+
+
 def test_fenchel_young_is_zero_exactly_at_its_prediction():
     # sparsemax((1, 0.5, -1)) = (0.75, 0.25, 0): the squared FY loss of that target is 0;
     # softmax's prediction is the Shannon one's zero.
@@ -411,6 +444,7 @@ EDGE_CASES = {
     "multiclass_sparsemax_loss": (BIG, BIG_IDS, {}),
     "fenchel_young": (BIG, BIG_IDS, {"regularizer": "shannon"}),
     "fenchel_young-squared": (BIG, BIG_IDS, {"regularizer": "squared"}),
+    "fenchel_young-tsallis15": (BIG, BIG_IDS, {"regularizer": "tsallis15"}),
     "multiclass_perceptron": (BIG, BIG_IDS, {}),
     "ranking_softmax": (BIG, np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0], [1.0, 1.0, 1.0]]), {}),
     "sparsemax_loss": (np.array([1e4, -1e4, 1.0, -1.0]), np.array([0.0, 1.0, 1.0, 0.0]), {}),
@@ -571,6 +605,7 @@ BY_HAND_LOSSES = {
     "multiclass_sparsemax_loss": (losses.multiclass_sparsemax_loss, "x", "ids", {}),
     "multiclass_sparsemax_loss-soft": (losses.multiclass_sparsemax_loss, "x", "soft", {}),
     "fenchel_young-squared": (losses.fenchel_young, "x", "soft", {"regularizer": "squared"}),
+    "fenchel_young-tsallis15": (losses.fenchel_young, "x", "ids", {"regularizer": "tsallis15"}),
     "ranking_softmax": (losses.ranking_softmax, "x", "relevance", {}),
     "generalized_kl_divergence": (losses.generalized_kl_divergence, "exp_x", "soft", {}),
 }

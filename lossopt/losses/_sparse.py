@@ -1,5 +1,5 @@
 """Sparsemax and Fenchel-Young losses: ``sparsemax_loss``, ``multiclass_sparsemax_loss``,
-``fenchel_young``.
+``fenchel_young`` (Shannon, squared and Tsallis-1.5 regularizers).
 
 A Fenchel-Young loss (Blondel, Martins & Niculae 2020) is built from a regularizer ``Omega``
 on the probability simplex:
@@ -43,7 +43,7 @@ from lossopt.losses._registry import register
 
 __all__ = ["fenchel_young", "multiclass_sparsemax_loss", "sparsemax_loss"]
 
-REGULARIZERS = ("shannon", "squared")
+REGULARIZERS = ("shannon", "squared", "tsallis15")
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,6 +109,72 @@ def _sparsemax_conjugate_jvp(primals, tangents):
 
 
 # --------------------------------------------------------------------------------------------
+# 1.5-entmax: the Tsallis alpha = 1.5 prediction, and its conjugate
+# --------------------------------------------------------------------------------------------
+
+
+def _entmax15_threshold(z: jax.Array) -> jax.Array:
+    """``tau`` (``(..., 1)``) with ``sum_j max(z_j / 2 - tau, 0)^2 = 1`` (exact, sort-based).
+
+    Peters, Niculae & Martins (2019), Algorithm 2: with ``u = z / 2`` sorted decreasingly,
+    ``tau_k = mean_k - sqrt(max(0, (1 - k (meansq_k - mean_k^2)) / k))`` over the top ``k``
+    entries, and the support size is the largest ``k`` with ``tau_k <= u_(k)``. ``-inf``
+    entries (masked classes) are never in the support.
+    """
+    k = z.shape[-1]
+    u = -jnp.sort(-z, axis=-1) / 2
+    rank = jnp.arange(1, k + 1, dtype=z.dtype).reshape((1,) * (z.ndim - 1) + (k,))
+    finite = jnp.isfinite(u)
+    us = jnp.where(finite, u, 0.0)
+    mean = jnp.cumsum(us, axis=-1) / rank
+    meansq = jnp.cumsum(us * us, axis=-1) / rank
+    tau = mean - jnp.sqrt(jnp.maximum((1 - rank * (meansq - mean * mean)) / rank, 0.0))
+    size = jnp.sum(finite & (tau <= u), axis=-1, keepdims=True)
+    size = jnp.maximum(size, 1)  # NaN rows compare False everywhere; their NaN shows later
+    return jnp.take_along_axis(tau, size - 1, axis=-1)
+
+
+@jax.custom_jvp
+def _entmax15(z: jax.Array) -> jax.Array:
+    """1.5-entmax ``max(z / 2 - tau, 0)^2`` over the last axis (exact zeros off the support).
+
+    Jacobian ``diag(s) - s s^T / sum(s)`` with ``s = sqrt(p)``.
+    """
+    r = jnp.maximum(z / 2 - _entmax15_threshold(z), 0)
+    return r * r
+
+
+@_entmax15.defjvp
+def _entmax15_jvp(primals, tangents):
+    (z,), (dz,) = primals, tangents
+    p = _entmax15(z)
+    s = jnp.sqrt(p)
+    sdz = jnp.where(p > 0, s * dz, 0)  # a select: tangents of masked entries never mix in
+    return p, sdz - s * jnp.sum(sdz, axis=-1, keepdims=True) / jnp.sum(s, axis=-1, keepdims=True)
+
+
+def _tsallis15(p: jax.Array) -> jax.Array:
+    """Tsallis alpha = 1.5 negentropy ``(sum_j p_j^1.5 - 1) / 0.75`` (0 at a vertex)."""
+    positive = p > 0
+    ps = jnp.where(positive, p, 1.0)
+    return (jnp.sum(jnp.where(positive, ps * jnp.sqrt(ps), 0.0), axis=-1) - 1) / 0.75
+
+
+@jax.custom_jvp
+def _entmax15_conjugate(z: jax.Array) -> jax.Array:
+    """``Omega*(z) = <z, p> - Omega(p)`` at ``p = entmax15(z)``; gradient ``p`` (Danskin)."""
+    p = _entmax15(z)
+    return jnp.sum(jnp.where(p > 0, z * p, 0), axis=-1) - _tsallis15(p)
+
+
+@_entmax15_conjugate.defjvp
+def _entmax15_conjugate_jvp(primals, tangents):
+    (z,), (dz,) = primals, tangents
+    p = _entmax15(z)
+    return _entmax15_conjugate(z), jnp.sum(jnp.where(p > 0, p * dz, 0), axis=-1)
+
+
+# --------------------------------------------------------------------------------------------
 # Inputs
 # --------------------------------------------------------------------------------------------
 
@@ -168,7 +234,13 @@ def _shannon_fy(z: jax.Array, y: jax.Array) -> jax.Array:
     return neg_entropy - jnp.sum(mul_log(y, jax.nn.log_softmax(z, axis=-1)), axis=-1)
 
 
-_FY = {"shannon": _shannon_fy, "squared": _sparsemax_fy}
+def _tsallis15_fy(z: jax.Array, y: jax.Array) -> jax.Array:
+    """``Omega*(z) - <z, y> + Omega(y)`` for the Tsallis alpha = 1.5 negentropy, shifted."""
+    zc = z - jax.lax.stop_gradient(jnp.max(z, axis=-1, keepdims=True))
+    return _entmax15_conjugate(zc) - jnp.sum(mul_log(y, zc), axis=-1) + _tsallis15(y)
+
+
+_FY = {"shannon": _shannon_fy, "squared": _sparsemax_fy, "tsallis15": _tsallis15_fy}
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,17 +279,25 @@ def fenchel_young(
     constant Hessian (the sparsemax Jacobian ``diag(s) - s s^T / |S|``, taken from the support
     side where an entry enters or leaves it).
 
-    Both: convex, ``L >= 0`` with equality iff the prediction (softmax / sparsemax of ``x``)
-    equals ``y``, gradient ``prediction - y`` (bounded). The ``Omega(y)`` term makes the minimum
-    0; ``optax.losses.make_fenchel_young_loss(max_fun)`` leaves it out (its value is
-    ``L - Omega(y)``). Evaluated at ``x - max(x)`` (the loss is shift-invariant), so values,
-    gradients and Hessians stay finite and accurate at +-1e4 logits in float32.
+    ``regularizer="tsallis15"``: the Tsallis negentropy with ``alpha = 1.5``,
+    ``Omega(p) = (sum_c p_c^1.5 - 1) / 0.75``, whose prediction is 1.5-entmax
+    ``p = max(x / 2 - tau, 0)^2`` (``tau`` normalises it; computed exactly by sorting, Peters
+    et al. 2019): sparse like sparsemax, closer to softmax in between. Hessian the entmax
+    Jacobian ``diag(s) - s s^T / sum(s)``, ``s = sqrt(p)``: C1 (it is continuous, but its
+    derivative jumps where an entry leaves the support).
+
+    All three: convex, ``L >= 0`` with equality iff the prediction (softmax / sparsemax /
+    entmax of ``x``) equals ``y``, gradient ``prediction - y`` (bounded). The ``Omega(y)``
+    term makes the minimum 0; ``optax.losses.make_fenchel_young_loss(max_fun)`` leaves it out
+    (its value is ``L - Omega(y)``). Evaluated at ``x - max(x)`` (the loss is
+    shift-invariant), so values, gradients and Hessians stay finite and accurate at +-1e4
+    logits in float32.
 
     Args:
         logits: ``(..., K)`` scores, ``K >= 2``.
         labels: class ids of shape ``logits.shape[:-1]``, or float labels of the logits' shape
             on the simplex.
-        regularizer: "shannon" or "squared" (sparsemax).
+        regularizer: "shannon" (softmax), "squared" (sparsemax) or "tsallis15" (1.5-entmax).
         where: optional boolean mask (the logits' shape, or one flag per example): masked
             classes take no part, as if dropped by hand; all-masked examples give 0 and are
             left out of ``"mean"``.
@@ -243,7 +323,8 @@ def fenchel_young(
 
     References:
         Blondel, M., Martins, A. F. T. & Niculae, V. (2020). Learning with Fenchel-Young
-        losses. JMLR 21(35), 1-69.
+        losses. JMLR 21(35), 1-69. Peters, B., Niculae, V. & Martins, A. F. T. (2019).
+        Sparse sequence-to-sequence models. ACL, 1504-1519.
     """
     check_choice(regularizer, "regularizer", REGULARIZERS)
     z, y, invalid, mask = _simplex_inputs(logits, labels, where, reduction)
