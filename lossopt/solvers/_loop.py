@@ -319,7 +319,7 @@ class Loop:
         value = jnp.where(ok, final.value, final.prev_value)
         iterations = jnp.where(ok, final.k, final.k - 1)
         count = iterations // self.record_every + 1
-        valid = jnp.arange(self.n_records) < count
+        valid = jnp.arange(self.n_records, dtype=count.dtype) < count
         status = final.status
         if interrupted:  # a run that had already stopped keeps its own status
             status = jnp.where(final.done, status, status_array(Status.INTERRUPTED))

@@ -74,11 +74,15 @@ class Optax:
 
     def step(self, objective: Objective, params, value, grad, state) -> StepResult:
         opt = optax.with_extra_args_support(self.optimizer)
-        updates, new_state = opt.update(
-            grad, state, params, value=value, grad=grad, value_fn=objective.value
-        )
-        new_state = optax.tree.cast_like(new_state, state)
-        new_params = optax.apply_updates(params, updates)
+        # optax's own code mixes int32 step counts with Python floats, which JAX's "strict"
+        # dtype promotion refuses: run it under standard promotion (a trace-time, scoped
+        # setting), so a user who works in strict mode can still use any optax optimizer.
+        with jax.numpy_dtype_promotion("standard"):
+            updates, new_state = opt.update(
+                grad, state, params, value=value, grad=grad, value_fn=objective.value
+            )
+            new_state = optax.tree.cast_like(new_state, state)
+            new_params = optax.apply_updates(params, updates)
 
         stored_value = _find(new_state, "value")
         stored_grad = _find(new_state, "grad")
