@@ -46,13 +46,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lossopt._pytree import pytree_dataclass, static_field
 from lossopt._validation import (
     check_in_interval,
     check_nonnegative,
     concrete_value,
     describe,
 )
-from lossopt.solvers._protocol import pytree_dataclass, static_field
 
 __all__ = [
     "L1",
