@@ -281,7 +281,8 @@ class Result:
         lines = [
             f"{status.name} after {int(np.asarray(self.iterations))} iterations: "
             f"{status.message}",
-            f"value {value:.10g}, gradient max-abs norm {float(np.asarray(self.grad_norm)):.3g}",
+            f"value {value:.10g}, grad_norm {float(np.asarray(self.grad_norm)):.3g} (max-abs "
+            "gradient; a proximal solver's gradient mapping)",
             "evaluations: " + ", ".join(counts),
         ]
         if not (best == value or (np.isnan(best) and np.isnan(value))):
