@@ -14,73 +14,131 @@ hyperparameters bound.
 """
 
 from lossopt.losses import robust
-from lossopt.losses._classification import *  # noqa: F403
-from lossopt.losses._classification import __all__ as _classification_all
-from lossopt.losses._counts import *  # noqa: F403
-from lossopt.losses._counts import __all__ as _counts_all
-from lossopt.losses._divergence import *  # noqa: F403
-from lossopt.losses._divergence import __all__ as _divergence_all
-from lossopt.losses._embedding import *  # noqa: F403
-from lossopt.losses._embedding import __all__ as _embedding_all
-from lossopt.losses._focal import *  # noqa: F403
-from lossopt.losses._focal import __all__ as _focal_all
-from lossopt.losses._l2 import *  # noqa: F403
-from lossopt.losses._l2 import __all__ as _l2_all
-from lossopt.losses._label_noise import *  # noqa: F403
-from lossopt.losses._label_noise import __all__ as _label_noise_all
-from lossopt.losses._margin import *  # noqa: F403
-from lossopt.losses._margin import __all__ as _margin_all
-from lossopt.losses._multitask import *  # noqa: F403
-from lossopt.losses._multitask import __all__ as _multitask_all
-from lossopt.losses._perceptron import *  # noqa: F403
-from lossopt.losses._perceptron import __all__ as _perceptron_all
-from lossopt.losses._poly import *  # noqa: F403
-from lossopt.losses._poly import __all__ as _poly_all
-from lossopt.losses._probabilistic import *  # noqa: F403
-from lossopt.losses._probabilistic import __all__ as _probabilistic_all
-from lossopt.losses._ranking import *  # noqa: F403
-from lossopt.losses._ranking import __all__ as _ranking_all
+from lossopt.losses._classification import (
+    binary_cross_entropy,
+    categorical_cross_entropy,
+    hinge,
+    kl_divergence,
+    kl_divergence_with_logits,
+    multiclass_hinge,
+    sigmoid_binary_cross_entropy,
+    sigmoid_focal,
+    softmax_cross_entropy,
+    softmax_focal,
+    squared_hinge,
+)
+from lossopt.losses._counts import poisson
+from lossopt.losses._divergence import generalized_kl_divergence
+from lossopt.losses._embedding import (
+    contrastive,
+    cosine_embedding,
+    info_nce,
+    margin_ranking,
+    triplet,
+)
+from lossopt.losses._focal import binary_focal, categorical_focal
+from lossopt.losses._l2 import l2_loss
+from lossopt.losses._label_noise import generalized_cross_entropy
+from lossopt.losses._margin import (
+    categorical_hinge,
+    hinge_embedding,
+    multi_margin,
+    multilabel_margin,
+    multilabel_soft_margin,
+    soft_margin,
+)
+from lossopt.losses._multitask import combine, uncertainty_weighted
+from lossopt.losses._perceptron import multiclass_perceptron, perceptron
+from lossopt.losses._poly import poly_loss
+from lossopt.losses._probabilistic import gaussian_nll, nll, poisson_nll
+from lossopt.losses._ranking import ranking_softmax
 from lossopt.losses._reduce import REDUCTIONS, reduce_loss
 from lossopt.losses._registry import LossInfo, catalog, get, info, names
-from lossopt.losses._regression import *  # noqa: F403
-from lossopt.losses._regression import __all__ as _regression_all
-from lossopt.losses._robust import *  # noqa: F403
-from lossopt.losses._robust import __all__ as _robust_all
-from lossopt.losses._segmentation import *  # noqa: F403
-from lossopt.losses._segmentation import __all__ as _segmentation_all
-from lossopt.losses._sequence import *  # noqa: F403
-from lossopt.losses._sequence import __all__ as _sequence_all
-from lossopt.losses._similarity import *  # noqa: F403
-from lossopt.losses._similarity import __all__ as _similarity_all
-from lossopt.losses._sparse import *  # noqa: F403
-from lossopt.losses._sparse import __all__ as _sparse_all
+from lossopt.losses._regression import (
+    epsilon_insensitive,
+    huber,
+    log_cosh,
+    mae,
+    mape,
+    mse,
+    msle,
+    quantile,
+    smooth_l1,
+)
+from lossopt.losses._robust import barron, barron_nll, cauchy, geman_mcclure, tukey, welsch
+from lossopt.losses._segmentation import dice, focal_tversky, tversky
+from lossopt.losses._sequence import ctc
+from lossopt.losses._similarity import circle, cosine_similarity
+from lossopt.losses._sparse import fenchel_young, multiclass_sparsemax_loss, sparsemax_loss
 
 __all__ = [
     "REDUCTIONS",
     "LossInfo",
+    "barron",
+    "barron_nll",
+    "binary_cross_entropy",
+    "binary_focal",
     "catalog",
+    "categorical_cross_entropy",
+    "categorical_focal",
+    "categorical_hinge",
+    "cauchy",
+    "circle",
+    "combine",
+    "contrastive",
+    "cosine_embedding",
+    "cosine_similarity",
+    "ctc",
+    "dice",
+    "epsilon_insensitive",
+    "fenchel_young",
+    "focal_tversky",
+    "gaussian_nll",
+    "geman_mcclure",
+    "generalized_cross_entropy",
+    "generalized_kl_divergence",
     "get",
+    "hinge",
+    "hinge_embedding",
+    "huber",
     "info",
+    "info_nce",
+    "kl_divergence",
+    "kl_divergence_with_logits",
+    "l2_loss",
+    "log_cosh",
+    "mae",
+    "mape",
+    "margin_ranking",
+    "mse",
+    "msle",
+    "multi_margin",
+    "multiclass_hinge",
+    "multiclass_perceptron",
+    "multiclass_sparsemax_loss",
+    "multilabel_margin",
+    "multilabel_soft_margin",
     "names",
+    "nll",
+    "perceptron",
+    "poisson",
+    "poisson_nll",
+    "poly_loss",
+    "quantile",
+    "ranking_softmax",
     "reduce_loss",
     "robust",
-    *_regression_all,
-    *_classification_all,
-    *_probabilistic_all,
-    *_robust_all,
-    *_embedding_all,
-    *_segmentation_all,
-    *_sequence_all,
-    *_multitask_all,
-    *_margin_all,
-    *_focal_all,
-    *_label_noise_all,
-    *_counts_all,
-    *_similarity_all,
-    *_poly_all,
-    *_sparse_all,
-    *_perceptron_all,
-    *_divergence_all,
-    *_ranking_all,
-    *_l2_all,
+    "sigmoid_binary_cross_entropy",
+    "sigmoid_focal",
+    "smooth_l1",
+    "soft_margin",
+    "softmax_cross_entropy",
+    "softmax_focal",
+    "sparsemax_loss",
+    "squared_hinge",
+    "triplet",
+    "tukey",
+    "tversky",
+    "uncertainty_weighted",
+    "welsch",
 ]
