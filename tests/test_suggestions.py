@@ -40,3 +40,28 @@ def test_no_suggestion_for_a_far_or_non_string_value():
     assert did_you_mean(3, ["mse"]) == ""
     # A best-first order: the closest name comes first.
     assert did_you_mean("hubr", ["hinge", "huber"]).startswith(" (did you mean 'huber'")
+
+
+def _config(data=None, loss=None, solver=None):
+    return {"data": {"kind": "linear_regression", **(data or {})},
+            "losses": [{"name": "huber", **(loss or {})}],
+            "solvers": [{"name": "newton", **(solver or {})}]}
+
+
+@pytest.mark.parametrize(
+    ("raw", "suggestion"),
+    [
+        (_config(loss={"name": "hubber"}), "unknown loss 'hubber' (did you mean 'huber'?)"),
+        (_config(loss={"delt": 1.0}), "`losses[0].delt` for loss 'huber' (did you mean 'delta'?)"),
+        (_config(solver={"name": "newtn"}), "unknown solver 'newtn' (did you mean 'newton'?)"),
+        (_config(data={"kind": "linear_regresion"}), "(did you mean 'linear_regression'"),
+        (_config(data={"n_sampels": 3}), "`data.n_sampels` in `data` (did you mean 'n_samples'"),
+        (_config(data={"kind": "problem:rosenbrok"}), "(did you mean 'rosenbrock'"),
+    ],
+)
+def test_config_errors_suggest_the_nearest_name(raw, suggestion):
+    from lossopt.experiment import ConfigError, resolve_config
+
+    with pytest.raises(ConfigError) as info:
+        resolve_config(raw)
+    assert suggestion in str(info.value)

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from lossopt._validation import did_you_mean
 from lossopt.experiment._data import FILES as FILE_KINDS
 from lossopt.experiment._data import KINDS as DATA_KINDS
 from lossopt.experiment._data import SYNTHETIC as SYNTHETIC_KINDS
@@ -124,8 +125,8 @@ def _check_entry(key: str, what: str, entry: dict[str, Any], accepted) -> Entry:
         full = f"{key}.{hyper}"
         if hyper not in accepted:
             raise ConfigError(
-                f"unknown key `{full}` for {what} {name!r}; accepted: "
-                f"{', '.join(accepted) or 'none'}"
+                f"unknown key `{full}` for {what} {name!r}{did_you_mean(hyper, accepted)}; "
+                f"accepted: {', '.join(accepted) or 'none'}"
             )
         values = value if isinstance(value, list) else [value]
         if not values:
@@ -156,7 +157,8 @@ def _check_loss(i: int, entry: Any) -> Entry:
     name = _check_named(key, entry)
     if name not in losses.names():
         raise ConfigError(
-            f"`{key}.name`: unknown loss {name!r}; known losses: {', '.join(losses.names())}"
+            f"`{key}.name`: unknown loss {name!r}{did_you_mean(name, losses.names())}; known "
+            f"losses: {', '.join(losses.names())}"
         )
     return _check_entry(key, "loss", entry, losses.info(name).hyperparameters)
 
@@ -168,7 +170,8 @@ def _check_solver(i: int, entry: Any) -> Entry:
         accepted = solver_parameters(name)
     except KeyError:
         raise ConfigError(
-            f"`{key}.name`: unknown solver {name!r}; known: {', '.join(SOLVER_NAMES)} "
+            f"`{key}.name`: unknown solver {name!r}{did_you_mean(name, SOLVER_NAMES)}; known: "
+            f"{', '.join(SOLVER_NAMES)} "
             "(<name> any optax optimizer, e.g. optax:adam, optax:lbfgs)"
         ) from None
     return _check_entry(key, "solver", entry, accepted)
@@ -259,7 +262,8 @@ def resolve_config(raw: dict[str, Any]) -> ExperimentSpec:
 
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigError(f"`{key}` must be one of {', '.join(choices)}; got {value!r}")
+        raise ConfigError(f"`{key}` must be one of {', '.join(choices)}; got {value!r}"
+                          f"{did_you_mean(value, choices)}")
 
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -288,14 +292,16 @@ def _check_problem(key: str, data: DataSpec) -> None:
     name = data.problem
     if name not in problems.names():
         raise ConfigError(
-            f"`{key}.kind`: unknown problem {name!r}; known problems: "
+            f"`{key}.kind`: unknown problem {name!r}{did_you_mean(name, problems.names())}; "
+            "known problems: "
             f"{', '.join(problems.names())}"
         )
     accepted = {i.name: i for i in problems.catalog()}[name].parameters
     unknown = sorted(set(data.kwargs) - set(accepted))
     if unknown:
         raise ConfigError(
-            f"unknown key `{key}.kwargs.{unknown[0]}` for problem {name!r}; accepted: "
+            f"unknown key `{key}.kwargs.{unknown[0]}` for problem {name!r}"
+            f"{did_you_mean(unknown[0], accepted)}; accepted: "
             f"{', '.join(accepted) or 'none'}"
         )
     try:

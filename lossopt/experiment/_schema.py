@@ -29,6 +29,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from lossopt._validation import did_you_mean
+
 __all__ = [
     "DataSpec",
     "Entry",
@@ -298,7 +300,8 @@ def _message(err: msgspec.ValidationError, raw: dict[str, Any], single_data: boo
         known = ", ".join(sorted(fields(cls))) if cls is not None else ""
         full = f"{key}.{m[1]}" if key else m[1]
         place = f"`{key}`" if key else "the top level"
-        return f"unknown key `{full}` in {place}; known keys: {known}"
+        hint = did_you_mean(m[1], fields(cls)) if cls is not None else ""
+        return f"unknown key `{full}` in {place}{hint}; known keys: {known}"
     if m := re.fullmatch(r"Object missing required field `(.+)`", message):
         return f"`{key}.{m[1]}` is required" if key else f"`{m[1]}` is required"
     if m := re.fullmatch(r"Expected `(.+)`, got `(.+)`", message):
@@ -312,7 +315,8 @@ def _message(err: msgspec.ValidationError, raw: dict[str, Any], single_data: boo
         return f"`{key}` must be a non-empty list; got {got!r}"
     if message.startswith("Invalid enum value"):
         choices = _literal_choices(_table_class(parts[:-1]), str(parts[-1]))
-        return f"`{key}` must be one of {', '.join(choices)}; got {got!r}"
+        hint = did_you_mean(got, choices)
+        return f"`{key}` must be one of {', '.join(choices)}; got {got!r}{hint}"
     return f"`{key or 'config'}`: {message}; got {got!r}"
 
 
