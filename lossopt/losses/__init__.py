@@ -18,17 +18,17 @@ from lossopt.losses._classification import (
     binary_cross_entropy,
     categorical_cross_entropy,
     hinge,
-    kl_divergence,
-    kl_divergence_with_logits,
     multiclass_hinge,
     sigmoid_binary_cross_entropy,
-    sigmoid_focal,
     softmax_cross_entropy,
-    softmax_focal,
     squared_hinge,
 )
 from lossopt.losses._counts import poisson
-from lossopt.losses._divergence import generalized_kl_divergence
+from lossopt.losses._divergence import (
+    generalized_kl_divergence,
+    kl_divergence,
+    kl_divergence_with_logits,
+)
 from lossopt.losses._embedding import (
     contrastive,
     cosine_embedding,
@@ -36,7 +36,7 @@ from lossopt.losses._embedding import (
     margin_ranking,
     triplet,
 )
-from lossopt.losses._focal import binary_focal, categorical_focal
+from lossopt.losses._focal import binary_focal, categorical_focal, sigmoid_focal, softmax_focal
 from lossopt.losses._l2 import l2_loss
 from lossopt.losses._label_noise import generalized_cross_entropy
 from lossopt.losses._margin import (

@@ -35,22 +35,40 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lossopt._validation import (
     as_float_array,
-    check_array_values,
-    check_bool,
     check_in_interval,
     check_nonnegative,
     check_probabilities,
-    check_same_shape,
-    concrete_value,
     describe,
 )
+
+# The focal losses and the KL divergences live with their kind (``_focal``, ``_divergence``);
+# listed here too, as the logit/probability classification losses of the module's original scope.
+from lossopt.losses._divergence import kl_divergence, kl_divergence_with_logits
+from lossopt.losses._focal import sigmoid_focal, softmax_focal
+from lossopt.losses._labels import (
+    along_last,
+    binary_inputs,
+    check_ignore_index,
+    check_soft_labels,
+    class_axis_last,
+    class_ids,
+    class_targets,
+    per_class,
+    signed_labels,
+    take_last,
+)
 from lossopt.losses._masking import ClassMask, class_mask, reduce_masked
-from lossopt.losses._numerics import mul_log, positive_part
-from lossopt.losses._reduce import check_nonempty, check_reduction, reduce_loss
+from lossopt.losses._numerics import (
+    clamped_log,
+    default_eps,
+    is_concrete_zero,
+    mul_log,
+    positive_part,
+)
+from lossopt.losses._reduce import check_reduction, reduce_loss, reduce_normalised
 from lossopt.losses._registry import register
 
 __all__ = [
@@ -68,227 +86,7 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------------------------
-# Numerical building blocks
-# --------------------------------------------------------------------------------------------
-
-
-@jax.custom_jvp
-def clamped_log(p: jax.Array, eps: jax.Array) -> jax.Array:
-    """``log(max(p, eps))`` whose derivative is ``1 / max(p, eps)`` (never 0, never inf).
-
-    A custom JVP (rather than VJP) so that ``jax.hessian`` differentiates it twice: the second
-    derivative is ``-1 / p**2`` above ``eps`` and 0 below it. ``eps`` is treated as a constant.
-    """
-    return jnp.log(jnp.maximum(p, eps))
-
-
-@clamped_log.defjvp
-def _clamped_log_jvp(primals, tangents):
-    p, eps = primals
-    dp, _ = tangents
-    floor = jnp.maximum(p, eps)
-    return jnp.log(floor), dp / floor
-
-
-def xlogx(t: jax.Array) -> jax.Array:
-    """``t * log(t)`` with ``0 log 0 = 0``; double ``where`` keeps the gradient finite at 0."""
-    positive = t > 0
-    safe = jnp.where(positive, t, 1.0)
-    return jnp.where(positive, safe * jnp.log(safe), 0.0)
-
-
-def _default_eps(eps: Any, dtype: Any) -> Any:
-    if eps is None:
-        return float(jnp.finfo(dtype).eps)
-    check_in_interval(eps, "eps", 0.0, 1.0)
-    return eps
-
-
 _hinge_part = positive_part  # max(m, 0): slope 0 at the margin, NaN in -> NaN out
-
-
-def _log1m_softmax(x: jax.Array) -> jax.Array:
-    """``log(1 - softmax(x))`` along the last axis, exact even when one class saturates.
-
-    For the arg-max class ``log(1 - p) = logsumexp(x_{j != c}) - logsumexp(x)`` (finite when
-    ``K >= 2``, and not ``log(0)`` when ``p`` rounds to 1); every other class has ``p <= 1/2``,
-    where ``log1p(-p)`` is accurate. Both branches are the same function, so the switch is
-    smooth.
-    """
-    k = x.shape[-1]
-    lse = jax.nn.logsumexp(x, axis=-1, keepdims=True)
-    top = jax.nn.one_hot(jnp.argmax(x, axis=-1), k, dtype=jnp.bool_)
-    rest = jax.nn.logsumexp(jnp.where(top, -jnp.inf, x), axis=-1, keepdims=True) - lse
-    small = jnp.where(top, -1.0, x - lse)  # double where: the top branch never sees log1p(-1)
-    return jnp.where(top, rest, jnp.log1p(-jnp.exp(small)))
-
-
-def _log_one_minus_pt(x: jax.Array, y: jax.Array) -> jax.Array:
-    """``log(1 - p_t)`` for ``p_t = y sigmoid(x) + (1 - y) sigmoid(-x)``, in log space.
-
-    Hard labels take the exact ``log_sigmoid`` branch; soft labels in (0, 1) use
-    ``logaddexp(log y + log sigmoid(-x), log(1 - y) + log sigmoid(x))``, finite there.
-    """
-    log_q = jax.nn.log_sigmoid(-x)
-    log_p = jax.nn.log_sigmoid(x)
-    interior = (y > 0) & (y < 1)
-    ys = jnp.where(interior, y, 0.5)
-    mixed = jnp.logaddexp(jnp.log(ys) + log_q, jnp.log1p(-ys) + log_p)
-    return jnp.where(y >= 1, log_q, jnp.where(y <= 0, log_p, mixed))
-
-
-# --------------------------------------------------------------------------------------------
-# Input handling
-# --------------------------------------------------------------------------------------------
-
-
-def _check_label_values(labels: jax.Array, name: str, ok, expected: str) -> None:
-    """Raise ValueError if concrete ``labels`` hold a value outside ``expected`` (skip tracers)."""
-    check_array_values(labels, name, ok, expected)
-
-
-def _binary_inputs(preds: Any, labels: Any, pred_name: str, reduction: str):
-    check_reduction(reduction)
-    x = as_float_array(preds, pred_name)
-    y = as_float_array(labels, "labels", like=x)
-    check_same_shape(x, y, pred_name, "labels")
-    _check_label_values(y, "labels", lambda v: (v >= 0) & (v <= 1), "values in [0, 1]")
-    return x, y
-
-
-def _class_axis(x: jax.Array, axis: Any, name: str) -> jax.Array:
-    """Move the class axis of ``x`` to the end, validating ``axis``."""
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"`axis` must be an int; got {describe(axis)}")
-    if x.ndim == 0 or not -x.ndim <= axis < x.ndim:
-        raise ValueError(
-            f"`axis` must index a dimension of `{name}` (ndim {x.ndim}); got axis={axis}"
-        )
-    return jnp.moveaxis(x, int(axis), -1)
-
-
-def _along_last(v: jax.Array, ndim: int) -> jax.Array:
-    """Reshape a per-class vector ``(K,)`` to ``(1, ..., 1, K)`` (explicit, no rank promotion)."""
-    return v.reshape((1,) * (ndim - 1) + v.shape)
-
-
-def _per_class(value: Any, name: str, k: int, dtype: Any, *, allow_scalar: bool) -> jax.Array:
-    """Validate a per-class vector (``class_weights``, ``alpha``) of length ``k``."""
-    v = as_float_array(value, name).astype(dtype)
-    if not ((v.ndim == 1 and v.shape[0] == k) or (allow_scalar and v.ndim == 0)):
-        expected = f"a scalar or shape ({k},)" if allow_scalar else f"shape ({k},)"
-        raise ValueError(
-            f"`{name}` must have {expected} (one value per class); got {describe(value)}"
-        )
-    check_nonnegative(v, name)
-    return v
-
-
-def _class_targets(x: jax.Array, labels: Any, axis: int, name: str):
-    """Interpret ``labels`` against logits ``x`` whose class axis was moved last.
-
-    Returns ``("ids", int_array)`` for integer class ids of the logits' shape without the class
-    axis, or ``("soft", float_array)`` (class axis moved last) for float/bool labels of the
-    logits' shape.
-    """
-    lab = jnp.asarray(labels)
-    logits_shape = tuple(np.moveaxis(np.empty(x.shape, dtype=np.int8), -1, axis).shape)
-    id_shape = tuple(x.shape[:-1])
-    if jnp.issubdtype(lab.dtype, jnp.integer):
-        if tuple(lab.shape) == id_shape:
-            return "ids", lab
-        if tuple(lab.shape) == logits_shape:
-            raise ValueError(
-                f"integer `labels` must be class ids of shape {id_shape} ({name}.shape without "
-                f"the class axis); got an integer array of {name}'s shape {logits_shape}. For "
-                "one-hot labels pass a float array (labels.astype(float))."
-            )
-        raise ValueError(
-            f"`labels` must be integer class ids of shape {id_shape} or float one-hot/soft "
-            f"labels of shape {logits_shape}; got {describe(labels)}"
-        )
-    if jnp.issubdtype(lab.dtype, jnp.floating) or jnp.issubdtype(lab.dtype, jnp.bool_):
-        if tuple(lab.shape) == logits_shape:
-            return "soft", jnp.moveaxis(lab.astype(x.dtype), axis, -1)
-        if tuple(lab.shape) == id_shape:
-            raise TypeError(
-                f"`labels` of shape {id_shape} must hold integer class ids; got {describe(labels)}."
-                " Cast with .astype(int), or pass one-hot/soft labels of shape "
-                f"{logits_shape}."
-            )
-        raise ValueError(
-            f"`labels` must be integer class ids of shape {id_shape} or float one-hot/soft "
-            f"labels of shape {logits_shape}; got {describe(labels)}"
-        )
-    raise TypeError(f"`labels` must be integer class ids or a float array; got {describe(labels)}")
-
-
-def _check_ignore_index(ignore_index: Any) -> None:
-    if ignore_index is not None and (
-        isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
-    ):
-        raise TypeError(f"`ignore_index` must be None or an int; got {describe(ignore_index)}")
-
-
-def _class_ids(labels: jax.Array, k: int, ignore_index: Any):
-    """Return ``(safe_ids, keep, invalid)`` for class ids against ``k`` classes.
-
-    ``keep`` is False where ``labels == ignore_index`` (None when nothing is ignored);
-    ``invalid`` marks ids outside ``[0, k)`` that are not ignored (concrete ones raise here).
-    """
-    in_range = (labels >= 0) & (labels < k)
-    ignored = None if ignore_index is None else labels == ignore_index
-    if ignore_index is None:
-        _check_label_values(
-            labels, "labels", lambda v: (v >= 0) & (v < k), f"class ids in [0, {k})"
-        )
-    else:
-        _check_label_values(
-            labels,
-            "labels",
-            lambda v: ((v >= 0) & (v < k)) | (v == ignore_index),
-            f"class ids in [0, {k}) or ignore_index={ignore_index}",
-        )
-    invalid = ~in_range if ignored is None else ~in_range & ~ignored
-    keep = None if ignored is None else ~ignored
-    safe = jnp.where(in_range, labels, 0)
-    return safe, keep, invalid
-
-
-def _take_last(x: jax.Array, ids: jax.Array) -> jax.Array:
-    """``x[..., ids]`` per example: the entry of each example's class id on the last axis."""
-    return jnp.take_along_axis(x, ids[..., None], axis=-1)[..., 0]
-
-
-def _is_zero(value: Any) -> bool:
-    """True for a concrete scalar 0 (a static shortcut; a traced value is never "zero")."""
-    v = concrete_value(value)
-    return v is not None and v.ndim == 0 and float(v) == 0.0
-
-
-def _check_soft_labels(labels: jax.Array) -> None:
-    """One-hot/soft labels are per-class probabilities: concrete entries must lie in [0, 1]."""
-    check_array_values(
-        labels, "labels", lambda v: (v >= 0) & (v <= 1), "one-hot/soft label values in [0, 1]"
-    )
-
-
-def _reduce_normalised(values, normaliser, weights, reduction, mask):
-    """Reduce with PyTorch's class-weighted mean ``sum(values) / sum(normaliser)``.
-
-    ``values`` already carry the class weights; ``normaliser`` is each example's weight mass
-    (``class_weights[y]`` for ids). Without a normaliser this is plain :func:`reduce_loss`.
-    Both sums go through :func:`reduce_loss`, so ``weights`` and the ``ignore_index`` mask act
-    identically on numerator and denominator; an all-zero denominator gives 0, not NaN.
-    """
-    if normaliser is None or reduction != "mean":
-        return reduce_loss(values, weights, reduction, mask=mask)
-    check_nonempty(values, reduction)
-    num = reduce_loss(values, weights, "sum", mask=mask)
-    den = reduce_loss(normaliser, weights, "sum", mask=mask)
-    nonzero = den != 0
-    return jnp.where(nonzero, num / jnp.where(nonzero, den, 1.0), jnp.zeros_like(num))
 
 
 def _cross_entropy(
@@ -313,28 +111,28 @@ def _cross_entropy(
     check_in_interval(
         label_smoothing, "label_smoothing", 0.0, 1.0, closed_low=True, closed_high=True
     )
-    _check_ignore_index(ignore_index)
-    kind, lab = _class_targets(x, labels, axis, name)
+    check_ignore_index(ignore_index)
+    kind, lab = class_targets(x, labels, axis, name)
     k = x.shape[-1]
     cw_vec = cw = None
     if class_weights is not None:
-        cw_vec = _per_class(class_weights, "class_weights", k, x.dtype, allow_scalar=False)
-        cw = _along_last(cw_vec, x.ndim)
+        cw_vec = per_class(class_weights, "class_weights", k, x.dtype, allow_scalar=False)
+        cw = along_last(cw_vec, x.ndim)
     log_p = log_probs_fn(x)
     ls = label_smoothing
     # The smoothing's uniform part ls / K spreads over the kept classes only.
     uniform = (ls / k) if mask is None else mask.fill(ls / mask.count(x.dtype), 0.0)
     invalid = keep = None
     if kind == "ids":
-        safe, keep, invalid = _class_ids(lab, k, ignore_index)
+        safe, keep, invalid = class_ids(lab, k, ignore_index)
         if mask is not None:
             invalid = invalid | mask.ids_on_masked(safe, lab, among=keep)
         # Gather the target's log-probability: a one-hot product would give 0 * -inf = NaN for
         # a masked (-inf) logit of another class.
         w_y = None if cw_vec is None else cw_vec[safe]
-        main = mul_log((1.0 - ls) if w_y is None else (1.0 - ls) * w_y, _take_last(log_p, safe))
+        main = mul_log((1.0 - ls) if w_y is None else (1.0 - ls) * w_y, take_last(log_p, safe))
         values = -main
-        if not _is_zero(ls):  # the uniform part ls / K of the smoothed target
+        if not is_concrete_zero(ls):  # the uniform part ls / K of the smoothed target
             spread = uniform if cw is None else uniform * cw
             values = values - jnp.sum(mul_log(jnp.broadcast_to(spread, log_p.shape), log_p), -1)
         normaliser = w_y
@@ -347,7 +145,7 @@ def _cross_entropy(
             )
         if mask is not None:
             lab = mask.fill(lab, 0.0)  # labels of masked classes are not read
-        _check_soft_labels(lab)
+        check_soft_labels(lab)
         smoothed = (1.0 - ls) * lab + uniform
         coeff = smoothed if cw is None else cw * smoothed
         values = -jnp.sum(mul_log(coeff, log_p), axis=-1)  # zero-mass classes contribute 0
@@ -360,7 +158,7 @@ def _cross_entropy(
     if mask is not None:
         values = mask.values(values)
         keep = mask.reduce_mask(keep)
-    return _reduce_normalised(values, normaliser, weights, reduction, keep)
+    return reduce_normalised(values, normaliser, weights, reduction, keep)
 
 
 _CLS = dict(task="classification")
@@ -409,9 +207,9 @@ def binary_cross_entropy(probs, labels, *, eps=None, weights=None, reduction="me
         >>> round(float(binary_cross_entropy(y_pred, y_true)), 4)
         0.3375
     """
-    p, y = _binary_inputs(probs, labels, "probs", reduction)
+    p, y = binary_inputs(probs, labels, "probs", reduction)
     check_probabilities(p, "probs")
-    eps = _default_eps(eps, p.dtype)
+    eps = default_eps(eps, p.dtype)
     values = -(y * clamped_log(p, eps) + (1.0 - y) * clamped_log(1.0 - p, eps))
     return reduce_loss(values, weights, reduction)
 
@@ -476,7 +274,7 @@ def sigmoid_binary_cross_entropy(
     check_in_interval(
         label_smoothing, "label_smoothing", 0.0, 1.0, closed_low=True, closed_high=True
     )
-    x, y = _binary_inputs(logits, labels, "logits", reduction)
+    x, y = binary_inputs(logits, labels, "logits", reduction)
     y = (1.0 - label_smoothing) * y + 0.5 * label_smoothing
     pos = y if pos_weight is None else _pos_weight(pos_weight, x.shape, x.dtype) * y
     values = -mul_log(pos, jax.nn.log_sigmoid(x)) - mul_log(1.0 - y, jax.nn.log_sigmoid(-x))
@@ -571,7 +369,7 @@ def softmax_cross_entropy(
     """
     check_reduction(reduction)
     raw = as_float_array(logits, "logits")
-    x = _class_axis(raw, axis, "logits")
+    x = class_axis_last(raw, axis, "logits")
     mask = class_mask(where, raw.shape, axis)
     return _cross_entropy(
         lambda z: jax.nn.log_softmax(z, axis=-1),
@@ -640,14 +438,14 @@ def categorical_cross_entropy(
     """
     check_reduction(reduction)
     raw = as_float_array(probs, "probs")
-    p = _class_axis(raw, axis, "probs")
+    p = class_axis_last(raw, axis, "probs")
     mask = class_mask(where, raw.shape, axis)
     if mask is None:
         check_probabilities(raw, "probs", sum_axis=int(axis))
     else:
         mask.check_distributions(p, "probs", int(axis))
         p = mask.fill(p, 1.0)  # log 1 = 0: a masked class adds nothing
-    eps = _default_eps(eps, p.dtype)
+    eps = default_eps(eps, p.dtype)
     return _cross_entropy(
         lambda z: clamped_log(z, eps),
         p,
@@ -672,17 +470,6 @@ categorical_cross_entropy.__doc__ = categorical_cross_entropy.__doc__.format(
 # --------------------------------------------------------------------------------------------
 # Margin losses
 # --------------------------------------------------------------------------------------------
-
-
-def _signed_labels(scores: Any, labels: Any, reduction: str):
-    check_reduction(reduction)
-    s = as_float_array(scores, "scores")
-    y = as_float_array(labels, "labels", like=s)
-    check_same_shape(s, y, "scores", "labels")
-    _check_label_values(
-        y, "labels", lambda v: (v == 1) | (v == -1), "labels in {-1, +1} (map 0/1 labels by 2y - 1)"
-    )
-    return s, y
 
 
 @register(
@@ -710,7 +497,7 @@ def hinge(scores, labels, *, weights=None, reduction="mean"):
         >>> hinge(jnp.array([2.0, 0.5, -1.0]), jnp.array([1, 1, 1]), reduction="none")
         Array([0. , 0.5, 2. ], dtype=float...)
     """
-    s, y = _signed_labels(scores, labels, reduction)
+    s, y = signed_labels(scores, labels, reduction)
     return reduce_loss(_hinge_part(1.0 - y * s), weights, reduction)
 
 
@@ -738,7 +525,7 @@ def squared_hinge(scores, labels, *, weights=None, reduction="mean"):
         >>> squared_hinge(jnp.array([2.0, 0.5, -1.0]), jnp.array([1, 1, 1]), reduction="none")
         Array([0.  , 0.25, 4.  ], dtype=float...)
     """
-    s, y = _signed_labels(scores, labels, reduction)
+    s, y = signed_labels(scores, labels, reduction)
     m = _hinge_part(1.0 - y * s)
     return reduce_loss(m * m, weights, reduction)
 
@@ -784,10 +571,10 @@ def multiclass_hinge(scores, labels, *, where=None, weights=None, reduction="mea
         raise ValueError(
             f"`scores` must have K >= 2 classes on the last axis; got {describe(scores)}"
         )
-    kind, lab = _class_targets(s, labels, -1, "scores")
+    kind, lab = class_targets(s, labels, -1, "scores")
     if kind != "ids":
         raise TypeError(f"`labels` must be integer class ids; got {describe(labels)}")
-    safe, _, invalid = _class_ids(lab, s.shape[-1], None)
+    safe, _, invalid = class_ids(lab, s.shape[-1], None)
     mask = class_mask(where, s.shape, -1)
     if mask is not None:
         s = mask.logits(s)  # masked classes at -inf: never the runner-up
@@ -796,284 +583,4 @@ def multiclass_hinge(scores, labels, *, where=None, weights=None, reduction="mea
     s_y = jnp.sum(jnp.where(onehot, s, 0.0), axis=-1)
     runner_up = jnp.max(jnp.where(onehot, -jnp.inf, s), axis=-1)
     values = jnp.where(invalid, jnp.nan, _hinge_part(1.0 + runner_up - s_y))
-    return reduce_masked(values, weights, reduction, mask)
-
-
-# --------------------------------------------------------------------------------------------
-# Focal losses
-# --------------------------------------------------------------------------------------------
-
-
-@register(
-    **_CLS,
-    input_kind="logits",
-    convex=False,
-    smooth=True,
-    robust=True,
-    probabilistic=False,
-    reference="Lin et al. (2017), Focal Loss for Dense Object Detection, arXiv:1708.02002; "
-    "torchvision.ops.sigmoid_focal_loss",
-)
-def sigmoid_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduction="mean"):
-    """Sigmoid focal loss: ``l = alpha_t (1 - p_t)**gamma * BCE(x, y)``.
-
-    ``p = sigmoid(x)``, ``p_t = y p + (1 - y)(1 - p)``, ``BCE`` the ``sigmoid_binary_cross_
-    entropy`` value and ``alpha_t = alpha y + (1 - alpha)(1 - y)`` (``alpha=None``: no
-    weighting, ``alpha_t = 1``), as ``torchvision.ops.sigmoid_focal_loss`` and
-    ``optax.sigmoid_focal_loss`` (per element). The factor ``(1 - p_t)**gamma`` is
-    ``exp(gamma log(1 - p_t))`` with ``log(1 - p_t)`` in log space, so value, gradient and
-    Hessian stay finite at +-1e4 logits for every ``gamma >= 0`` (including ``gamma < 1``).
-    Not convex for ``gamma > 0`` (e.g. ``y = 1``, ``x`` near -4); ``gamma = 0`` gives
-    ``alpha_t``-weighted BCE.
-
-    Raises:
-        ValueError: mismatched shapes, labels outside [0, 1], ``gamma < 0``, ``alpha``
-            outside [0, 1], unknown reduction.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> sigmoid_focal(jnp.array([0.0, 2.0]), jnp.array([1.0, 0.0]), alpha=0.25,
-        ...               reduction="none")
-        Array([0.0433..., 1.2375...], dtype=float...)
-    """
-    check_nonnegative(gamma, "gamma")
-    if alpha is not None:
-        check_in_interval(alpha, "alpha", 0.0, 1.0, closed_low=True, closed_high=True)
-    x, y = _binary_inputs(logits, labels, "logits", reduction)
-    ce = -mul_log(y, jax.nn.log_sigmoid(x)) - mul_log(1.0 - y, jax.nn.log_sigmoid(-x))
-    values = jnp.exp(mul_log(gamma, _log_one_minus_pt(x, y))) * ce  # 0^0 = 1 at gamma = 0
-    if alpha is not None:
-        values = (alpha * y + (1.0 - alpha) * (1.0 - y)) * values
-    return reduce_loss(values, weights, reduction)
-
-
-@register(
-    **_CLS,
-    input_kind="logits",
-    convex=False,
-    smooth=True,
-    robust=True,
-    probabilistic=False,
-    reference="Lin et al. (2017), Focal Loss for Dense Object Detection, arXiv:1708.02002",
-)
-def softmax_focal(
-    logits, labels, *, gamma=2.0, alpha=None, where=None, weights=None, reduction="mean"
-):
-    """Softmax (multiclass) focal loss: ``l = -alpha_y (1 - p_y)**gamma log p_y``.
-
-    ``p = softmax(x)`` over the last axis (``K >= 2``). ``labels``: class ids (shape
-    ``logits.shape[:-1]``) or one-hot/soft labels of the logits' shape, for which
-    ``l = -sum_c alpha_c t_c (1 - p_c)**gamma log p_c``. ``alpha``: None (no weighting), a
-    scalar, or one non-negative weight per class ``(K,)``; it multiplies the loss and ``"mean"``
-    stays the plain mean over examples (unlike ``class_weights`` in the cross-entropy, which
-    renormalises). ``log(1 - p_c)`` is computed without cancellation even when ``p_c`` rounds
-    to 1, so the loss is finite to second order at +-1e4 logits. ``gamma = 0`` with
-    ``alpha=None`` is ``softmax_cross_entropy``. Not convex for ``gamma > 0``.
-
-    Class ids gather the target entry, so a masked (``-inf``) logit of another class is fine.
-    ``where`` masks classes out as for :func:`softmax_cross_entropy` (softmax over the kept
-    classes, masked entries never read, all-masked examples 0 and left out of ``"mean"``).
-
-    Raises:
-        TypeError: float labels of the class-id shape; non-boolean ``where``.
-        ValueError: bad labels shape, concrete ids outside ``[0, K)`` or on a masked class,
-            concrete soft labels outside [0, 1] (not checked under ``jit``), ``K < 2``,
-            ``gamma < 0``, negative or misshaped ``alpha``, ``where`` of another shape, unknown
-            reduction.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
-        >>> softmax_focal(logits, jnp.array([0, 2]), reduction="none")
-        Array([0.0108..., 0.4882...], dtype=float...)
-    """
-    check_reduction(reduction)
-    check_nonnegative(gamma, "gamma")
-    x = as_float_array(logits, "logits")
-    if x.ndim == 0 or x.shape[-1] < 2:
-        raise ValueError(
-            f"`logits` must have K >= 2 classes on the last axis; got {describe(logits)}"
-        )
-    k = x.shape[-1]
-    kind, lab = _class_targets(x, labels, -1, "logits")
-    a = None if alpha is None else _per_class(alpha, "alpha", k, x.dtype, allow_scalar=True)
-    mask = class_mask(where, x.shape, -1)
-    if mask is not None:
-        x = mask.logits(x)
-    factor = jnp.exp(mul_log(gamma, _log1m_softmax(x)))  # (1 - p)^0 = 1 even at p = 1
-    log_p = jax.nn.log_softmax(x, axis=-1)
-    if kind == "ids":
-        safe, _, invalid = _class_ids(lab, k, None)
-        if mask is not None:
-            invalid = invalid | mask.ids_on_masked(safe, lab)
-        # Gathered, not a one-hot product: a masked (-inf) logit of another class must not
-        # give 0 * -inf = NaN.
-        coeff = _take_last(factor, safe)
-        if a is not None:
-            coeff = coeff * (a if a.ndim == 0 else a[safe])
-        values = -mul_log(coeff, _take_last(log_p, safe))
-        values = jnp.where(invalid, jnp.nan, values)
-    else:
-        if mask is not None:
-            lab = mask.fill(lab, 0.0)
-        _check_soft_labels(lab)
-        target = lab if a is None else lab * (a if a.ndim == 0 else _along_last(a, x.ndim))
-        values = -jnp.sum(mul_log(target * factor, log_p), axis=-1)
-    return reduce_masked(values, weights, reduction, mask)
-
-
-# --------------------------------------------------------------------------------------------
-# Divergences
-# --------------------------------------------------------------------------------------------
-
-
-def _distribution_pair(preds: Any, targets: Any, pred_name: str, reduction: str):
-    check_reduction(reduction)
-    x = as_float_array(preds, pred_name)
-    t = as_float_array(targets, "targets", like=x)
-    check_same_shape(x, t, pred_name, "targets")
-    if x.ndim == 0:
-        raise ValueError(
-            f"`{pred_name}` must have a distribution axis (the last one); got {describe(preds)}"
-        )
-    return x, t
-
-
-@register(
-    **_CLS,
-    input_kind="probabilities",
-    convex=True,
-    smooth=True,
-    robust=False,
-    probabilistic=True,
-    reference="Kullback & Leibler (1951), Ann. Math. Stat. 22(1); Keras KLDivergence",
-)
-def kl_divergence(
-    predictions,
-    targets,
-    *,
-    eps=None,
-    log_predictions=False,
-    log_target=False,
-    where=None,
-    weights=None,
-    reduction="mean",
-):
-    """KL divergence ``KL(t || p) = sum_c t_c (log t_c - log p_c)`` over the last axis.
-
-    Both arguments are probabilities by default. ``t log t`` is 0 at ``t = 0`` (safe double
-    ``where``: finite gradient there); ``log p`` is the clamped ``log(max(p, eps))`` with
-    derivative ``1 / max(p, eps)``. Convex and C2 in ``p`` on ``(0, 1]``. Conventions elsewhere:
-    ``optax.kl_divergence(log_predictions, targets)`` and ``torch.nn.KLDivLoss(input, target)``
-    take *log*-predictions (torch averages elementwise unless ``reduction='batchmean'``; our
-    ``"mean"`` is the batch mean); Keras' ``KLDivergence(y_true, y_pred)`` reverses the order
-    and clips both to ``[1e-7, 1]``. ``where`` (boolean, the inputs' shape or one flag per
-    example) drops masked entries of both arguments, as by hand: the kept entries of each
-    must then sum to 1; all-masked examples give 0 and are left out of ``"mean"``.
-
-    Log-space inputs. ``log_predictions=True``: ``predictions`` holds ``log p`` (used as is, no
-    clamp: ``-inf`` for a class of zero mass is fine where the target gives it no mass);
-    ``log_target=True``: ``targets`` holds ``log t`` and ``t log t`` is ``exp(lt) lt``, 0 where
-    ``lt = -inf``. ``kl_divergence(log_p, log_t, log_predictions=True, log_target=True,
-    reduction="none")`` is ``torch.nn.KLDivLoss(reduction="none", log_target=True)(log_p,
-    log_t)`` summed over the last axis (``"mean"`` is torch's ``reduction="batchmean"`` for 2-D
-    inputs) and ``optax.losses.kl_divergence_with_log_targets(log_p, log_t)``; with
-    ``log_target=False`` it is PyTorch's default ``KLDivLoss`` and ``optax.kl_divergence``.
-    Concrete log-arguments must be ``<= 0`` with ``exp`` summing to 1 (the same tolerance).
-    Log-predictions make the loss linear in the first argument (convex, Hessian 0).
-
-    Raises:
-        ValueError: mismatched shapes, 0-d inputs, ``eps`` outside (0, 1), unknown reduction;
-            concrete predictions or targets outside [0, 1] or not summing to 1 over the last
-            axis within ``sqrt(eps)`` of the dtype (a KL of unnormalised vectors can be
-            negative), or, for a log-argument, with ``exp`` of it outside [0, 1] or not summing
-            to 1 (named ``exp(predictions)`` / ``exp(targets)``). Under ``jit`` neither argument
-            is checked.
-        TypeError: ``log_predictions`` or ``log_target`` not a bool.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> p = jnp.array([[0.5, 0.5], [0.9, 0.1]])
-        >>> t = jnp.array([[1.0, 0.0], [0.9, 0.1]])
-        >>> kl_divergence(p, t, reduction="none")
-        Array([0.6931..., 0. ...], dtype=float...)
-        >>> kl_divergence(jnp.log(p), jnp.log(t), log_predictions=True, log_target=True,
-        ...               reduction="none")
-        Array([0.6931..., 0. ...], dtype=float...)
-    """
-    check_bool(log_predictions, "log_predictions")
-    check_bool(log_target, "log_target")
-    p, t = _distribution_pair(predictions, targets, "predictions", reduction)
-    mask = class_mask(where, p.shape, -1)
-    _check_kl_argument(p, "predictions", log_predictions, mask)
-    _check_kl_argument(t, "targets", log_target, mask)
-    if mask is not None:  # masked entries are not read: p = 1, t = 0 there add exactly 0
-        p = mask.fill(p, 0.0 if log_predictions else 1.0)
-        t = mask.fill(t, -jnp.inf if log_target else 0.0)
-    if log_predictions:
-        log_p = p
-    else:
-        eps = _default_eps(eps, p.dtype)
-        log_p = clamped_log(p, eps)
-    if log_target:
-        t_prob = jnp.exp(t)  # 0 where log t = -inf: both products are then exactly 0
-        values = jnp.sum(mul_log(t_prob, t) - mul_log(t_prob, log_p), axis=-1)
-    elif log_predictions:
-        values = jnp.sum(xlogx(t) - mul_log(t, log_p), axis=-1)
-    else:
-        values = jnp.sum(xlogx(t) - t * log_p, axis=-1)
-    return reduce_masked(values, weights, reduction, mask)
-
-
-def _check_kl_argument(x: jax.Array, name: str, log: bool, mask: Any) -> None:
-    """Concrete ``x`` must be distributions over the last axis (``exp(x)`` for log-inputs)."""
-    shown, what = x, name
-    if log:
-        value = concrete_value(x)
-        if value is None:  # traced: not checked
-            return
-        shown, what = np.exp(value.astype(np.float64)).astype(value.dtype), f"exp({name})"
-    if mask is None:
-        check_probabilities(shown, what, sum_axis=-1)
-    else:
-        mask.check_distributions(shown, what, -1)
-
-
-@register(
-    **_CLS,
-    input_kind="logits",
-    convex=True,
-    smooth=True,
-    robust=True,
-    probabilistic=True,
-    reference="Kullback & Leibler (1951); optax.kl_divergence with log_softmax inputs",
-)
-def kl_divergence_with_logits(logits, targets, *, where=None, weights=None, reduction="mean"):
-    """KL divergence from logits: ``sum_c t_c (log t_c - log_softmax(x)_c)`` over the last axis.
-
-    Equals ``softmax_cross_entropy(x, t, reduction="none") - entropy(t)``: same gradient
-    ``softmax(x) - t`` (for ``t`` summing to 1) and Hessian, but 0 at the optimum.
-    ``optax.kl_divergence(jax.nn.log_softmax(x), t)`` gives the per-example values. ``where``
-    masks entries as in :func:`softmax_cross_entropy` (softmax over the kept entries, whose
-    targets must sum to 1; masked logits and targets are not read).
-
-    Raises:
-        ValueError: mismatched shapes, 0-d inputs, unknown reduction; concrete targets outside
-            [0, 1] or not summing to 1 over the last axis within ``sqrt(eps)`` of the dtype.
-            Under ``jit`` the targets are not checked.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> t = jnp.array([[0.25, 0.75], [1.0, 0.0]])
-        >>> kl_divergence_with_logits(jnp.zeros((2, 2)), t, reduction="none")
-        Array([0.1308..., 0.6931...], dtype=float...)
-    """
-    x, t = _distribution_pair(logits, targets, "logits", reduction)
-    mask = class_mask(where, x.shape, -1)
-    if mask is None:
-        check_probabilities(t, "targets", sum_axis=-1)
-    else:
-        mask.check_distributions(t, "targets", -1)
-        x, t = mask.logits(x), mask.fill(t, 0.0)
-    values = jnp.sum(xlogx(t) - mul_log(t, jax.nn.log_softmax(x, axis=-1)), axis=-1)
     return reduce_masked(values, weights, reduction, mask)

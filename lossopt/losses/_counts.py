@@ -7,7 +7,7 @@ negative log-likelihood up to the constant ``log(c!)``.
 
 from __future__ import annotations
 
-from lossopt.losses._probabilistic import _poisson_nll
+from lossopt.losses._probabilistic import poisson_nll_values
 from lossopt.losses._registry import register
 
 __all__ = ["poisson"]
@@ -52,4 +52,4 @@ def poisson(rates, counts, *, eps=1e-7, weights=None, reduction="mean"):
     References:
         Keras documentation, ``keras.losses.Poisson``.
     """
-    return _poisson_nll(rates, counts, "rates", False, False, eps, weights, reduction)
+    return poisson_nll_values(rates, counts, "rates", False, False, eps, weights, reduction)

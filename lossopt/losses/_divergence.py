@@ -1,18 +1,28 @@
-"""Divergences between non-negative measures: ``generalized_kl_divergence``."""
+"""Divergences: ``kl_divergence`` and ``kl_divergence_with_logits`` between distributions, and
+``generalized_kl_divergence`` between non-negative measures."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
-from lossopt._validation import as_float_array, check_array_values, check_same_shape, describe
-from lossopt.losses._classification import _default_eps, clamped_log, xlogx
+from lossopt._validation import (
+    check_array_values,
+    check_bool,
+    check_probabilities,
+    concrete_value,
+    describe,
+)
+from lossopt.losses._labels import paired_inputs
 from lossopt.losses._masking import class_mask, reduce_masked
-from lossopt.losses._reduce import check_reduction
+from lossopt.losses._numerics import clamped_log, default_eps, mul_log, xlogx
 from lossopt.losses._registry import register
 
-__all__ = ["generalized_kl_divergence"]
+__all__ = ["generalized_kl_divergence", "kl_divergence", "kl_divergence_with_logits"]
 
 
 def _check_nonnegative_entries(x, name: str) -> None:
@@ -81,10 +91,7 @@ def generalized_kl_divergence(
         NeurIPS 13, 556-562. Csiszar, I. (1975). I-divergence geometry of probability
         distributions and minimization problems. Annals of Probability 3(1), 146-158.
     """
-    check_reduction(reduction)
-    p = as_float_array(predictions, "predictions")
-    t = as_float_array(targets, "targets", like=p)
-    check_same_shape(p, t, "predictions", "targets")
+    p, t = paired_inputs(predictions, targets, "predictions", "targets", reduction)
     if p.ndim == 0:
         raise ValueError(
             f"`predictions` must have a last axis to sum over; got {describe(predictions)}"
@@ -94,6 +101,158 @@ def generalized_kl_divergence(
         p, t = mask.fill(p, 0.0), mask.fill(t, 0.0)
     _check_nonnegative_entries(p, "predictions")
     _check_nonnegative_entries(t, "targets")
-    eps = _default_eps(eps, p.dtype)
+    eps = default_eps(eps, p.dtype)
     values = jnp.sum(xlogx(t) - t * clamped_log(p, eps) - t + p, axis=-1)
+    return reduce_masked(values, weights, reduction, mask)
+
+
+_CLS = dict(task="classification")
+
+
+def _distribution_pair(preds: Any, targets: Any, pred_name: str, reduction: str):
+    x, t = paired_inputs(preds, targets, pred_name, "targets", reduction)
+    if x.ndim == 0:
+        raise ValueError(
+            f"`{pred_name}` must have a distribution axis (the last one); got {describe(preds)}"
+        )
+    return x, t
+
+
+@register(
+    **_CLS,
+    input_kind="probabilities",
+    convex=True,
+    smooth=True,
+    robust=False,
+    probabilistic=True,
+    reference="Kullback & Leibler (1951), Ann. Math. Stat. 22(1); Keras KLDivergence",
+)
+def kl_divergence(
+    predictions,
+    targets,
+    *,
+    eps=None,
+    log_predictions=False,
+    log_target=False,
+    where=None,
+    weights=None,
+    reduction="mean",
+):
+    """KL divergence ``KL(t || p) = sum_c t_c (log t_c - log p_c)`` over the last axis.
+
+    Both arguments are probabilities by default. ``t log t`` is 0 at ``t = 0`` (safe double
+    ``where``: finite gradient there); ``log p`` is the clamped ``log(max(p, eps))`` with
+    derivative ``1 / max(p, eps)``. Convex and C2 in ``p`` on ``(0, 1]``. Conventions elsewhere:
+    ``optax.kl_divergence(log_predictions, targets)`` and ``torch.nn.KLDivLoss(input, target)``
+    take *log*-predictions (torch averages elementwise unless ``reduction='batchmean'``; our
+    ``"mean"`` is the batch mean); Keras' ``KLDivergence(y_true, y_pred)`` reverses the order
+    and clips both to ``[1e-7, 1]``. ``where`` (boolean, the inputs' shape or one flag per
+    example) drops masked entries of both arguments, as by hand: the kept entries of each
+    must then sum to 1; all-masked examples give 0 and are left out of ``"mean"``.
+
+    Log-space inputs. ``log_predictions=True``: ``predictions`` holds ``log p`` (used as is, no
+    clamp: ``-inf`` for a class of zero mass is fine where the target gives it no mass);
+    ``log_target=True``: ``targets`` holds ``log t`` and ``t log t`` is ``exp(lt) lt``, 0 where
+    ``lt = -inf``. ``kl_divergence(log_p, log_t, log_predictions=True, log_target=True,
+    reduction="none")`` is ``torch.nn.KLDivLoss(reduction="none", log_target=True)(log_p,
+    log_t)`` summed over the last axis (``"mean"`` is torch's ``reduction="batchmean"`` for 2-D
+    inputs) and ``optax.losses.kl_divergence_with_log_targets(log_p, log_t)``; with
+    ``log_target=False`` it is PyTorch's default ``KLDivLoss`` and ``optax.kl_divergence``.
+    Concrete log-arguments must be ``<= 0`` with ``exp`` summing to 1 (the same tolerance).
+    Log-predictions make the loss linear in the first argument (convex, Hessian 0).
+
+    Raises:
+        ValueError: mismatched shapes, 0-d inputs, ``eps`` outside (0, 1), unknown reduction;
+            concrete predictions or targets outside [0, 1] or not summing to 1 over the last
+            axis within ``sqrt(eps)`` of the dtype (a KL of unnormalised vectors can be
+            negative), or, for a log-argument, with ``exp`` of it outside [0, 1] or not summing
+            to 1 (named ``exp(predictions)`` / ``exp(targets)``). Under ``jit`` neither argument
+            is checked.
+        TypeError: ``log_predictions`` or ``log_target`` not a bool.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> p = jnp.array([[0.5, 0.5], [0.9, 0.1]])
+        >>> t = jnp.array([[1.0, 0.0], [0.9, 0.1]])
+        >>> kl_divergence(p, t, reduction="none")
+        Array([0.6931..., 0. ...], dtype=float...)
+        >>> kl_divergence(jnp.log(p), jnp.log(t), log_predictions=True, log_target=True,
+        ...               reduction="none")
+        Array([0.6931..., 0. ...], dtype=float...)
+    """
+    check_bool(log_predictions, "log_predictions")
+    check_bool(log_target, "log_target")
+    p, t = _distribution_pair(predictions, targets, "predictions", reduction)
+    mask = class_mask(where, p.shape, -1)
+    _check_kl_argument(p, "predictions", log_predictions, mask)
+    _check_kl_argument(t, "targets", log_target, mask)
+    if mask is not None:  # masked entries are not read: p = 1, t = 0 there add exactly 0
+        p = mask.fill(p, 0.0 if log_predictions else 1.0)
+        t = mask.fill(t, -jnp.inf if log_target else 0.0)
+    if log_predictions:
+        log_p = p
+    else:
+        eps = default_eps(eps, p.dtype)
+        log_p = clamped_log(p, eps)
+    if log_target:
+        t_prob = jnp.exp(t)  # 0 where log t = -inf: both products are then exactly 0
+        values = jnp.sum(mul_log(t_prob, t) - mul_log(t_prob, log_p), axis=-1)
+    elif log_predictions:
+        values = jnp.sum(xlogx(t) - mul_log(t, log_p), axis=-1)
+    else:
+        values = jnp.sum(xlogx(t) - t * log_p, axis=-1)
+    return reduce_masked(values, weights, reduction, mask)
+
+
+def _check_kl_argument(x: jax.Array, name: str, log: bool, mask: Any) -> None:
+    """Concrete ``x`` must be distributions over the last axis (``exp(x)`` for log-inputs)."""
+    shown, what = x, name
+    if log:
+        value = concrete_value(x)
+        if value is None:  # traced: not checked
+            return
+        shown, what = np.exp(value.astype(np.float64)).astype(value.dtype), f"exp({name})"
+    if mask is None:
+        check_probabilities(shown, what, sum_axis=-1)
+    else:
+        mask.check_distributions(shown, what, -1)
+
+
+@register(
+    **_CLS,
+    input_kind="logits",
+    convex=True,
+    smooth=True,
+    robust=True,
+    probabilistic=True,
+    reference="Kullback & Leibler (1951); optax.kl_divergence with log_softmax inputs",
+)
+def kl_divergence_with_logits(logits, targets, *, where=None, weights=None, reduction="mean"):
+    """KL divergence from logits: ``sum_c t_c (log t_c - log_softmax(x)_c)`` over the last axis.
+
+    Equals ``softmax_cross_entropy(x, t, reduction="none") - entropy(t)``: same gradient
+    ``softmax(x) - t`` (for ``t`` summing to 1) and Hessian, but 0 at the optimum.
+    ``optax.kl_divergence(jax.nn.log_softmax(x), t)`` gives the per-example values. ``where``
+    masks entries as in :func:`softmax_cross_entropy` (softmax over the kept entries, whose
+    targets must sum to 1; masked logits and targets are not read).
+
+    Raises:
+        ValueError: mismatched shapes, 0-d inputs, unknown reduction; concrete targets outside
+            [0, 1] or not summing to 1 over the last axis within ``sqrt(eps)`` of the dtype.
+            Under ``jit`` the targets are not checked.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> t = jnp.array([[0.25, 0.75], [1.0, 0.0]])
+        >>> kl_divergence_with_logits(jnp.zeros((2, 2)), t, reduction="none")
+        Array([0.1308..., 0.6931...], dtype=float...)
+    """
+    x, t = _distribution_pair(logits, targets, "logits", reduction)
+    mask = class_mask(where, x.shape, -1)
+    if mask is None:
+        check_probabilities(t, "targets", sum_axis=-1)
+    else:
+        mask.check_distributions(t, "targets", -1)
+        x, t = mask.logits(x), mask.fill(t, 0.0)
+    values = jnp.sum(xlogx(t) - mul_log(t, jax.nn.log_softmax(x, axis=-1)), axis=-1)
     return reduce_masked(values, weights, reduction, mask)

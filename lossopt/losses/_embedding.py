@@ -31,7 +31,7 @@ from lossopt._validation import (
     check_same_shape,
     describe,
 )
-from lossopt.losses._numerics import positive_part
+from lossopt.losses._numerics import positive_part, unit_vector
 from lossopt.losses._reduce import check_reduction, reduce_loss
 from lossopt.losses._registry import register
 
@@ -58,15 +58,8 @@ def _norm(x: jax.Array) -> jax.Array:
     return jnp.where(zero, 0, jnp.sqrt(jnp.where(zero, 1, s)))
 
 
-def _unit(x: jax.Array) -> jax.Array:
-    """``x / ||x||`` over the last axis, and 0 for a zero vector (with zero derivatives)."""
-    s = _squared_norm(x)[..., None]
-    zero = s == 0  # a NaN entry makes s NaN: the unit vector is NaN, not 0
-    return jnp.where(zero, 0, x * jax.lax.rsqrt(jnp.where(zero, 1, s)))
-
-
 def _cosine_similarity(x1: jax.Array, x2: jax.Array) -> jax.Array:
-    return jnp.sum(_unit(x1) * _unit(x2), axis=-1)
+    return jnp.sum(unit_vector(x1) * unit_vector(x2), axis=-1)
 
 
 def _distance(x1: jax.Array, x2: jax.Array, kind: str) -> jax.Array:
@@ -401,7 +394,7 @@ def _info_nce_values(e, y, temperature):
     has_pos = num_pos > 0
     if n < 2:  # static: no pairs at all
         return jnp.zeros((n,), e.dtype), has_pos
-    u = _unit(e)
+    u = unit_vector(e)
     # HIGHEST: no reduced-precision (TF32/bf16) matmul on accelerators for the similarities.
     sim = jnp.matmul(u, u.T, precision=jax.lax.Precision.HIGHEST) / temperature
     log_denominator = jax.nn.logsumexp(jnp.where(eye, -jnp.inf, sim), axis=1)

@@ -2,7 +2,7 @@
 
 ``binary_focal`` and ``categorical_focal`` are the probability-input halves of the pairs
 ``binary_focal`` / ``sigmoid_focal`` and ``categorical_focal`` / ``softmax_focal`` (the logit
-inputs, in :mod:`lossopt.losses._classification`), as ``binary_cross_entropy`` /
+inputs, below), as ``binary_cross_entropy`` /
 ``sigmoid_binary_cross_entropy``. They follow Keras' ``binary_focal_crossentropy`` and
 ``categorical_focal_crossentropy`` with ``from_logits=False``: Keras' ``from_logits=True``
 is the logit-input loss here. Logs are clamped as in the probability-input cross-entropies,
@@ -26,21 +26,27 @@ from lossopt._validation import (
     check_probabilities,
     describe,
 )
-from lossopt.losses._classification import (
-    _along_last,
-    _binary_inputs,
-    _check_soft_labels,
-    _class_ids,
-    _class_targets,
-    _default_eps,
-    _per_class,
-    clamped_log,
+from lossopt.losses._labels import (
+    along_last,
+    binary_inputs,
+    check_soft_labels,
+    class_ids,
+    class_targets,
+    per_class,
+    take_last,
 )
-from lossopt.losses._numerics import mul_log
+from lossopt.losses._masking import class_mask, reduce_masked
+from lossopt.losses._numerics import (
+    clamped_log,
+    default_eps,
+    log1m_softmax,
+    log_one_minus_pt,
+    mul_log,
+)
 from lossopt.losses._reduce import check_reduction, reduce_loss
 from lossopt.losses._registry import register
 
-__all__ = ["binary_focal", "categorical_focal"]
+__all__ = ["binary_focal", "categorical_focal", "sigmoid_focal", "softmax_focal"]
 
 _FOCAL = dict(
     task="classification",
@@ -123,9 +129,9 @@ def binary_focal(
     _check_focal(gamma, label_smoothing)
     if alpha is not None:
         check_in_interval(alpha, "alpha", 0.0, 1.0, closed_low=True, closed_high=True)
-    p, y = _binary_inputs(probs, labels, "probs", reduction)
+    p, y = binary_inputs(probs, labels, "probs", reduction)
     check_probabilities(p, "probs")
-    eps = _default_eps(eps, p.dtype)
+    eps = default_eps(eps, p.dtype)
     y = (1.0 - label_smoothing) * y + 0.5 * label_smoothing
     bce = -(mul_log(y, clamped_log(p, eps)) + mul_log(1.0 - y, clamped_log(1.0 - p, eps)))
     one_minus_pt = y * (1.0 - p) + (1.0 - y) * p
@@ -205,22 +211,147 @@ def categorical_focal(
         )
     check_probabilities(p, "probs", sum_axis=-1)
     k = p.shape[-1]
-    eps = _default_eps(eps, p.dtype)
-    kind, lab = _class_targets(p, labels, -1, "probs")
+    eps = default_eps(eps, p.dtype)
+    kind, lab = class_targets(p, labels, -1, "probs")
     invalid = None
     if kind == "ids":
-        safe, _, invalid = _class_ids(lab, k, None)
+        safe, _, invalid = class_ids(lab, k, None)
         t = jax.nn.one_hot(safe, k, dtype=p.dtype)
     else:
-        _check_soft_labels(lab)
+        check_soft_labels(lab)
         t = lab
     t = (1.0 - label_smoothing) * t + label_smoothing / k
     if alpha is not None:
-        a = _per_class(alpha, "alpha", k, p.dtype, allow_scalar=True)
-        t = t * (a if a.ndim == 0 else _along_last(a, p.ndim))
+        a = per_class(alpha, "alpha", k, p.dtype, allow_scalar=True)
+        t = t * (a if a.ndim == 0 else along_last(a, p.ndim))
     coeff = t * _focal_factor(1.0 - p, gamma, eps)
     values = -jnp.sum(mul_log(coeff, clamped_log(p, eps)), axis=-1)
     values = jnp.where(jnp.any(jnp.isnan(p), axis=-1), jnp.nan, values)
     if invalid is not None:
         values = jnp.where(invalid, jnp.nan, values)
     return reduce_loss(values, weights, reduction)
+
+
+# --------------------------------------------------------------------------------------------
+# Logit inputs
+# --------------------------------------------------------------------------------------------
+
+_CLS = dict(task="classification")
+
+
+@register(
+    **_CLS,
+    input_kind="logits",
+    convex=False,
+    smooth=True,
+    robust=True,
+    probabilistic=False,
+    reference="Lin et al. (2017), Focal Loss for Dense Object Detection, arXiv:1708.02002; "
+    "torchvision.ops.sigmoid_focal_loss",
+)
+def sigmoid_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduction="mean"):
+    """Sigmoid focal loss: ``l = alpha_t (1 - p_t)**gamma * BCE(x, y)``.
+
+    ``p = sigmoid(x)``, ``p_t = y p + (1 - y)(1 - p)``, ``BCE`` the ``sigmoid_binary_cross_
+    entropy`` value and ``alpha_t = alpha y + (1 - alpha)(1 - y)`` (``alpha=None``: no
+    weighting, ``alpha_t = 1``), as ``torchvision.ops.sigmoid_focal_loss`` and
+    ``optax.sigmoid_focal_loss`` (per element). The factor ``(1 - p_t)**gamma`` is
+    ``exp(gamma log(1 - p_t))`` with ``log(1 - p_t)`` in log space, so value, gradient and
+    Hessian stay finite at +-1e4 logits for every ``gamma >= 0`` (including ``gamma < 1``).
+    Not convex for ``gamma > 0`` (e.g. ``y = 1``, ``x`` near -4); ``gamma = 0`` gives
+    ``alpha_t``-weighted BCE.
+
+    Raises:
+        ValueError: mismatched shapes, labels outside [0, 1], ``gamma < 0``, ``alpha``
+            outside [0, 1], unknown reduction.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> sigmoid_focal(jnp.array([0.0, 2.0]), jnp.array([1.0, 0.0]), alpha=0.25,
+        ...               reduction="none")
+        Array([0.0433..., 1.2375...], dtype=float...)
+    """
+    check_nonnegative(gamma, "gamma")
+    if alpha is not None:
+        check_in_interval(alpha, "alpha", 0.0, 1.0, closed_low=True, closed_high=True)
+    x, y = binary_inputs(logits, labels, "logits", reduction)
+    ce = -mul_log(y, jax.nn.log_sigmoid(x)) - mul_log(1.0 - y, jax.nn.log_sigmoid(-x))
+    values = jnp.exp(mul_log(gamma, log_one_minus_pt(x, y))) * ce  # 0^0 = 1 at gamma = 0
+    if alpha is not None:
+        values = (alpha * y + (1.0 - alpha) * (1.0 - y)) * values
+    return reduce_loss(values, weights, reduction)
+
+
+@register(
+    **_CLS,
+    input_kind="logits",
+    convex=False,
+    smooth=True,
+    robust=True,
+    probabilistic=False,
+    reference="Lin et al. (2017), Focal Loss for Dense Object Detection, arXiv:1708.02002",
+)
+def softmax_focal(
+    logits, labels, *, gamma=2.0, alpha=None, where=None, weights=None, reduction="mean"
+):
+    """Softmax (multiclass) focal loss: ``l = -alpha_y (1 - p_y)**gamma log p_y``.
+
+    ``p = softmax(x)`` over the last axis (``K >= 2``). ``labels``: class ids (shape
+    ``logits.shape[:-1]``) or one-hot/soft labels of the logits' shape, for which
+    ``l = -sum_c alpha_c t_c (1 - p_c)**gamma log p_c``. ``alpha``: None (no weighting), a
+    scalar, or one non-negative weight per class ``(K,)``; it multiplies the loss and ``"mean"``
+    stays the plain mean over examples (unlike ``class_weights`` in the cross-entropy, which
+    renormalises). ``log(1 - p_c)`` is computed without cancellation even when ``p_c`` rounds
+    to 1, so the loss is finite to second order at +-1e4 logits. ``gamma = 0`` with
+    ``alpha=None`` is ``softmax_cross_entropy``. Not convex for ``gamma > 0``.
+
+    Class ids gather the target entry, so a masked (``-inf``) logit of another class is fine.
+    ``where`` masks classes out as for :func:`softmax_cross_entropy` (softmax over the kept
+    classes, masked entries never read, all-masked examples 0 and left out of ``"mean"``).
+
+    Raises:
+        TypeError: float labels of the class-id shape; non-boolean ``where``.
+        ValueError: bad labels shape, concrete ids outside ``[0, K)`` or on a masked class,
+            concrete soft labels outside [0, 1] (not checked under ``jit``), ``K < 2``,
+            ``gamma < 0``, negative or misshaped ``alpha``, ``where`` of another shape, unknown
+            reduction.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+        >>> softmax_focal(logits, jnp.array([0, 2]), reduction="none")
+        Array([0.0108..., 0.4882...], dtype=float...)
+    """
+    check_reduction(reduction)
+    check_nonnegative(gamma, "gamma")
+    x = as_float_array(logits, "logits")
+    if x.ndim == 0 or x.shape[-1] < 2:
+        raise ValueError(
+            f"`logits` must have K >= 2 classes on the last axis; got {describe(logits)}"
+        )
+    k = x.shape[-1]
+    kind, lab = class_targets(x, labels, -1, "logits")
+    a = None if alpha is None else per_class(alpha, "alpha", k, x.dtype, allow_scalar=True)
+    mask = class_mask(where, x.shape, -1)
+    if mask is not None:
+        x = mask.logits(x)
+    factor = jnp.exp(mul_log(gamma, log1m_softmax(x)))  # (1 - p)^0 = 1 even at p = 1
+    log_p = jax.nn.log_softmax(x, axis=-1)
+    if kind == "ids":
+        safe, _, invalid = class_ids(lab, k, None)
+        if mask is not None:
+            invalid = invalid | mask.ids_on_masked(safe, lab)
+        # Gathered, not a one-hot product: a masked (-inf) logit of another class must not
+        # give 0 * -inf = NaN.
+        coeff = take_last(factor, safe)
+        if a is not None:
+            coeff = coeff * (a if a.ndim == 0 else a[safe])
+        values = -mul_log(coeff, take_last(log_p, safe))
+        values = jnp.where(invalid, jnp.nan, values)
+    else:
+        if mask is not None:
+            lab = mask.fill(lab, 0.0)
+        check_soft_labels(lab)
+        target = lab if a is None else lab * (a if a.ndim == 0 else along_last(a, x.ndim))
+        values = -jnp.sum(mul_log(target * factor, log_p), axis=-1)
+    return reduce_masked(values, weights, reduction, mask)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 from jax.typing import ArrayLike
 
-from lossopt._validation import as_float_array, check_same_shape
-from lossopt.losses._reduce import check_reduction, reduce_loss
+from lossopt.losses._labels import paired_inputs
+from lossopt.losses._reduce import reduce_loss
 from lossopt.losses._registry import register
 
 __all__ = ["l2_loss"]
@@ -22,7 +22,10 @@ __all__ = ["l2_loss"]
     reference="optax.losses.l2_loss",
 )
 def l2_loss(
-    predictions: ArrayLike, targets: ArrayLike, *, weights: ArrayLike | None = None,
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
     """Half squared error: ``l = (p - t)^2 / 2``, elementwise.
@@ -56,9 +59,6 @@ def l2_loss(
         optax.losses.l2_loss (optax documentation); the 1/2 is the convention of Gauss's least
         squares in, e.g., Nocedal & Wright (2006), Numerical Optimization, ch. 10.
     """
-    check_reduction(reduction)
-    p = as_float_array(predictions, "predictions")
-    t = as_float_array(targets, "targets", like=p)
-    check_same_shape(p, t, "predictions", "targets")
+    p, t = paired_inputs(predictions, targets, "predictions", "targets", reduction)
     r = p - t
     return reduce_loss(0.5 * r * r, weights, reduction)

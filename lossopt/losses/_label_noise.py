@@ -11,12 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from lossopt._validation import as_float_array, check_in_interval, describe
-from lossopt.losses._classification import (
-    _check_soft_labels,
-    _class_ids,
-    _class_targets,
-    _take_last,
-)
+from lossopt.losses._labels import check_soft_labels, class_ids, class_targets, take_last
 from lossopt.losses._reduce import check_reduction, reduce_loss
 from lossopt.losses._registry import register
 
@@ -77,14 +72,14 @@ def generalized_cross_entropy(logits, labels, *, q=0.7, weights=None, reduction=
             f"`logits` must have K >= 2 classes on the last axis; got {describe(logits)}"
         )
     k = x.shape[-1]
-    kind, lab = _class_targets(x, labels, -1, "logits")
+    kind, lab = class_targets(x, labels, -1, "logits")
     log_p = jax.nn.log_softmax(x, axis=-1)
     if kind == "ids":
-        safe, _, invalid = _class_ids(lab, k, None)
-        values = -jnp.expm1(q * _take_last(log_p, safe)) / q
+        safe, _, invalid = class_ids(lab, k, None)
+        values = -jnp.expm1(q * take_last(log_p, safe)) / q
         values = jnp.where(invalid, jnp.nan, values)
     else:
-        _check_soft_labels(lab)
+        check_soft_labels(lab)
         # A zero-mass class contributes exactly 0 even where its log-probability is -inf
         # (expm1(-inf) = -1 is finite, so the product needs no guard).
         values = -jnp.sum(lab * jnp.expm1(q * log_p), axis=-1) / q

@@ -29,12 +29,7 @@ from lossopt._validation import (
     check_same_shape,
     describe,
 )
-from lossopt.losses._classification import (
-    _along_last,
-    _class_ids,
-    _class_targets,
-    _per_class,
-)
+from lossopt.losses._labels import along_last, class_ids, class_targets, paired_inputs, per_class
 from lossopt.losses._numerics import mul_log, positive_part
 from lossopt.losses._reduce import check_reduction, reduce_loss
 from lossopt.losses._registry import register
@@ -66,10 +61,7 @@ def _check_margin(margin: Any) -> None:
 
 def _signed(scores: Any, labels: Any, name: str, reduction: str):
     """``(s, y)`` for binary losses with labels in {-1, +1}, both of one shape."""
-    check_reduction(reduction)
-    s = as_float_array(scores, name)
-    y = as_float_array(labels, "labels", like=s)
-    check_same_shape(s, y, name, "labels")
+    s, y = paired_inputs(scores, labels, name, "labels", reduction)
     check_array_values(
         y, "labels", lambda v: (v == 1) | (v == -1), "labels in {-1, +1} (map 0/1 labels by 2y - 1)"
     )
@@ -167,10 +159,10 @@ def multi_margin(
     _check_margin(margin)
     s = _scores_with_classes(scores)
     k = s.shape[-1]
-    kind, lab = _class_targets(s, labels, -1, "scores")
+    kind, lab = class_targets(s, labels, -1, "scores")
     if kind != "ids":
         raise TypeError(f"`labels` must be integer class ids; got {describe(labels)}")
-    safe, _, invalid = _class_ids(lab, k, None)
+    safe, _, invalid = class_ids(lab, k, None)
     onehot = jax.nn.one_hot(safe, k, dtype=jnp.bool_)
     s_y = jnp.sum(jnp.where(onehot, s, 0.0), axis=-1, keepdims=True)
     h = positive_part(margin - s_y + s)
@@ -179,7 +171,7 @@ def multi_margin(
     # The true class's own term (margin - s_y + s_y = margin) is not part of the sum.
     values = jnp.sum(jnp.where(onehot, 0.0, h), axis=-1) / k
     if class_weights is not None:
-        cw = _per_class(class_weights, "class_weights", k, s.dtype, allow_scalar=False)
+        cw = per_class(class_weights, "class_weights", k, s.dtype, allow_scalar=False)
         values = cw[safe] * values
     # A NaN true-class score sits in s_y of every term; one in a wrong class reaches its own.
     values = jnp.where(invalid | jnp.any(jnp.isnan(s), axis=-1), jnp.nan, values)
@@ -302,10 +294,10 @@ def categorical_hinge(scores, labels, *, weights=None, reduction="mean"):
     s = as_float_array(scores, "scores")
     if s.ndim == 0:
         raise ValueError(f"`scores` must have a class axis (the last one); got {describe(scores)}")
-    kind, lab = _class_targets(s, labels, -1, "scores")
+    kind, lab = class_targets(s, labels, -1, "scores")
     invalid = None
     if kind == "ids":
-        safe, _, invalid = _class_ids(lab, s.shape[-1], None)
+        safe, _, invalid = class_ids(lab, s.shape[-1], None)
         t = jax.nn.one_hot(safe, s.shape[-1], dtype=s.dtype)
     else:
         t = lab
@@ -450,8 +442,7 @@ def multilabel_soft_margin(logits, labels, *, class_weights=None, weights=None, 
     check_array_values(t, "labels", lambda v: (v >= 0) & (v <= 1), "values in [0, 1]")
     bce = -mul_log(t, jax.nn.log_sigmoid(x)) - mul_log(1.0 - t, jax.nn.log_sigmoid(-x))
     if class_weights is not None:
-        cw = _per_class(class_weights, "class_weights", x.shape[-1], x.dtype, allow_scalar=False)
-        bce = _along_last(cw, x.ndim) * bce
+        cw = per_class(class_weights, "class_weights", x.shape[-1], x.dtype, allow_scalar=False)
+        bce = along_last(cw, x.ndim) * bce
     values = jnp.mean(bce, axis=-1)
     return reduce_loss(values, weights, reduction)
-

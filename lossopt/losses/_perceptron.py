@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from lossopt._validation import as_float_array, describe
-from lossopt.losses._classification import _class_ids, _class_targets, _signed_labels
+from lossopt.losses._labels import class_ids, class_targets, signed_labels
 from lossopt.losses._masking import class_mask, reduce_masked
 from lossopt.losses._numerics import positive_part
 from lossopt.losses._reduce import check_reduction, reduce_loss
@@ -25,10 +25,15 @@ _PERCEPTRON = dict(
 )
 
 
-@register(**_PERCEPTRON, reference="Rosenblatt (1958), Psychological Review 65(6); "
-          "optax.losses.perceptron_loss")
+@register(
+    **_PERCEPTRON,
+    reference="Rosenblatt (1958), Psychological Review 65(6); optax.losses.perceptron_loss",
+)
 def perceptron(
-    scores: ArrayLike, labels: ArrayLike, *, weights: ArrayLike | None = None,
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
     """Perceptron loss: ``l = max(0, -y s)`` with labels ``y`` in ``{-1, +1}``.
@@ -59,7 +64,7 @@ def perceptron(
         Rosenblatt, F. (1958). The perceptron: a probabilistic model for information storage
         and organization in the brain. Psychological Review 65(6), 386-408.
     """
-    s, y = _signed_labels(scores, labels, reduction)
+    s, y = signed_labels(scores, labels, reduction)
     return reduce_loss(positive_part(-y * s), weights, reduction)
 
 
@@ -112,10 +117,10 @@ def multiclass_perceptron(
         raise ValueError(
             f"`scores` must have K >= 2 classes on the last axis; got {describe(scores)}"
         )
-    kind, lab = _class_targets(s, labels, -1, "scores")
+    kind, lab = class_targets(s, labels, -1, "scores")
     if kind != "ids":
         raise TypeError(f"`labels` must be integer class ids; got {describe(labels)}")
-    safe, _, invalid = _class_ids(lab, s.shape[-1], None)
+    safe, _, invalid = class_ids(lab, s.shape[-1], None)
     mask = class_mask(where, s.shape, -1)
     if mask is not None:
         s = mask.logits(s)

@@ -7,12 +7,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from lossopt._validation import as_float_array, check_array_values, describe
-from lossopt.losses._classification import (
-    _check_soft_labels,
-    _class_ids,
-    _class_targets,
-    _take_last,
-)
+from lossopt.losses._labels import check_soft_labels, class_ids, class_targets, take_last
 from lossopt.losses._masking import class_mask, reduce_masked
 from lossopt.losses._numerics import mul_log
 from lossopt.losses._reduce import check_reduction
@@ -92,22 +87,22 @@ def poly_loss(
         )
     k = x.shape[-1]
     mask = class_mask(where, x.shape, -1)
-    kind, lab = _class_targets(x, labels, -1, "logits")
+    kind, lab = class_targets(x, labels, -1, "logits")
     nan_in = jnp.any(jnp.isnan(x if mask is None else mask.fill(x, 0.0)), axis=-1)
     if mask is not None:
         x = mask.logits(x)
     log_p = jax.nn.log_softmax(x, axis=-1)
     if kind == "ids":
-        safe, _, invalid = _class_ids(lab, k, None)
+        safe, _, invalid = class_ids(lab, k, None)
         if mask is not None:
             invalid = invalid | mask.ids_on_masked(safe, lab)
-        log_pt = _take_last(log_p, safe)
+        log_pt = take_last(log_p, safe)
         values = -log_pt + epsilon * -jnp.expm1(log_pt)  # 1 - p_y without cancellation
         values = jnp.where(invalid, jnp.nan, values)
     else:
         if mask is not None:
             lab = mask.fill(lab, 0.0)
-        _check_soft_labels(lab)
+        check_soft_labels(lab)
         values = -jnp.sum(mul_log(lab, log_p), axis=-1) + epsilon * jnp.sum(
             lab * -jnp.expm1(log_p), axis=-1
         )

@@ -25,15 +25,14 @@ from lossopt._validation import (
     check_same_shape,
     describe,
 )
-from lossopt.losses._classification import (
-    _check_ignore_index,
-    _class_axis,
-    _class_ids,
-    _class_targets,
-    _per_class,
-    _reduce_normalised,
+from lossopt.losses._labels import (
+    check_ignore_index,
+    class_axis_last,
+    class_ids,
+    class_targets,
+    per_class,
 )
-from lossopt.losses._reduce import check_reduction, reduce_loss
+from lossopt.losses._reduce import check_reduction, reduce_loss, reduce_normalised
 from lossopt.losses._registry import register
 
 __all__ = ["gaussian_nll", "nll", "poisson_nll"]
@@ -99,9 +98,9 @@ def nll(
         0.5756
     """
     check_reduction(reduction)
-    _check_ignore_index(ignore_index)
-    x = _class_axis(as_float_array(log_probs, "log_probs"), axis, "log_probs")
-    kind, lab = _class_targets(x, labels, axis, "log_probs")
+    check_ignore_index(ignore_index)
+    x = class_axis_last(as_float_array(log_probs, "log_probs"), axis, "log_probs")
+    kind, lab = class_targets(x, labels, axis, "log_probs")
     if kind != "ids":
         raise TypeError(
             f"`labels` must be integer class ids of shape {tuple(x.shape[:-1])}; got "
@@ -109,12 +108,12 @@ def nll(
             "categorical_cross_entropy)"
         )
     k = x.shape[-1]
-    safe, mask, invalid = _class_ids(lab, k, ignore_index)
+    safe, mask, invalid = class_ids(lab, k, ignore_index)
     check_array_values(x, "log_probs", lambda v: v <= 0, "log-probabilities <= 0")
     picked = jnp.take_along_axis(x, safe[..., None], axis=-1)[..., 0]
     normaliser = None
     if class_weights is not None:
-        cw = _per_class(class_weights, "class_weights", k, x.dtype, allow_scalar=False)
+        cw = per_class(class_weights, "class_weights", k, x.dtype, allow_scalar=False)
         normaliser = cw[safe]
         values = -normaliser * picked
     else:
@@ -122,7 +121,7 @@ def nll(
     # A NaN anywhere in an example's log-probabilities makes its loss NaN (the gather alone
     # would skip a NaN of another class).
     values = jnp.where(invalid | jnp.any(jnp.isnan(x), axis=-1), jnp.nan, values)
-    return _reduce_normalised(values, normaliser, weights, reduction, mask)
+    return reduce_normalised(values, normaliser, weights, reduction, mask)
 
 
 @jax.custom_jvp
@@ -277,10 +276,12 @@ def poisson_nll(
         >>> [round(float(v), 4) for v in out]  # the same rates: the same values up to eps
         [1.0, -0.2817]
     """
-    return _poisson_nll(log_rate, counts, "log_rate", log_input, full, eps, weights, reduction)
+    return poisson_nll_values(
+        log_rate, counts, "log_rate", log_input, full, eps, weights, reduction
+    )
 
 
-def _poisson_nll(first, counts, name, log_input, full, eps, weights, reduction):
+def poisson_nll_values(first, counts, name, log_input, full, eps, weights, reduction):
     """Body of ``poisson_nll`` and ``poisson``; ``name`` is the first argument's name."""
     check_reduction(reduction)
     check_bool(log_input, "log_input")

@@ -30,7 +30,15 @@ import numpy as np
 
 from lossopt._validation import as_float_array, check_array_values, check_choice, describe
 
-__all__ = ["REDUCTIONS", "Reduction", "broadcast_weights", "check_nonempty", "reduce_loss"]
+__all__ = [
+    "REDUCTIONS",
+    "Reduction",
+    "broadcast_weights",
+    "check_nonempty",
+    "check_reduction",
+    "reduce_loss",
+    "reduce_normalised",
+]
 
 Reduction = Literal["mean", "sum", "none"]
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
@@ -134,3 +142,20 @@ def reduce_loss(
     denom = jnp.sum(w)
     nonzero = denom != 0
     return jnp.where(nonzero, total / jnp.where(nonzero, denom, 1), jnp.zeros_like(total))
+
+
+def reduce_normalised(values, normaliser, weights, reduction, mask):
+    """Reduce with PyTorch's class-weighted mean ``sum(values) / sum(normaliser)``.
+
+    ``values`` already carry the class weights; ``normaliser`` is each example's weight mass
+    (``class_weights[y]`` for ids). Without a normaliser this is plain :func:`reduce_loss`.
+    Both sums go through :func:`reduce_loss`, so ``weights`` and the ``ignore_index`` mask act
+    identically on numerator and denominator; an all-zero denominator gives 0, not NaN.
+    """
+    if normaliser is None or reduction != "mean":
+        return reduce_loss(values, weights, reduction, mask=mask)
+    check_nonempty(values, reduction)
+    num = reduce_loss(values, weights, "sum", mask=mask)
+    den = reduce_loss(normaliser, weights, "sum", mask=mask)
+    nonzero = den != 0
+    return jnp.where(nonzero, num / jnp.where(nonzero, den, 1.0), jnp.zeros_like(num))

@@ -18,13 +18,12 @@ import jax
 import jax.numpy as jnp
 
 from lossopt._validation import (
-    as_float_array,
     check_in_interval,
     check_positive,
-    check_same_shape,
 )
+from lossopt.losses._labels import paired_inputs
 from lossopt.losses._numerics import positive_part
-from lossopt.losses._reduce import check_reduction, reduce_loss
+from lossopt.losses._reduce import reduce_loss
 from lossopt.losses._registry import register
 
 __all__ = [
@@ -42,10 +41,7 @@ __all__ = [
 
 def _prepare(predictions: Any, targets: Any, reduction: str) -> tuple[jax.Array, jax.Array]:
     """Validate the common regression inputs; targets take the predictions' float dtype."""
-    check_reduction(reduction)
-    p = as_float_array(predictions, "predictions")
-    t = as_float_array(targets, "targets", like=p)
-    check_same_shape(p, t, "predictions", "targets")
+    p, t = paired_inputs(predictions, targets, "predictions", "targets", reduction)
     return p, t
 
 

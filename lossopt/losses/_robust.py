@@ -32,10 +32,10 @@ from lossopt._validation import (
     as_float_array,
     check_in_interval,
     check_positive,
-    check_same_shape,
     describe,
 )
-from lossopt.losses._reduce import check_reduction, reduce_loss
+from lossopt.losses._labels import paired_inputs
+from lossopt.losses._reduce import reduce_loss
 from lossopt.losses._registry import register
 
 __all__ = ["barron", "barron_nll", "cauchy", "geman_mcclure", "tukey", "welsch"]
@@ -349,10 +349,7 @@ def _log_partition(alpha: jax.Array) -> jax.Array:
 
 
 def _residual(predictions: Any, targets: Any, reduction: str) -> jax.Array:
-    check_reduction(reduction)
-    p = as_float_array(predictions, "predictions")
-    t = as_float_array(targets, "targets", like=p)
-    check_same_shape(p, t, "predictions", "targets")
+    p, t = paired_inputs(predictions, targets, "predictions", "targets", reduction)
     return p - t
 
 

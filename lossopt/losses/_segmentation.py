@@ -27,11 +27,11 @@ from lossopt._validation import (
     check_nonnegative,
     check_positive,
     check_probabilities,
-    check_same_shape,
     concrete_value,
     describe,
 )
-from lossopt.losses._reduce import check_reduction, reduce_loss
+from lossopt.losses._labels import paired_inputs
+from lossopt.losses._reduce import reduce_loss
 from lossopt.losses._registry import register
 
 __all__ = ["dice", "focal_tversky", "tversky"]
@@ -39,10 +39,7 @@ __all__ = ["dice", "focal_tversky", "tversky"]
 
 def _overlaps(probs, targets, reduction, class_axis):
     """Validated ``(tp, fp, fn)`` sums of shape ``(n,)`` or ``(n, C)``."""
-    check_reduction(reduction)
-    p = as_float_array(probs, "probs")
-    t = as_float_array(targets, "targets", like=p)
-    check_same_shape(p, t, "probs", "targets")
+    p, t = paired_inputs(probs, targets, "probs", "targets", reduction)
     check_probabilities(p, "probs")
     check_probabilities(t, "targets")
     if p.ndim < 1:

@@ -63,8 +63,10 @@ def _ctc_values(x, frame_pad, lab, label_valid, blank_id, zero_infinity):
     bad_label = jnp.any(label_valid & ~in_range, axis=1)
     lab = jnp.where(label_valid & in_range, lab, blank_id)
     blanks = jnp.full((batch, 1), blank_id, lab.dtype)
-    ext = jnp.concatenate([jnp.stack([jnp.broadcast_to(blanks, lab.shape), lab], -1)
-                           .reshape(batch, 2 * n), blanks], axis=1)
+    ext = jnp.concatenate(
+        [jnp.stack([jnp.broadcast_to(blanks, lab.shape), lab], -1).reshape(batch, 2 * n), blanks],
+        axis=1,
+    )
     # s = 2i + 1 may skip the blank from s - 2 when label i differs from label i - 1.
     skip = jnp.zeros((batch, states), bool)
     if n >= 2:

@@ -16,11 +16,10 @@ from lossopt._validation import (
     as_integer_labels,
     check_in_interval,
     check_positive,
-    check_same_shape,
     describe,
 )
-from lossopt.losses._embedding import _unit
-from lossopt.losses._numerics import positive_part
+from lossopt.losses._labels import paired_inputs
+from lossopt.losses._numerics import positive_part, unit_vector
 from lossopt.losses._reduce import check_reduction, reduce_loss
 from lossopt.losses._registry import register
 
@@ -72,10 +71,7 @@ def cosine_similarity(predictions, targets, *, axis=-1, weights=None, reduction=
     References:
         Keras documentation, ``keras.losses.CosineSimilarity``.
     """
-    check_reduction(reduction)
-    p = as_float_array(predictions, "predictions")
-    t = as_float_array(targets, "targets", like=p)
-    check_same_shape(p, t, "predictions", "targets")
+    p, t = paired_inputs(predictions, targets, "predictions", "targets", reduction)
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"`axis` must be an int; got {describe(axis)}")
     if p.ndim == 0 or not -p.ndim <= axis < p.ndim:
@@ -83,7 +79,7 @@ def cosine_similarity(predictions, targets, *, axis=-1, weights=None, reduction=
             f"`axis` must index a dimension of `predictions` (ndim {p.ndim}); got axis={axis}"
         )
     p, t = jnp.moveaxis(p, int(axis), -1), jnp.moveaxis(t, int(axis), -1)
-    values = -jnp.sum(_unit(p) * _unit(t), axis=-1)
+    values = -jnp.sum(unit_vector(p) * unit_vector(t), axis=-1)
     return reduce_loss(values, weights, reduction)
 
 
@@ -185,7 +181,7 @@ def _masked_logsumexp(z: jax.Array, mask: jax.Array) -> jax.Array:
 def _circle_values(e, y, m, gamma):
     """Per-anchor circle-loss values (jitted: one compile per shape)."""
     n = e.shape[0]
-    u = _unit(e)
+    u = unit_vector(e)
     # HIGHEST: no reduced-precision (TF32/bf16) matmul on accelerators for the similarities.
     s = jnp.matmul(u, u.T, precision=jax.lax.Precision.HIGHEST)
     same = y[:, None] == y[None, :]

@@ -32,10 +32,9 @@ from lossopt._validation import (
     check_array_values,
     check_choice,
     check_probabilities,
-    check_same_shape,
     describe,
 )
-from lossopt.losses._classification import _class_ids, _class_targets
+from lossopt.losses._labels import class_ids, class_targets, paired_inputs
 from lossopt.losses._masking import class_mask, reduce_masked
 from lossopt.losses._numerics import mul_log
 from lossopt.losses._reduce import check_reduction, reduce_loss
@@ -189,10 +188,10 @@ def _simplex_inputs(logits: Any, labels: Any, where: Any, reduction: str):
         )
     k = z.shape[-1]
     mask = class_mask(where, z.shape, -1)
-    kind, lab = _class_targets(z, labels, -1, "logits")
+    kind, lab = class_targets(z, labels, -1, "logits")
     invalid = None
     if kind == "ids":
-        safe, _, invalid = _class_ids(lab, k, None)
+        safe, _, invalid = class_ids(lab, k, None)
         if mask is not None:
             invalid = invalid | mask.ids_on_masked(safe, lab)
         y = jax.nn.one_hot(safe, k, dtype=z.dtype)
@@ -397,7 +396,10 @@ def multiclass_sparsemax_loss(
     "optax.losses.sparsemax_loss",
 )
 def sparsemax_loss(
-    logits: ArrayLike, labels: ArrayLike, *, weights: ArrayLike | None = None,
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
     reduction: str = "mean",
 ) -> jax.Array:
     """Binary sparsemax loss: ``l = sparse_plus(-x)`` for ``y = 1``, ``sparse_plus(x)`` for 0.
@@ -427,10 +429,7 @@ def sparsemax_loss(
     References:
         Martins, A. F. T. & Astudillo, R. F. (2016). From softmax to sparsemax. ICML.
     """
-    check_reduction(reduction)
-    x = as_float_array(logits, "logits")
-    y = as_float_array(labels, "labels", like=x)
-    check_same_shape(x, y, "logits", "labels")
+    x, y = paired_inputs(logits, labels, "logits", "labels", reduction)
     check_array_values(y, "labels", lambda v: (v == 0) | (v == 1), "labels in {0, 1}")
     z = (1.0 - 2.0 * y) * x
     # Each constant branch is selected on its own region, so a NaN falls to the formula.
