@@ -240,16 +240,6 @@ def tolerance_table(path):
     return table
 
 
-def _hyper_text(hyper) -> str:
-    """``{"learning_rate": 0.1}`` (older records: its JSON text) as ``learning_rate=0.1``."""
-    if isinstance(hyper, str):
-        try:
-            hyper = json.loads(hyper)
-        except ValueError:
-            return hyper
-    return " ".join(f"{k}={v}" for k, v in hyper.items())
-
-
 def summary_table(rows):
     """The ``lossopt run`` summary as a rich ``Table`` that fits a 100-column terminal.
 
@@ -265,6 +255,8 @@ def summary_table(rows):
 
     from rich import box
     from rich.table import Table
+
+    from lossopt.experiment._tables import hyperparameter_text
 
     groups: dict[tuple[str, str, str, str], list[dict]] = {}
     for r in rows:
@@ -301,7 +293,7 @@ def summary_table(rows):
         statuses: dict[str, int] = {}
         for r in rs:
             statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-        hyper = _hyper_text(rs[0]["hyperparameters"])
+        hyper = hyperparameter_text(rs[0]["hyperparameters"])
         if known:
             gaps = [r["f_minus_f_star"] for r in rs if r.get("f_minus_f_star") is not None]
             objective = f"{statistics.median(gaps):.2e}" if gaps else "-"

@@ -198,21 +198,13 @@ def _first_gap(trace: dict[str, np.ndarray], reference: float) -> float:
 
 def _config(row: dict[str, Any]) -> str:
     """A run's solver configuration: the solver and its hyperparameters."""
-    return f"{row['solver']} {_short(row['hyperparameters'])}".strip()
+    from lossopt.experiment._tables import solver_label
+
+    return solver_label(row)
 
 
 def _objective_column(trace: dict[str, np.ndarray]) -> str:
     return "train_loss" if "train_loss" in trace else "loss"
-
-
-def _short(hyper: Any) -> str:
-    """A record's hyperparameters (an object; records written before: its JSON text)."""
-    if isinstance(hyper, str):
-        try:
-            hyper = json.loads(hyper)
-        except ValueError:
-            return hyper
-    return " ".join(f"{k}={v}" for k, v in hyper.items())
 
 
 def plot_loss_shapes(loss_entries: Sequence[dict[str, Any]], path: str | Path) -> Path:

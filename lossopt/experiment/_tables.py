@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,8 @@ from lossopt._compare._tolerance import (
     threshold,
 )
 
-__all__ = ["TOLERANCE_COLUMNS", "profile_costs", "read_tolerance_table", "solver_label",
-           "tolerance_rows", "write_tolerance_table"]
+__all__ = ["TOLERANCE_COLUMNS", "hyperparameter_text", "profile_costs", "read_tolerance_table",
+           "solver_label", "tolerance_rows", "write_tolerance_table"]
 
 TOLERANCE_COLUMNS = ("problem", "n", "solver", "eps", "threshold", "f_star", "iterations",
                      "fun_evals", "grad_evals", "seconds")
@@ -35,10 +36,19 @@ _MEASURES = ("iterations", "fun_evals", "grad_evals", "seconds")
 NOT_REACHED = "-"
 
 
+def hyperparameter_text(hyper: Any) -> str:
+    """A record's hyperparameters as ``k=v k=v`` (an object; older records: its JSON text)."""
+    if isinstance(hyper, str):
+        try:
+            hyper = json.loads(hyper)
+        except ValueError:
+            return hyper
+    return " ".join(f"{k}={v}" for k, v in dict(hyper).items())
+
+
 def solver_label(row: dict[str, Any]) -> str:
     """``solver k=v ...`` of a record row (the solver configuration)."""
-    hyper = row["hyperparameters"]
-    return row["solver"] + "".join(f" {k}={v}" for k, v in dict(hyper).items())
+    return f"{row['solver']} {hyperparameter_text(row['hyperparameters'])}".strip()
 
 
 def _read_trace(path: Path) -> dict[str, np.ndarray]:
