@@ -7,10 +7,21 @@ negative log-likelihood up to the constant ``log(c!)``.
 
 from __future__ import annotations
 
-from lossopt.losses._probabilistic import poisson_nll_values
+import math
+
+import jax.numpy as jnp
+
+from lossopt._validation import (
+    as_float_array,
+    check_array_values,
+    check_bool,
+    check_positive,
+    check_same_shape,
+)
+from lossopt.losses._reduce import check_reduction, reduce_loss
 from lossopt.losses._registry import register
 
-__all__ = ["poisson"]
+__all__ = ["poisson", "poisson_nll_values"]
 
 
 @register(
@@ -53,3 +64,31 @@ def poisson(rates, counts, *, eps=1e-7, weights=None, reduction="mean"):
         Keras documentation, ``keras.losses.Poisson``.
     """
     return poisson_nll_values(rates, counts, "rates", False, False, eps, weights, reduction)
+
+
+def poisson_nll_values(first, counts, name, log_input, full, eps, weights, reduction):
+    """The Poisson negative log-likelihood, the body of ``poisson`` and ``poisson_nll`` (internal).
+
+    ``name`` is the first argument's name in error messages; ``log_input``: ``first`` holds
+    ``log r`` (``exp(x) - c x``) rather than ``r`` (``r - c log(r + eps)``); ``full`` adds the
+    Stirling term of ``log(c!)`` for ``c > 1``.
+    """
+    check_reduction(reduction)
+    check_bool(log_input, "log_input")
+    check_bool(full, "full")
+    check_positive(eps, "eps")
+    x = as_float_array(first, name)
+    c = as_float_array(counts, "counts", like=x)
+    check_same_shape(x, c, name, "counts")
+    check_array_values(c, "counts", lambda v: v >= 0, "counts >= 0")
+    if log_input:
+        values = jnp.exp(x) - c * x
+    else:
+        check_array_values(x, name, lambda v: v >= 0, "rates >= 0")
+        values = x - c * jnp.log(x + eps)
+    if full:
+        big = c > 1
+        cs = jnp.where(big, c, 2.0)  # double where: log of c <= 1 never evaluated
+        stirling = cs * jnp.log(cs) - cs + 0.5 * jnp.log(2.0 * math.pi * cs)
+        values = values + jnp.where(big, stirling, 0.0)
+    return reduce_loss(values, weights, reduction)

@@ -25,6 +25,7 @@ from lossopt._validation import (
     check_same_shape,
     describe,
 )
+from lossopt.losses._counts import poisson_nll_values
 from lossopt.losses._labels import (
     check_ignore_index,
     class_axis_last,
@@ -279,26 +280,3 @@ def poisson_nll(
     return poisson_nll_values(
         log_rate, counts, "log_rate", log_input, full, eps, weights, reduction
     )
-
-
-def poisson_nll_values(first, counts, name, log_input, full, eps, weights, reduction):
-    """Body of ``poisson_nll`` and ``poisson``; ``name`` is the first argument's name."""
-    check_reduction(reduction)
-    check_bool(log_input, "log_input")
-    check_bool(full, "full")
-    check_positive(eps, "eps")
-    x = as_float_array(first, name)
-    c = as_float_array(counts, "counts", like=x)
-    check_same_shape(x, c, name, "counts")
-    check_array_values(c, "counts", lambda v: v >= 0, "counts >= 0")
-    if log_input:
-        values = jnp.exp(x) - c * x
-    else:
-        check_array_values(x, name, lambda v: v >= 0, "rates >= 0")
-        values = x - c * jnp.log(x + eps)
-    if full:
-        big = c > 1
-        cs = jnp.where(big, c, 2.0)  # double where: log of c <= 1 never evaluated
-        stirling = cs * jnp.log(cs) - cs + 0.5 * jnp.log(2.0 * math.pi * cs)
-        values = values + jnp.where(big, stirling, 0.0)
-    return reduce_loss(values, weights, reduction)
