@@ -32,6 +32,7 @@ __all__ = [
     "concrete_value",
     "describe",
     "did_you_mean",
+    "float_leaves",
 ]
 
 
@@ -141,6 +142,23 @@ def check_in_interval(
     hi_ok = np.less_equal if closed_high else np.less
     interval = f"{'[' if closed_low else '('}{low}, {high}{']' if closed_high else ')'}"
     _check_values(x, name, lambda v: lo_ok(v, low) & hi_ok(v, high), f"in {interval}")
+
+
+def float_leaves(params: Any, name: str = "params") -> list[jax.Array]:
+    """The leaves of a parameter pytree as arrays; TypeError unless each is real floating.
+
+    The one check of penalties over parameter trees (:mod:`lossopt.regularizers`,
+    :mod:`lossopt.prox`): an integer or complex leaf would silently round or lose its
+    imaginary part in the penalty's gradient.
+    """
+    leaves = [jnp.asarray(x) for x in jax.tree.leaves(params)]
+    for leaf in leaves:
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            raise TypeError(
+                f"`{name}` leaves must be real floating arrays; got a leaf that is "
+                f"{describe(leaf)}"
+            )
+    return leaves
 
 
 def did_you_mean(value: Any, choices: Iterable[Any]) -> str:

@@ -52,6 +52,7 @@ from lossopt._validation import (
     check_nonnegative,
     concrete_value,
     describe,
+    float_leaves,
 )
 
 __all__ = [
@@ -86,20 +87,9 @@ class Penalty(Protocol):
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _leaves(params: Any) -> list[jax.Array]:
-    leaves = [jnp.asarray(x) for x in jax.tree.leaves(params)]
-    for leaf in leaves:
-        if not jnp.issubdtype(leaf.dtype, jnp.floating):
-            raise TypeError(
-                f"`params` leaves must be real floating arrays; got a leaf that is "
-                f"{describe(leaf)}"
-            )
-    return leaves
-
-
 def _total(parts: list[jax.Array], params: Any) -> jax.Array:
     """Sum of per-leaf scalars in the params' dtype (0 for an empty tree)."""
-    leaves = _leaves(params)
+    leaves = float_leaves(params)
     dtype = leaves[0].dtype if leaves else jnp.result_type(float)
     return sum((p.astype(dtype) for p in parts), start=jnp.zeros((), dtype))
 
@@ -143,7 +133,7 @@ class L1:
         check_nonnegative(self.strength, "strength")
 
     def value(self, params: Any) -> jax.Array:
-        return self.strength * _total([_abs_sum(x) for x in _leaves(params)], params)
+        return self.strength * _total([_abs_sum(x) for x in float_leaves(params)], params)
 
     def prox(self, params: Any, step: Any) -> Any:
         _check_step(step)
@@ -165,7 +155,7 @@ class ElasticNet:
         check_in_interval(self.l1_ratio, "l1_ratio", 0.0, 1.0, closed_low=True, closed_high=True)
 
     def value(self, params: Any) -> jax.Array:
-        leaves = _leaves(params)
+        leaves = float_leaves(params)
         l1_part = _total([_abs_sum(x) for x in leaves], params)
         l2_part = _total([jnp.sum(x * x) for x in leaves], params)
         return self.alpha * (self.l1_ratio * l1_part + (1 - self.l1_ratio) * l2_part)
@@ -222,7 +212,7 @@ class GroupLasso:
 
     def value(self, params: Any) -> jax.Array:
         parts = []
-        for x in _leaves(params):
+        for x in float_leaves(params):
             self._check_axis(x)
             parts.append(jnp.sum(_group_norms(x, self.groups)))
         return self.strength * _total(parts, params)
@@ -252,7 +242,7 @@ class NonNegative:
     """The indicator of ``x >= 0`` (0 there, ``+inf`` elsewhere); prox: ``max(x, 0)``."""
 
     def value(self, params: Any) -> jax.Array:
-        return _indicator([x >= 0 for x in _leaves(params)], params)
+        return _indicator([x >= 0 for x in float_leaves(params)], params)
 
     def prox(self, params: Any, step: Any) -> Any:
         return jax.tree.map(lambda x: jnp.maximum(x, 0).astype(x.dtype), params)
@@ -311,7 +301,7 @@ class Box:
         feasible = jax.tree.leaves(
             jax.tree.map(lambda x, lo, hi: (x >= lo) & (x <= hi), params, lower, upper)
         )
-        _leaves(params)
+        float_leaves(params)
         return _indicator(feasible, params)
 
     def prox(self, params: Any, step: Any) -> Any:

@@ -16,27 +16,17 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from lossopt._validation import check_in_interval, check_nonnegative
+from lossopt._validation import check_in_interval, check_nonnegative, float_leaves
 
 __all__ = ["elastic_net", "l1", "l2"]
 
 
-def _leaves(params: Any) -> list[jax.Array]:
-    leaves = [jnp.asarray(x) for x in jax.tree_util.tree_leaves(params)]
-    for leaf in leaves:
-        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
-            raise TypeError(
-                f"`params` leaves must be floating arrays; got a leaf of dtype {leaf.dtype}"
-            )
-    return leaves
-
-
 def _sum_abs(params: Any) -> jax.Array:
-    return sum((jnp.sum(x * jnp.sign(x)) for x in _leaves(params)), start=jnp.zeros(()))
+    return sum((jnp.sum(x * jnp.sign(x)) for x in float_leaves(params)), start=jnp.zeros(()))
 
 
 def _sum_squares(params: Any) -> jax.Array:
-    return sum((jnp.sum(x * x) for x in _leaves(params)), start=jnp.zeros(()))
+    return sum((jnp.sum(x * x) for x in float_leaves(params)), start=jnp.zeros(()))
 
 
 def l1(params: Any, strength: Any = 1.0) -> jax.Array:
