@@ -206,41 +206,41 @@ class FiniteDifferences:
         ``O(h)`` for smooth ``f`` and by the jump of ``f''`` at a curvature kink: the gap must
         stay put as ``h`` shrinks 8-fold.
         """
-        x = self.x.flat
         coords = np.asarray(coords, dtype=int)
         gaps = []
         for scale in (1.0, 1.0 / 64):
             h = self.steps(_HESS_STEP)[coords] * scale
-            k = coords.size
-            points = np.repeat(x[None, :], 4 * k + 1, axis=0)
-            rows = 1 + 4 * np.arange(k)
-            for off, mult in enumerate((2, 1, -1, -2)):
-                points[rows + off, coords] += mult * h
-            vals = self.evaluate(points)
-            f0 = vals[0]
-            p2, p1, m1, m2 = vals[1:].reshape(k, 4).T
+            f0, p2, fwd, bwd = self._second_differences(coords, h)
             with np.errstate(all="ignore"):
-                fwd = (p2 - 2 * p1 + f0) / h**2
-                bwd = (m2 - 2 * m1 + f0) / h**2
                 noise = 8 * _ROUNDOFF_SAFETY * self.f_eps * np.maximum(abs(f0), np.abs(p2)) / h**2
                 gaps.append((np.abs(fwd - bwd), noise, np.abs(fwd) + np.abs(bwd)))
         (g1, _, _), (g2, n2, s2) = gaps
         return (g2 > n2 + 1e-6 * s2) & (g2 > 0.5 * g1)
 
-    def curvature_sides(self, i: np.ndarray, kink: np.ndarray, left: np.ndarray,
-                         right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One-sided second derivatives (small step) at curvature kinks."""
-        x = self.x.flat
-        coords = i[kink]
-        h = self.steps(_HESS_STEP)[coords] / 64
+    def _second_differences(self, coords: np.ndarray, h: np.ndarray):
+        """``(f0, f(x + 2h), forward, backward)`` second differences along ``coords``.
+
+        ``[f(x+2h) - 2f(x+h) + f(x)] / h**2`` and ``[f(x-2h) - 2f(x-h) + f(x)] / h**2``, one
+        batched evaluation of the ``4k + 1`` points.
+        """
         k = coords.size
-        points = np.repeat(x[None, :], 4 * k + 1, axis=0)
+        points = np.repeat(self.x.flat[None, :], 4 * k + 1, axis=0)
         rows = 1 + 4 * np.arange(k)
         for off, mult in enumerate((2, 1, -1, -2)):
             points[rows + off, coords] += mult * h
         vals = self.evaluate(points)
+        f0 = vals[0]
         p2, p1, m1, m2 = vals[1:].reshape(k, 4).T
+        with np.errstate(all="ignore"):
+            return f0, p2, (p2 - 2 * p1 + f0) / h**2, (m2 - 2 * m1 + f0) / h**2
+
+    def curvature_sides(self, i: np.ndarray, kink: np.ndarray, left: np.ndarray,
+                         right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One-sided second derivatives (small step) at curvature kinks."""
+        coords = i[kink]
+        h = self.steps(_HESS_STEP)[coords] / 64
+        _, _, fwd, bwd = self._second_differences(coords, h)
         left, right = left.copy(), right.copy()
-        left[kink] = (m2 - 2 * m1 + vals[0]) / h**2
-        right[kink] = (p2 - 2 * p1 + vals[0]) / h**2
+        left[kink] = bwd
+        right[kink] = fwd
         return left, right
