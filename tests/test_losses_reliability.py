@@ -26,9 +26,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import RECIPES
+from helpers import as_jax as _as_jax
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_loss_properties import RECIPES, _as_jax
 
 from lossopt import losses
 from lossopt.losses._numerics import mul_log, positive_part
@@ -129,7 +130,7 @@ def _probability_cases():
         ("softmax_cross_entropy", "labels",
          lambda v: losses.softmax_cross_entropy(jnp.zeros((2, 2)), v), P2),
         ("softmax_focal", "labels", lambda v: losses.softmax_focal(jnp.zeros((2, 2)), v), P2),
-        ("kl_divergence", "predictions", lambda v: losses.kl_divergence(v, jnp.asarray(P2)), P2),
+        ("kl_divergence", "probs", lambda v: losses.kl_divergence(v, jnp.asarray(P2)), P2),
         ("kl_divergence", "targets", lambda v: losses.kl_divergence(jnp.asarray(P2), v), P2),
         ("kl_divergence_with_logits", "targets",
          lambda v: losses.kl_divergence_with_logits(jnp.zeros((2, 2)), v), P2),
@@ -242,7 +243,7 @@ def test_traced_probabilities_work_under_jit_and_grad():
 RANGE_CHECKED_FIRST = {
     "binary_cross_entropy": "probs",
     "categorical_cross_entropy": "probs",
-    "kl_divergence": "predictions",
+    "kl_divergence": "probs",
     "dice": "probs",
     "tversky": "probs",
     "focal_tversky": "probs",

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from test_loss_properties import RECIPES
+from helpers import RECIPES
 
 import lossopt
 from lossopt import losses
