@@ -33,7 +33,7 @@ def test_combine_seed_document_example():
         "regression": losses.mse(jnp.asarray(p_reg), jnp.asarray(y_reg)),
         "classification": losses.softmax_cross_entropy(jnp.asarray(logits), jnp.asarray(labels)),
     }
-    got = losses.combine(task_losses, {"regression": 1.0, "classification": 0.5})
+    got = losses.combine(task_losses, task_weights={"regression": 1.0, "classification": 0.5})
     assert float(got) == pytest.approx(expected, rel=1e-13)  # float64, same sums
 
 
@@ -45,7 +45,7 @@ def test_combine_is_linear_and_differentiable_through_a_model():
     rng = np.random.default_rng(1)
     w, x, y = (jnp.asarray(rng.normal(size=s)) for s in [(3,), (10, 3), (10,)])
     weights = {"a": 0.3, "b": 2.0}
-    total = lambda w: losses.combine(task_losses(w, x, y), weights)
+    total = lambda w: losses.combine(task_losses(w, x, y), task_weights=weights)
     ga = jax.grad(lambda w: task_losses(w, x, y)["a"])(w)
     gb = jax.grad(lambda w: task_losses(w, x, y)["b"])(w)
     # Linearity: the gradient of the combination is the combination of the gradients.
@@ -53,9 +53,9 @@ def test_combine_is_linear_and_differentiable_through_a_model():
     values = {"a": jnp.asarray(1.5), "b": jnp.asarray(-0.25)}
     assert float(losses.combine(values)) == 1.25  # default weights 1
     # The first argument is a pytree: gradient w.r.t. the loss values is the weights.
-    g = jax.grad(losses.combine)(values, weights)
+    g = jax.grad(lambda v: losses.combine(v, task_weights=weights))(values)
     assert {k: float(v) for k, v in g.items()} == weights
-    h = jax.hessian(losses.combine)(values, weights)
+    h = jax.hessian(lambda v: losses.combine(v, task_weights=weights))(values)
     assert all(float(v) == 0.0 for row in h.values() for v in row.values())
 
 
@@ -103,9 +103,9 @@ def test_learning_log_variances_by_gradient_descent():
     [
         (lambda: losses.combine({}), TypeError, "losses"),
         (lambda: losses.combine([1.0, 2.0]), TypeError, "losses"),
-        (lambda: losses.combine({"a": 1.0, "b": 2.0}, {"a": 1.0}), ValueError, "missing"),
-        (lambda: losses.combine({"a": 1.0}, {"a": 1.0, "c": 2.0}), ValueError, "unknown"),
-        (lambda: losses.combine({"a": 1.0}, {"a": -1.0}), ValueError, "weights"),
+        (lambda: losses.combine({"a": 1.0, "b": 2.0}, task_weights={"a": 1.0}), ValueError, "missing"),
+        (lambda: losses.combine({"a": 1.0}, task_weights={"a": 1.0, "c": 2.0}), ValueError, "unknown"),
+        (lambda: losses.combine({"a": 1.0}, task_weights={"a": -1.0}), ValueError, "weights"),
         (lambda: losses.combine({"a": jnp.ones(2), "b": jnp.ones(3)}), ValueError, "shape"),
         (lambda: losses.uncertainty_weighted({"a": 1.0}, {"b": 0.0}), ValueError, "log_vars"),
         (lambda: losses.uncertainty_weighted({"a": 1.0}, {"a": 0.0}, kinds={"a": "ranking"}),

@@ -5,7 +5,7 @@ weights=None, reduction="mean")``; classification losses name the arguments ``(l
 or ``(probs, labels)``, and losses with other natural inputs keep them in the same shape of
 call: ``triplet(anchor, positive, negative, ...)``, ``contrastive(x1, x2, labels, ...)``,
 ``info_nce(embeddings, labels, ...)``, ``ctc(logits, logit_paddings, labels, label_paddings,
-...)``. The multi-task combinators ``combine(losses, weights)`` and
+...)``. The multi-task combinators ``combine(losses, *, task_weights)`` and
 ``uncertainty_weighted(losses, log_vars)`` take a dict of task losses. :mod:`lossopt.losses.robust`
 holds the rho/psi/IRLS-weight triples of the robust losses.
 

@@ -128,7 +128,7 @@ def _distribution_pair(preds: Any, targets: Any, pred_name: str, reduction: str)
     reference="Kullback & Leibler (1951), Ann. Math. Stat. 22(1); Keras KLDivergence",
 )
 def kl_divergence(
-    predictions,
+    probs,
     targets,
     *,
     eps=None,
@@ -150,7 +150,7 @@ def kl_divergence(
     example) drops masked entries of both arguments, as by hand: the kept entries of each
     must then sum to 1; all-masked examples give 0 and are left out of ``"mean"``.
 
-    Log-space inputs. ``log_predictions=True``: ``predictions`` holds ``log p`` (used as is, no
+    Log-space inputs. ``log_predictions=True``: ``probs`` holds ``log p`` (used as is, no
     clamp: ``-inf`` for a class of zero mass is fine where the target gives it no mass);
     ``log_target=True``: ``targets`` holds ``log t`` and ``t log t`` is ``exp(lt) lt``, 0 where
     ``lt = -inf``. ``kl_divergence(log_p, log_t, log_predictions=True, log_target=True,
@@ -163,10 +163,10 @@ def kl_divergence(
 
     Raises:
         ValueError: mismatched shapes, 0-d inputs, ``eps`` outside (0, 1), unknown reduction;
-            concrete predictions or targets outside [0, 1] or not summing to 1 over the last
+            concrete probs or targets outside [0, 1] or not summing to 1 over the last
             axis within ``sqrt(eps)`` of the dtype (a KL of unnormalised vectors can be
             negative), or, for a log-argument, with ``exp`` of it outside [0, 1] or not summing
-            to 1 (named ``exp(predictions)`` / ``exp(targets)``). Under ``jit`` neither argument
+            to 1 (named ``exp(probs)`` / ``exp(targets)``). Under ``jit`` neither argument
             is checked.
         TypeError: ``log_predictions`` or ``log_target`` not a bool.
 
@@ -182,9 +182,9 @@ def kl_divergence(
     """
     check_bool(log_predictions, "log_predictions")
     check_bool(log_target, "log_target")
-    p, t = _distribution_pair(predictions, targets, "predictions", reduction)
+    p, t = _distribution_pair(probs, targets, "probs", reduction)
     mask = class_mask(where, p.shape, -1)
-    _check_kl_argument(p, "predictions", log_predictions, mask)
+    _check_kl_argument(p, "probs", log_predictions, mask)
     _check_kl_argument(t, "targets", log_target, mask)
     if mask is not None:  # masked entries are not read: p = 1, t = 0 there add exactly 0
         p = mask.fill(p, 0.0 if log_predictions else 1.0)

@@ -62,40 +62,41 @@ def _per_task(mapping: Any, name: str, tasks: list[str]) -> dict[str, Any]:
     probabilistic=False,
     reference="Caruana (1997), Multitask Learning, Machine Learning 28(1)",
 )
-def combine(losses, weights=None):
+def combine(losses, *, task_weights=None):
     """Fixed-weight combination of task losses: ``sum_k w_k L_k``.
 
     Linear in the loss values (gradient ``w_k``), hence convex, smooth and of bounded
-    influence in them. Here ``weights`` are the *task* weights (a mapping with the same keys as
-    ``losses``; all 1 by default), not per-example weights.
+    influence in them. ``task_weights`` (keyword-only) are the *task* weights ``w_k`` (a mapping
+    with the same keys as ``losses``; all 1 by default), not the per-example ``weights`` of the
+    other losses.
 
     Args:
         losses: mapping ``{task: loss value}``; values of equal shape (usually scalars).
-        weights: optional mapping ``{task: weight >= 0}`` with exactly the same tasks. Values
+        task_weights: optional mapping ``{task: weight >= 0}`` with exactly the same tasks. Values
             may be traced (e.g. scheduled or learned weights).
 
     Returns:
-        ``sum_k weights[k] * losses[k]`` (the shape of the loss values).
+        ``sum_k task_weights[k] * losses[k]`` (the shape of the loss values).
 
     Raises:
-        TypeError: ``losses`` or ``weights`` not a mapping, non-numeric values.
-        ValueError: empty ``losses``, tasks of ``weights`` differing from those of ``losses``,
+        TypeError: ``losses`` or ``task_weights`` not a mapping, non-numeric values.
+        ValueError: empty ``losses``, tasks of ``task_weights`` differing from those of ``losses``,
             loss values of different shapes, negative concrete weights.
 
     Example (the seed document's ``loss1 + 0.5 * loss2``):
         >>> import jax.numpy as jnp
         >>> task_losses = {"regression": jnp.array(2.0), "classification": jnp.array(0.6)}
-        >>> float(combine(task_losses, {"regression": 1.0, "classification": 0.5}))
+        >>> float(combine(task_losses, task_weights={"regression": 1.0, "classification": 0.5}))
         2.3
     """
     values = _task_values(losses)
     tasks = list(values)
-    if weights is None:
+    if task_weights is None:
         return sum(values[k] for k in tasks)
-    w = _per_task(weights, "weights", tasks)
+    w = _per_task(task_weights, "task_weights", tasks)
     total = 0
     for k in tasks:
-        check_nonnegative(w[k], f"weights[{k!r}]")
+        check_nonnegative(w[k], f"task_weights[{k!r}]")
         total = total + jnp.asarray(w[k], values[k].dtype) * values[k]
     return total
 

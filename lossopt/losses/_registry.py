@@ -53,8 +53,9 @@ class LossInfo:
         robust: bounded gradient in the first argument as the error grows.
         probabilistic: a negative log-likelihood or divergence.
         reference: where the loss comes from (paper or library documentation).
-        hyperparameters: keyword-only hyperparameters and their defaults (``weights`` and
-            ``reduction`` excluded; ``REQUIRED`` marks one without a default).
+        hyperparameters: keyword-only hyperparameters and their defaults (``weights``,
+            ``reduction`` and the class mask ``where`` excluded: they are inputs, not
+            hyperparameters; ``REQUIRED`` marks one without a default).
     """
 
     name: str
@@ -84,7 +85,7 @@ class _Required:
 
 REQUIRED = _Required()
 _REGISTRY: dict[str, LossInfo] = {}
-_COMMON_KWARGS = ("weights", "reduction")
+_COMMON_KWARGS = ("weights", "reduction", "where")
 
 
 def _hyperparameters(fn: Callable[..., Any]) -> dict[str, Any]:
