@@ -227,8 +227,8 @@ PART_2 = {
     "cauchy": Recipe(_regression, witness=_robust_witness(c=1.0)),
     "geman_mcclure": Recipe(_regression, witness=_robust_witness(c=1.0)),
     "welsch": Recipe(_regression, witness=_robust_witness(c=1.0)),
-    "barron": Recipe(_regression, witness=_robust_witness(alpha=0.0, scale=1.0)),
-    "barron_nll": Recipe(_regression, witness=_robust_witness(alpha=0.0, scale=1.0)),
+    "barron": Recipe(_regression, witness=_robust_witness(alpha=0.0, c=1.0)),
+    "barron_nll": Recipe(_regression, witness=_robust_witness(alpha=0.0, c=1.0)),
     # (m - |d|)^2 near d = 0 has tangential curvature -2 (m - |d|) / |d| < 0 (similar pairs
     # use label 0, dissimilar label 1 as in the seed).
     "contrastive": Recipe(

@@ -58,10 +58,10 @@ REFERENCES = {
         {"c": 1.5},
     ),
     "barron": (
-        lambda r, alpha, scale: _barron_ref(r, alpha, scale),
-        lambda r, alpha, scale: r / scale**2 * ((r / scale) ** 2 / abs(alpha - 2) + 1)
+        lambda r, alpha, c: _barron_ref(r, alpha, c),
+        lambda r, alpha, c: r / c**2 * ((r / c) ** 2 / abs(alpha - 2) + 1)
         ** (alpha / 2 - 1),
-        {"alpha": 0.6, "scale": 1.4},
+        {"alpha": 0.6, "c": 1.4},
     ),
 }
 NAMES = sorted(REFERENCES)
@@ -82,7 +82,7 @@ def test_registered_with_properties():
     assert (nll.task, nll.probabilistic, nll.hyperparameters) == (
         "probabilistic",
         True,
-        {"alpha": 1.0, "scale": 1.0},
+        {"alpha": 1.0, "c": 1.0},
     )
 
 
@@ -138,7 +138,7 @@ def test_barron_special_cases_equal_closed_forms(alpha, dtype):
     z, closed = _closed_forms()
     scale = 0.5
     r = jnp.asarray(z * scale, dtype)
-    got = losses.barron(r, jnp.zeros_like(r), alpha=alpha, scale=scale, reduction="none")
+    got = losses.barron(r, jnp.zeros_like(r), alpha=alpha, c=scale, reduction="none")
     assert got.dtype == dtype
     # float64: identical closed forms up to round-off; float32: a few ulps of ~50.
     tol = 1e-13 if dtype == jnp.float64 else 1e-6
@@ -150,11 +150,11 @@ def test_members_of_barrons_family_at_the_same_scale():
     c = 0.9
     pairs = [
         (losses.geman_mcclure(p, t, c=c, reduction="none"),
-         losses.barron(p, t, alpha=-2.0, scale=c, reduction="none")),
+         losses.barron(p, t, alpha=-2.0, c=c, reduction="none")),
         (losses.welsch(p, t, c=c, reduction="none"),
-         losses.barron(p, t, alpha=-jnp.inf, scale=c, reduction="none")),
+         losses.barron(p, t, alpha=-jnp.inf, c=c, reduction="none")),
         (losses.cauchy(p, t, c=c, reduction="none"),
-         c**2 / 2 * losses.barron(p, t, alpha=0.0, scale=c / math.sqrt(2), reduction="none")),
+         c**2 / 2 * losses.barron(p, t, alpha=0.0, c=c / math.sqrt(2), reduction="none")),
     ]
     for a, b in pairs:
         # Same function through two code paths: float64 round-off.
@@ -167,7 +167,7 @@ _barron_rho = jax.jit(lambda z, a: robust.barron.rho(z, alpha=a))
 @jax.jit
 def _barron_derivatives(r, alpha, scale):
     """Gradient and Hessian of sum(rho) with respect to r, alpha and scale together."""
-    f = lambda r, a, s: jnp.sum(robust.barron.rho(r, alpha=a, scale=s))
+    f = lambda r, a, s: jnp.sum(robust.barron.rho(r, alpha=a, c=s))
     argnums = (0, 1, 2)
     return jax.grad(f, argnums)(r, alpha, scale), jax.hessian(f, argnums)(r, alpha, scale)
 
@@ -203,7 +203,7 @@ def test_barron_is_continuous_and_differentiable_near_its_limits(dtype):
 
 def test_barron_alpha_derivative_matches_finite_differences():
     r = jnp.asarray([0.2, 1.0, 4.0])
-    slope = jax.jit(jax.grad(lambda a: jnp.sum(robust.barron.rho(r, alpha=a, scale=0.8))))
+    slope = jax.jit(jax.grad(lambda a: jnp.sum(robust.barron.rho(r, alpha=a, c=0.8))))
     for a in (-5.0, -2.0, 1e-4, 0.5, 1.0, 1.5, 3.0):
         h = 1e-5
         fd = (_barron_ref(np.asarray(r), a + h, 0.8).sum() - _barron_ref(np.asarray(r), a - h, 0.8)
@@ -251,7 +251,7 @@ def test_log_partition_and_its_derivative_match_adaptive_quadrature():
 
 
 def test_nll_is_a_normalised_density():
-    nll = jax.jit(lambda x, a, s: losses.barron_nll(x, jnp.zeros_like(x), alpha=a, scale=s,
+    nll = jax.jit(lambda x, a, s: losses.barron_nll(x, jnp.zeros_like(x), alpha=a, c=s,
                                                      reduction="sum"))
     for alpha, scale in [(0.0, 0.7), (0.8, 1.7), (2.0, 1.0)]:
         density = lambda x, a=alpha, s=scale: math.exp(-float(nll(jnp.asarray([x]), a, s)))
@@ -281,7 +281,7 @@ def _fit_alpha(residuals, theta0):
 
     def objective(params):
         return losses.barron_nll(residuals, jnp.zeros_like(residuals),
-                                 alpha=2 * jax.nn.sigmoid(params[0]), scale=jnp.exp(params[1]))
+                                 alpha=2 * jax.nn.sigmoid(params[0]), c=jnp.exp(params[1]))
 
     opt = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(objective)
@@ -369,7 +369,7 @@ def test_irls_solves_the_m_estimation_normal_equations():
 def test_array_hyperparameters_broadcast_over_trailing_axes_and_vmap():
     p, t = map(jnp.asarray, _data(seed=5, shape=(5, 3)))
     alpha = jnp.asarray([-1.0, 0.5, 1.7])
-    per_column = jax.jit(lambda p, t, a: losses.barron(p, t, alpha=a, scale=2.0, reduction="none"))
+    per_column = jax.jit(lambda p, t, a: losses.barron(p, t, alpha=a, c=2.0, reduction="none"))
     got = per_column(p, t, alpha)
     for j in range(3):
         col = per_column(p[:, j], t[:, j], alpha[j])
@@ -392,7 +392,7 @@ def test_array_hyperparameters_broadcast_over_trailing_axes_and_vmap():
         (lambda: losses.cauchy(jnp.ones(3), jnp.ones(2)), ValueError, "same shape"),
         (lambda: losses.barron(jnp.ones(3), jnp.ones(3), alpha=jnp.inf), ValueError, "alpha"),
         (lambda: losses.barron(jnp.ones(3), jnp.ones(3), alpha=jnp.nan), ValueError, "alpha"),
-        (lambda: losses.barron(jnp.ones(3), jnp.ones(3), scale=-1.0), ValueError, "scale"),
+        (lambda: losses.barron(jnp.ones(3), jnp.ones(3), c=-1.0), ValueError, "`c`"),
         (lambda: losses.barron(jnp.ones((2, 3)), jnp.ones((2, 3)), alpha=jnp.ones(2)),
          ValueError, "broadcast"),
         (lambda: robust.tukey.rho(jnp.ones(3), alpha=1.0), TypeError, "unknown hyperparameter"),

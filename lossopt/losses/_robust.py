@@ -8,10 +8,10 @@ Normalisation. Tukey and Cauchy use the classical M-estimator normalisation
 ``rho = c**2 * rho_hat(r / c)`` (so ``rho ~ r**2 / 2`` near 0, as in Huber's and Hampel's
 tables); Geman-McClure, Welsch and Barron are Barron's family members in scaled units,
 ``rho = rho_hat(r / c)`` (so ``rho ~ (r / c)**2 / 2``). Hence ``geman_mcclure(c) =
-barron(alpha=-2, scale=c)``, ``welsch(c) = barron(alpha=-inf, scale=c)`` and
-``cauchy(c) = c**2 / 2 * barron(alpha=0, scale=c / sqrt(2))``.
+barron(alpha=-2, c=c)``, ``welsch(c) = barron(alpha=-inf, c=c)`` and
+``cauchy(c) = c**2 / 2 * barron(alpha=0, c=c / sqrt(2))``.
 
-Scale hyperparameters (``c``, ``scale``) and Barron's ``alpha`` may be arrays broadcastable
+The scale hyperparameter ``c`` and Barron's ``alpha`` may be arrays broadcastable
 (numpy rules, trailing axes) to the residual's shape, e.g. one ``alpha`` per output dimension;
 they may be traced, so ``jax.grad`` can learn them and ``jax.vmap`` can sweep them.
 """
@@ -173,7 +173,7 @@ class RobustPenalty:
 
     Attributes:
         name: the penalty's name (also the registered loss's name).
-        scale_name: name of the scale hyperparameter (``"c"`` or ``"scale"``).
+        scale_name: name of the scale hyperparameter (``"c"`` for every penalty).
         hyperparameters: every hyperparameter and its default.
         c_squared: whether ``rho`` carries the ``c**2`` factor.
         rho_hat: ``rho`` in scaled units.
@@ -236,8 +236,8 @@ PENALTIES: dict[str, RobustPenalty] = {
         RobustPenalty("welsch", "c", {"c": 1.0}, False, _welsch_rho, _welsch_weight),
         RobustPenalty(
             "barron",
-            "scale",
-            {"alpha": 1.0, "scale": 1.0},
+            "c",
+            {"alpha": 1.0, "c": 1.0},
             False,
             _barron_rho,
             _barron_weight,
@@ -413,7 +413,7 @@ def cauchy(predictions, targets, *, c=1.0, weights=None, reduction="mean"):
     ``psi(r) = r / (1 + (r/c)^2)`` peaks at ``|r| = c`` and decays like ``c^2 / r``; the
     curvature is negative for ``|r| > c`` (not convex). The negative log-likelihood of a
     Cauchy distribution with scale ``c``, up to constants and the factor ``c^2``. Equals
-    ``c^2/2 * barron(alpha=0, scale=c/sqrt(2))``.
+    ``c^2/2 * barron(alpha=0, c=c/sqrt(2))``.
 
     Args:
         predictions, targets: arrays of the same shape.
@@ -522,19 +522,19 @@ def welsch(predictions, targets, *, c=1.0, weights=None, reduction="mean"):
     robust=True,
     reference="Barron (2019), A General and Adaptive Robust Loss Function, CVPR",
 )
-def barron(predictions, targets, *, alpha=1.0, scale=1.0, weights=None, reduction="mean"):
-    """Barron's general robust loss: ``|a-2|/a (((r/s)^2/|a-2| + 1)^(a/2) - 1)``.
+def barron(predictions, targets, *, alpha=1.0, c=1.0, weights=None, reduction="mean"):
+    """Barron's general robust loss: ``|a-2|/a (((r/c)^2/|a-2| + 1)^(a/2) - 1)``.
 
-    With ``a = alpha``, ``s = scale``, ``z = r/s``, its limits and members are ``z^2/2``
+    With ``a = alpha`` and ``z = r/c``, its limits and members are ``z^2/2``
     (``a = 2``), ``sqrt(z^2 + 1) - 1`` (``a = 1``, Charbonnier / pseudo-Huber),
     ``log(z^2/2 + 1)`` (``a = 0``, Cauchy), ``2 z^2/(z^2 + 4)`` (``a = -2``, Geman-McClure)
     and ``1 - exp(-z^2/2)`` (``a = -inf``, Welsch). Evaluated as ``(b/2) L exprel(a L/2)``
     with ``b = |a - 2|``, ``L = log1p(z^2/b)``: stable near ``a = 0``, ``a = 2`` and for
     ``a -> -inf``, with exact closed forms at ``a = 2`` and ``a = -inf``. The curvature at 0 is
-    ``1/s^2`` for every ``a``; ``psi`` is bounded iff ``a <= 1`` (the default), convex iff
+    ``1/c^2`` for every ``a``; ``psi`` is bounded iff ``a <= 1`` (the default), convex iff
     ``a >= 1``; ``a > 2`` is allowed (overflows for large ``z``).
 
-    ``alpha`` and ``scale`` may be arrays (broadcast to the residual shape) and are
+    ``alpha`` and ``c`` may be arrays (broadcast to the residual shape) and are
     differentiable, so a solver can learn them; to learn ``alpha`` by likelihood use
     :func:`barron_nll` (minimising this ``rho`` alone drives ``alpha`` to ``-inf``). The
     ``alpha``-derivative diverges like ``log|alpha - 2|`` as ``alpha -> 2`` (``rho`` has a
@@ -545,14 +545,14 @@ def barron(predictions, targets, *, alpha=1.0, scale=1.0, weights=None, reductio
     Args:
         predictions, targets: arrays of the same shape.
         alpha: shape parameter in ``[-inf, inf)`` (scalar or broadcastable array).
-        scale: scale > 0 (scalar or broadcastable array).
+        c: scale > 0 (scalar or broadcastable array).
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
     Returns:
         The reduced loss (a scalar), or the elementwise losses with "none".
 
     Raises:
-        ValueError: mismatched shapes, NaN or ``+inf`` ``alpha``, ``scale <= 0``, parameters
+        ValueError: mismatched shapes, NaN or ``+inf`` ``alpha``, ``c <= 0``, parameters
             not broadcastable to the residual shape, unknown reduction.
 
     Example:
@@ -567,7 +567,7 @@ def barron(predictions, targets, *, alpha=1.0, scale=1.0, weights=None, reductio
         Barron, J. T. (2019). A General and Adaptive Robust Loss Function. CVPR, 4331-4339.
     """
     r = _residual(predictions, targets, reduction)
-    return reduce_loss(PENALTIES["barron"].rho(r, alpha=alpha, scale=scale), weights, reduction)
+    return reduce_loss(PENALTIES["barron"].rho(r, alpha=alpha, c=c), weights, reduction)
 
 
 def barron_log_partition(alpha: Any) -> jax.Array:
@@ -605,12 +605,12 @@ def barron_log_partition(alpha: Any) -> jax.Array:
     probabilistic=True,
     reference="Barron (2019), A General and Adaptive Robust Loss Function, CVPR",
 )
-def barron_nll(predictions, targets, *, alpha=1.0, scale=1.0, weights=None, reduction="mean"):
-    """Barron's adaptive loss: ``rho(r/s; alpha) + log(s) + log Z(alpha)``.
+def barron_nll(predictions, targets, *, alpha=1.0, c=1.0, weights=None, reduction="mean"):
+    """Barron's adaptive loss: ``rho(r/c; alpha) + log(c) + log Z(alpha)``.
 
     The negative log-likelihood of ``r = predictions - targets`` under Barron's distribution
-    ``p(r | alpha, s) = exp(-rho(r/s; alpha)) / (s Z(alpha))``: unlike the bare ``rho``
-    (:func:`barron`), minimising it over ``alpha`` and ``scale`` fits the shape and width of
+    ``p(r | alpha, c) = exp(-rho(r/c; alpha)) / (c Z(alpha))``: unlike the bare ``rho``
+    (:func:`barron`), minimising it over ``alpha`` and ``c`` fits the shape and width of
     the residual distribution, so heavy-tailed residuals drive ``alpha`` down (towards the
     Cauchy ``alpha = 0``) and Gaussian ones towards 2. ``log Z`` comes from a precomputed
     spline (:func:`lossopt.losses.robust.barron_log_partition`), twice differentiable in
@@ -622,14 +622,14 @@ def barron_nll(predictions, targets, *, alpha=1.0, scale=1.0, weights=None, redu
         predictions, targets: arrays of the same shape.
         alpha: shape parameter in ``[0, 2]`` (scalar or broadcastable array; traced values
             outside the interval give NaN).
-        scale: scale > 0 (scalar or broadcastable array).
+        c: scale > 0 (scalar or broadcastable array).
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
     Returns:
         The reduced loss (a scalar), or the elementwise losses with "none".
 
     Raises:
-        ValueError: mismatched shapes, concrete ``alpha`` outside ``[0, 2]``, ``scale <= 0``,
+        ValueError: mismatched shapes, concrete ``alpha`` outside ``[0, 2]``, ``c <= 0``,
             unknown reduction.
 
     Example (``alpha = 2`` is the Gaussian NLL ``r^2/2 + log sqrt(2 pi)``):
@@ -643,7 +643,7 @@ def barron_nll(predictions, targets, *, alpha=1.0, scale=1.0, weights=None, redu
     check_in_interval(alpha, "alpha", 0.0, 2.0, closed_low=True, closed_high=True)
     r = _residual(predictions, targets, reduction)
     penalty = PENALTIES["barron"]
-    rho = penalty.rho(r, alpha=alpha, scale=scale)
+    rho = penalty.rho(r, alpha=alpha, c=c)
     a = _broadcast_param(alpha, "alpha", r.shape, r.dtype)
-    s = _broadcast_param(scale, "scale", r.shape, r.dtype)
+    s = _broadcast_param(c, "c", r.shape, r.dtype)
     return reduce_loss(rho + jnp.log(s) + _log_partition(a), weights, reduction)

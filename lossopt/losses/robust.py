@@ -8,7 +8,7 @@ Each name is a :class:`RobustPenalty` with three elementwise functions of the re
 
 Penalties: ``tukey`` and ``cauchy`` (hyperparameter ``c``, classical normalisation
 ``rho ~ r^2/2`` near 0), ``geman_mcclure`` and ``welsch`` (``c``, scaled units
-``rho ~ (r/c)^2/2``), ``barron`` (``alpha``, ``scale``: Barron's general loss, which contains
+``rho ~ (r/c)^2/2``), ``barron`` (``alpha``, ``c``: Barron's general loss, which contains
 the others up to scaling). Closed forms are in each loss's docstring in :mod:`lossopt.losses`;
 ``psi`` and ``weight`` are closed forms too (not autodiff), finite at ``r = 0`` and at the
 kinks. ``barron_log_partition`` is the normaliser of Barron's adaptive NLL.
