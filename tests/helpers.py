@@ -451,7 +451,7 @@ def central_difference(f: Callable[[np.ndarray], Any], x: Any, *, step: float) -
         lo = np.asarray(f(x - e), dtype=np.float64)
         cols.append((hi - lo) / (2 * step))
     out_shape = cols[0].shape if cols else ()
-    return np.stack(cols, axis=-1).reshape(*out_shape, *x.shape)
+    return np.stack(cols, axis=-1).reshape(out_shape + x.shape)
 
 
 def central_difference_hessian(f: Callable[[np.ndarray], Any], x: Any, *, step: float

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import central_difference
 from scipy import stats
 from scipy.special import gammaln
 
@@ -268,26 +269,6 @@ def test_nll_class_axis_matches_moving_the_axis():
 # --------------------------------------------------------------------------------------------
 
 
-def _fd_gradient(f, x, h):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = h
-        g[i] = (f(x + e) - f(x - e)) / (2 * h)
-    return g
-
-
-def _fd_hessian_of_gradient(grad, x, h):
-    """Central differences of an (autodiff) gradient: one column per coordinate."""
-    cols = []
-    for i in range(x.size):
-        e = np.zeros(x.size)
-        e[i] = h
-        e = e.reshape(x.shape)
-        cols.append((np.asarray(grad(x + e)) - np.asarray(grad(x - e))).ravel() / (2 * h))
-    return np.stack(cols, axis=1)
-
-
 @pytest.mark.parametrize("case", [c for c in CASES if c.id != "gauss-clamped"], ids=lambda c: c.id)
 def test_gradient_and_hessian_match_finite_differences(case):
     first, labels = _draw(case, seed=6)
@@ -297,10 +278,12 @@ def test_gradient_and_hessian_match_finite_differences(case):
     grad = jax.jit(lambda a: jax.grad(loss)(a, b))
     hess = jax.jit(lambda a: jax.hessian(loss)(a, b))
     # h = 1e-6: truncation ~h^2 |f'''| and round-off ~eps |f| / h, both ~1e-10 here.
-    np.testing.assert_allclose(grad(first), _fd_gradient(ref, first, 1e-6), rtol=1e-6, atol=1e-8)
+    fd_grad = central_difference(ref, first, step=1e-6)
+    np.testing.assert_allclose(grad(first), fd_grad, rtol=1e-6, atol=1e-8)
     h = np.asarray(hess(jnp.asarray(first))).reshape(first.size, first.size)
     # Differences of the gradient with h = 1e-5: truncation ~1e-10, round-off ~1e-11 / 1e-5.
-    np.testing.assert_allclose(h, _fd_hessian_of_gradient(grad, first, 1e-5), rtol=1e-5, atol=1e-7)
+    fd_hess = central_difference(grad, first, step=1e-5).reshape(h.shape)
+    np.testing.assert_allclose(h, fd_hess, rtol=1e-5, atol=1e-7)
 
 
 def test_gaussian_gradient_in_the_variance_matches_finite_differences():
@@ -311,7 +294,7 @@ def test_gaussian_gradient_in_the_variance_matches_finite_differences():
     ref = lambda v: ref_gaussian(mu, y, v)[0].mean()
     g = jax.jit(jax.grad(f))(jnp.asarray(var))
     # Away from the clamp: the true derivative 0.5 (1/v - r^2/v^2) / N; FD error ~1e-10.
-    np.testing.assert_allclose(g, _fd_gradient(ref, var, 1e-6), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(g, central_difference(ref, var, step=1e-6), rtol=1e-6, atol=1e-8)
 
 
 # --------------------------------------------------------------------------------------------
