@@ -195,6 +195,9 @@ def binary_cross_entropy(probs, labels, *, eps=None, weights=None, reduction="me
         weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
         reduction: "mean" (default), "sum" or "none" (elementwise values).
 
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: mismatched shapes, concrete probs or labels outside [0, 1] (or NaN),
             ``eps`` outside (0, 1), unknown reduction. Under ``jit`` probs and labels are not
@@ -206,6 +209,9 @@ def binary_cross_entropy(probs, labels, *, eps=None, weights=None, reduction="me
         >>> y_pred = jnp.array([0.9, 0.1, 0.8, 0.4])
         >>> round(float(binary_cross_entropy(y_pred, y_true)), 4)
         0.3375
+
+    References:
+        torch.nn.BCELoss; Keras BinaryCrossentropy.
     """
     p, y = binary_inputs(probs, labels, "probs", reduction)
     check_probabilities(p, "probs")
@@ -261,6 +267,9 @@ def sigmoid_binary_cross_entropy(
         label_smoothing: in ``[0, 1]``.
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: mismatched shapes, labels outside [0, 1], negative or misshaped
             ``pos_weight``, ``label_smoothing`` outside [0, 1], unknown reduction.
@@ -270,6 +279,9 @@ def sigmoid_binary_cross_entropy(
         >>> sigmoid_binary_cross_entropy(jnp.array([0.0, 1e4, -1e4]), jnp.array([1.0, 1.0, 1.0]),
         ...                              reduction="none")
         Array([6.931...e-01, 0.0...e+00, 1.0...e+04], dtype=float...)
+
+    References:
+        torch.nn.BCEWithLogitsLoss; optax.sigmoid_binary_cross_entropy.
     """
     check_in_interval(
         label_smoothing, "label_smoothing", 0.0, 1.0, closed_low=True, closed_high=True
@@ -348,6 +360,22 @@ def softmax_cross_entropy(
     ``CategoricalCrossentropy(from_logits=True)`` and ``SparseCategoricalCrossentropy``, with
     ``(y_true, y_pred)`` order.
     {options}
+
+    Args:
+        logits: unnormalised log-probabilities, classes along ``axis``.
+        labels: integer class ids (the class axis removed) or one-hot/soft labels of
+            ``logits``' shape.
+        label_smoothing: in [0, 1); mixes the target with the uniform distribution.
+        class_weights: optional non-negative ``(K,)`` weights (PyTorch's ``weight``).
+        ignore_index: optional class id whose examples are left out (ids only).
+        axis: the class axis (default -1).
+        where: optional boolean class mask (the first argument's shape or one flag per example).
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         TypeError: float labels of the class-id shape; non-integer ``axis``/``ignore_index``.
         ValueError: labels of any other shape, integer labels of the logits' shape, concrete
@@ -366,6 +394,9 @@ def softmax_cross_entropy(
         >>> keep = jnp.array([[True, True, False], [True, True, True]])  # class 2 of row 0 out
         >>> softmax_cross_entropy(logits, jnp.array([0, 2]), where=keep, reduction="none")
         Array([0.1269..., 1.0986...], dtype=float...)
+
+    References:
+        torch.nn.CrossEntropyLoss; optax.softmax_cross_entropy.
     """
     check_reduction(reduction)
     raw = as_float_array(logits, "logits")
@@ -423,6 +454,22 @@ def categorical_cross_entropy(
       the probabilities of masked classes are not read, and the kept ones must sum to 1 (as
       after a masked softmax).
 
+    Args:
+        probs: class probabilities, summing to 1 along ``axis``.
+        labels: integer class ids (the class axis removed) or one-hot/soft labels of
+            ``probs``' shape.
+        label_smoothing: in [0, 1); mixes the target with the uniform distribution.
+        class_weights: optional non-negative ``(K,)`` weights (PyTorch's ``weight``).
+        ignore_index: optional class id whose examples are left out (ids only).
+        axis: the class axis (default -1).
+        eps: clamp of ``log(max(p, eps))``; None: the dtype's machine epsilon.
+        where: optional boolean class mask (the first argument's shape or one flag per example).
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         TypeError, ValueError: as ``softmax_cross_entropy``; ``eps`` outside (0, 1); concrete
             ``probs`` outside [0, 1] or not summing to 1.
@@ -435,6 +482,9 @@ def categorical_cross_entropy(
         0.4243
         >>> round(float(categorical_cross_entropy(y_pred, jnp.array([0, 1, 2]))), 4)
         0.4243
+
+    References:
+        Keras CategoricalCrossentropy; torch.nn.NLLLoss on log(probs).
     """
     check_reduction(reduction)
     raw = as_float_array(probs, "probs")
@@ -489,6 +539,15 @@ def hinge(scores, labels, *, weights=None, reduction="mean"):
     per element and ``sklearn.metrics.hinge_loss``; Keras' ``Hinge`` takes ``(y_true, y_pred)``
     and silently maps 0/1 labels to -1/+1, whereas here concrete labels other than -1/+1 raise.
 
+    Args:
+        scores: real-valued decision scores.
+        labels: array of the same shape, each in {-1, +1}.
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: mismatched shapes, labels not in {-1, +1}, unknown reduction.
 
@@ -496,6 +555,9 @@ def hinge(scores, labels, *, weights=None, reduction="mean"):
         >>> import jax.numpy as jnp
         >>> hinge(jnp.array([2.0, 0.5, -1.0]), jnp.array([1, 1, 1]), reduction="none")
         Array([0. , 0.5, 2. ], dtype=float...)
+
+    References:
+        Cortes & Vapnik (1995), Machine Learning 20(3); optax.hinge_loss.
     """
     s, y = signed_labels(scores, labels, reduction)
     return reduce_loss(_hinge_part(1.0 - y * s), weights, reduction)
@@ -517,6 +579,15 @@ def squared_hinge(scores, labels, *, weights=None, reduction="mean"):
     from 2 to 0 at the margin, so not C2 (the Hessian returned at the margin itself is 0).
     Keras' ``SquaredHinge`` takes ``(y_true, y_pred)`` and maps 0/1 labels to -1/+1.
 
+    Args:
+        scores: real-valued decision scores.
+        labels: array of the same shape, each in {-1, +1}.
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: mismatched shapes, labels not in {-1, +1}, unknown reduction.
 
@@ -524,6 +595,9 @@ def squared_hinge(scores, labels, *, weights=None, reduction="mean"):
         >>> import jax.numpy as jnp
         >>> squared_hinge(jnp.array([2.0, 0.5, -1.0]), jnp.array([1, 1, 1]), reduction="none")
         Array([0.  , 0.25, 4.  ], dtype=float...)
+
+    References:
+        Keras SquaredHinge; Rennie & Srebro (2005), IJCAI workshop.
     """
     s, y = signed_labels(scores, labels, reduction)
     m = _hinge_part(1.0 - y * s)
@@ -554,6 +628,16 @@ def multiclass_hinge(scores, labels, *, where=None, weights=None, reduction="mea
     hand (an example with only its target class kept has loss 0); all-masked examples give 0
     and are left out of ``"mean"``.
 
+    Args:
+        scores: ``(..., K)`` class scores.
+        labels: integer class ids of shape ``scores.shape[:-1]``.
+        where: optional boolean class mask (the first argument's shape or one flag per example).
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         TypeError: float labels; non-boolean ``where``.
         ValueError: labels not of shape ``scores.shape[:-1]``, concrete ids outside ``[0, K)``
@@ -564,6 +648,9 @@ def multiclass_hinge(scores, labels, *, where=None, weights=None, reduction="mea
         >>> s = jnp.array([[3.0, 1.0, 0.0], [0.5, 1.0, 0.0]])
         >>> multiclass_hinge(s, jnp.array([0, 0]), reduction="none")
         Array([0. , 1.5], dtype=float...)
+
+    References:
+        Crammer & Singer (2001), JMLR 2; optax.multiclass_hinge_loss.
     """
     check_reduction(reduction)
     s = as_float_array(scores, "scores")

@@ -49,6 +49,9 @@ def poisson(rates, counts, *, eps=1e-7, weights=None, reduction="mean"):
         eps: > 0.
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: mismatched shapes, concrete negative (or NaN) rates or counts,
             ``eps <= 0``, unknown reduction. Under ``jit`` rates and counts are not checked.

@@ -161,6 +161,19 @@ def kl_divergence(
     Concrete log-arguments must be ``<= 0`` with ``exp`` summing to 1 (the same tolerance).
     Log-predictions make the loss linear in the first argument (convex, Hessian 0).
 
+    Args:
+        probs: predicted distribution ``p`` over the last axis (``log p`` with ``log_predictions``).
+        targets: target distribution ``t`` of the same shape (``log t`` with ``log_target``).
+        eps: clamp of ``log(max(p, eps))``; None: the dtype's machine epsilon.
+        log_predictions: ``probs`` holds log-probabilities.
+        log_target: ``targets`` holds log-probabilities.
+        where: optional boolean class mask (the first argument's shape or one flag per example).
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: mismatched shapes, 0-d inputs, ``eps`` outside (0, 1), unknown reduction;
             concrete probs or targets outside [0, 1] or not summing to 1 over the last
@@ -179,6 +192,9 @@ def kl_divergence(
         >>> kl_divergence(jnp.log(p), jnp.log(t), log_predictions=True, log_target=True,
         ...               reduction="none")
         Array([0.6931..., 0. ...], dtype=float...)
+
+    References:
+        Kullback & Leibler (1951), Ann. Math. Stat. 22(1); Keras KLDivergence.
     """
     check_bool(log_predictions, "log_predictions")
     check_bool(log_target, "log_target")
@@ -236,6 +252,16 @@ def kl_divergence_with_logits(logits, targets, *, where=None, weights=None, redu
     masks entries as in :func:`softmax_cross_entropy` (softmax over the kept entries, whose
     targets must sum to 1; masked logits and targets are not read).
 
+    Args:
+        logits: ``(..., K)`` logits of the predicted distribution.
+        targets: target distribution of the same shape, summing to 1 over the last axis.
+        where: optional boolean class mask (the first argument's shape or one flag per example).
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: mismatched shapes, 0-d inputs, unknown reduction; concrete targets outside
             [0, 1] or not summing to 1 over the last axis within ``sqrt(eps)`` of the dtype.
@@ -246,6 +272,9 @@ def kl_divergence_with_logits(logits, targets, *, where=None, weights=None, redu
         >>> t = jnp.array([[0.25, 0.75], [1.0, 0.0]])
         >>> kl_divergence_with_logits(jnp.zeros((2, 2)), t, reduction="none")
         Array([0.1308..., 0.6931...], dtype=float...)
+
+    References:
+        Kullback & Leibler (1951); optax.kl_divergence with log_softmax inputs.
     """
     x, t = _distribution_pair(logits, targets, "logits", reduction)
     mask = class_mask(where, x.shape, -1)

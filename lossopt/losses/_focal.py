@@ -110,6 +110,9 @@ def binary_focal(
         eps: clamp for the logs; default the dtype's machine epsilon. Must lie in (0, 1).
         weights: optional per-example weights; reduction: "mean", "sum" or "none" (elementwise).
 
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: mismatched shapes, concrete probs or labels outside [0, 1] (or NaN),
             ``gamma < 0``, ``alpha`` or ``label_smoothing`` outside [0, 1], ``eps`` outside
@@ -181,6 +184,9 @@ def categorical_focal(
         eps: clamp for the logs; default the dtype's machine epsilon. Must lie in (0, 1).
         weights: optional per-example weights; reduction: "mean", "sum" or "none" (one value
             per example).
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
 
     Raises:
         TypeError: float labels of the class-id shape.
@@ -261,6 +267,17 @@ def sigmoid_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduct
     Not convex for ``gamma > 0`` (e.g. ``y = 1``, ``x`` near -4); ``gamma = 0`` gives
     ``alpha_t``-weighted BCE.
 
+    Args:
+        logits: binary logits.
+        labels: array of the same shape, values in [0, 1].
+        gamma: focusing parameter >= 0.
+        alpha: optional weight of the positive class in [0, 1].
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: mismatched shapes, labels outside [0, 1], ``gamma < 0``, ``alpha``
             outside [0, 1], unknown reduction.
@@ -270,6 +287,10 @@ def sigmoid_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduct
         >>> sigmoid_focal(jnp.array([0.0, 2.0]), jnp.array([1.0, 0.0]), alpha=0.25,
         ...               reduction="none")
         Array([0.0433..., 1.2375...], dtype=float...)
+
+    References:
+        Lin et al. (2017), Focal Loss for Dense Object Detection, arXiv:1708.02002;
+        torchvision.ops.sigmoid_focal_loss.
     """
     check_nonnegative(gamma, "gamma")
     if alpha is not None:
@@ -309,6 +330,19 @@ def softmax_focal(
     ``where`` masks classes out as for :func:`softmax_cross_entropy` (softmax over the kept
     classes, masked entries never read, all-masked examples 0 and left out of ``"mean"``).
 
+    Args:
+        logits: ``(..., K)`` logits, ``K >= 2``.
+        labels: integer class ids of shape ``logits.shape[:-1]`` or one-hot/soft labels of
+            ``logits``' shape.
+        gamma: focusing parameter >= 0.
+        alpha: None, a scalar or non-negative ``(K,)`` class weights.
+        where: optional boolean class mask (the first argument's shape or one flag per example).
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         TypeError: float labels of the class-id shape; non-boolean ``where``.
         ValueError: bad labels shape, concrete ids outside ``[0, K)`` or on a masked class,
@@ -321,6 +355,9 @@ def softmax_focal(
         >>> logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
         >>> softmax_focal(logits, jnp.array([0, 2]), reduction="none")
         Array([0.0108..., 0.4882...], dtype=float...)
+
+    References:
+        Lin et al. (2017), Focal Loss for Dense Object Detection, arXiv:1708.02002.
     """
     check_reduction(reduction)
     check_nonnegative(gamma, "gamma")

@@ -47,6 +47,9 @@ def generalized_cross_entropy(logits, labels, *, q=0.7, weights=None, reduction=
         q: in ``(0, 1]`` (``q = 0`` is the cross-entropy: use ``softmax_cross_entropy``).
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         TypeError: float labels of the class-id shape.
         ValueError: ``q`` outside ``(0, 1]``, labels of another shape, concrete ids outside

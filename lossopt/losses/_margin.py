@@ -276,6 +276,9 @@ def categorical_hinge(scores, labels, *, weights=None, reduction="mean"):
         weights: optional per-example weights; reduction: "mean", "sum" or "none" (one value
             per example, shape ``scores.shape[:-1]``, as Keras' per-sample values).
 
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         TypeError: float labels of the class-id shape.
         ValueError: labels of another shape, concrete targets outside [0, 1] or ids outside
@@ -340,6 +343,9 @@ def hinge_embedding(distances, labels, *, margin=1.0, weights=None, reduction="m
         margin: ``m >= 0``.
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: mismatched shapes, labels other than +-1, negative or non-finite
             ``margin``, unknown reduction.
@@ -375,6 +381,15 @@ def soft_margin(scores, labels, *, weights=None, reduction="mean"):
     and Hessian ``sigmoid(s) sigmoid(-s)`` at ``s = +-1e4``. Convex and C2; the negative
     log-likelihood of a logistic model, equal to ``sigmoid_binary_cross_entropy(s, (y + 1) / 2)``
     elementwise. As ``torch.nn.SoftMarginLoss``, whose ``"mean"`` is also over all elements.
+
+    Args:
+        scores: real-valued decision scores.
+        labels: array of the same shape, each in {-1, +1}.
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
 
     Raises:
         ValueError: mismatched shapes, labels other than +-1, unknown reduction.
@@ -419,6 +434,9 @@ def multilabel_soft_margin(logits, labels, *, class_weights=None, weights=None, 
         class_weights: optional non-negative per-class weights of shape ``(K,)``.
         weights: optional per-example weights; reduction: "mean", "sum" or "none" (one value
             per example, shape ``logits.shape[:-1]``).
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
 
     Raises:
         ValueError: mismatched shapes, 0-d logits, labels outside [0, 1], misshaped or

@@ -88,6 +88,9 @@ def combine(losses, *, task_weights=None):
         >>> task_losses = {"regression": jnp.array(2.0), "classification": jnp.array(0.6)}
         >>> float(combine(task_losses, task_weights={"regression": 1.0, "classification": 0.5}))
         2.3
+
+    References:
+        Caruana (1997), Multitask Learning, Machine Learning 28(1).
     """
     values = _task_values(losses)
     tasks = list(values)

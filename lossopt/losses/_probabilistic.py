@@ -84,6 +84,9 @@ def nll(
         axis: class axis of ``log_probs``.
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         TypeError: float labels, non-integer ``axis`` or ``ignore_index``.
         ValueError: labels not of the class-id shape, concrete ids out of range, concrete
@@ -97,6 +100,9 @@ def nll(
         0.4581
         >>> round(float(nll(lp, jnp.array([0, 2]), class_weights=jnp.array([3.0, 1.0, 1.0]))), 4)
         0.5756
+
+    References:
+        torch.nn.NLLLoss.
     """
     check_reduction(reduction)
     check_ignore_index(ignore_index)
@@ -192,6 +198,9 @@ def gaussian_nll(mean, targets, *, variance, full=False, eps=1e-6, weights=None,
         eps: clamp for the variance, > 0.
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: mismatched ``targets``, a ``variance`` shape outside the rules above,
             concrete negative variances (as PyTorch), ``eps <= 0``, unknown reduction.
@@ -208,6 +217,9 @@ def gaussian_nll(mean, targets, *, variance, full=False, eps=1e-6, weights=None,
         >>> mu2 = jnp.zeros((2, 3))  # one variance per row, as (2,) or (2, 1)
         >>> gaussian_nll(mu2, mu2 + 1.0, variance=jnp.array([1.0, 4.0]), reduction="none")[:, 0]
         Array([0.5  , 0.818...], dtype=float...)
+
+    References:
+        torch.nn.GaussianNLLLoss; Nix & Weigend (1994), ICNN.
     """
     check_reduction(reduction)
     check_positive(eps, "eps")
@@ -262,6 +274,9 @@ def poisson_nll(
         eps: > 0, added to the rate inside the log when ``log_input=False``.
         weights: optional per-example weights; reduction: "mean", "sum" or "none".
 
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: mismatched shapes, concrete negative (or NaN) counts, or rates with
             ``log_input=False``, ``eps <= 0``, unknown reduction.
@@ -276,6 +291,9 @@ def poisson_nll(
         ...                   reduction="none")
         >>> [round(float(v), 4) for v in out]  # the same rates: the same values up to eps
         [1.0, -0.2817]
+
+    References:
+        torch.nn.PoissonNLLLoss.
     """
     return poisson_nll_values(
         log_rate, counts, "log_rate", log_input, full, eps, weights, reduction

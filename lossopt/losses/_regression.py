@@ -88,6 +88,9 @@ def mse(predictions, targets, *, weights=None, reduction="mean"):
         >>> y_pred = jnp.array([2.5, 0.0, 2.0, 8.0])
         >>> round(float(mse(y_pred, y_true)), 4)
         0.375
+
+    References:
+        none (elementary: the squared error; Gauss, 1809, least squares).
     """
     p, t = _prepare(predictions, targets, reduction)
     r = p - t
@@ -107,10 +110,26 @@ def mae(predictions, targets, *, weights=None, reduction="mean"):
     Gradient ``sign(r)``; at ``r = 0`` the minimum-norm subgradient 0 (``jnp.abs`` would give
     1). Hessian 0 everywhere (the curvature is a Dirac mass at the kink).
 
+    Args:
+        predictions: array of predictions.
+        targets: array of the same shape (ints are promoted to the predictions' dtype).
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
+    Raises:
+        ValueError: mismatched shapes or an unknown reduction.
+        TypeError: non-numeric inputs.
+
     Example:
         >>> import jax.numpy as jnp
         >>> float(mae(jnp.array([1.0, -1.0, 2.0]), jnp.array([0.0, 0.0, 2.0])))
         0.666...
+
+    References:
+        none (elementary: the absolute error; Laplace, 1774).
     """
     p, t = _prepare(predictions, targets, reduction)
     return reduce_loss(_abs(p - t), weights, reduction)
@@ -131,6 +150,16 @@ def huber(predictions, targets, *, delta=1.0, weights=None, reduction="mean"):
     Matches ``torch.nn.HuberLoss(delta=delta)`` and ``optax.huber_loss``. See ``smooth_l1`` for
     the ``1/beta``-scaled variant.
 
+    Args:
+        predictions: array of predictions.
+        targets: array of the same shape (ints are promoted to the predictions' dtype).
+        delta: > 0, where the loss turns from quadratic to linear.
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: ``delta <= 0``.
 
@@ -138,6 +167,9 @@ def huber(predictions, targets, *, delta=1.0, weights=None, reduction="mean"):
         >>> import jax.numpy as jnp
         >>> huber(jnp.array([0.5, 3.0]), jnp.array([0.0, 0.0]), reduction="none")
         Array([0.125, 2.5  ], dtype=float...)
+
+    References:
+        Huber (1964), Ann. Math. Stat. 35(1); torch.nn.HuberLoss.
     """
     check_positive(delta, "delta")
     p, t = _prepare(predictions, targets, reduction)
@@ -164,6 +196,16 @@ def smooth_l1(predictions, targets, *, beta=1.0, weights=None, reduction="mean")
     Matches ``torch.nn.SmoothL1Loss(beta=beta)`` for ``beta > 0`` (torch's ``beta = 0`` meaning
     plain L1 is rejected here: use ``mae``).
 
+    Args:
+        predictions: array of predictions.
+        targets: array of the same shape (ints are promoted to the predictions' dtype).
+        beta: > 0, where the loss turns from quadratic to linear.
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: ``beta <= 0``.
 
@@ -171,6 +213,9 @@ def smooth_l1(predictions, targets, *, beta=1.0, weights=None, reduction="mean")
         >>> import jax.numpy as jnp
         >>> smooth_l1(jnp.array([0.5, 3.0]), jnp.array([0.0, 0.0]), beta=2.0, reduction="none")
         Array([0.0625, 2.    ], dtype=float...)
+
+    References:
+        Girshick (2015), Fast R-CNN; torch.nn.SmoothL1Loss.
     """
     check_positive(beta, "beta")
     p, t = _prepare(predictions, targets, reduction)
@@ -197,6 +242,16 @@ def quantile(predictions, targets, *, tau=0.5, weights=None, reduction="mean"):
     minimum-norm subgradient 0 at ``u = 0`` (0 lies in ``[-tau, 1 - tau]``). ``tau = 0.5`` gives
     half the MAE.
 
+    Args:
+        predictions: array of predictions.
+        targets: array of the same shape (ints are promoted to the predictions' dtype).
+        tau: quantile level in (0, 1).
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: ``tau`` outside (0, 1).
 
@@ -204,6 +259,9 @@ def quantile(predictions, targets, *, tau=0.5, weights=None, reduction="mean"):
         >>> import jax.numpy as jnp
         >>> quantile(jnp.array([0.0, 0.0]), jnp.array([1.0, -1.0]), tau=0.9, reduction="none")
         Array([0.9, 0.1], dtype=float...)
+
+    References:
+        Koenker & Bassett (1978), Econometrica 46(1).
     """
     check_in_interval(tau, "tau", 0.0, 1.0)
     p, t = _prepare(predictions, targets, reduction)
@@ -243,10 +301,26 @@ def log_cosh(predictions, targets, *, weights=None, reduction="mean"):
     ``tanh(r)`` and Hessian ``1 - tanh(r)**2`` (exactly 1 at 0) come from a custom JVP. Matches
     ``optax.log_cosh`` and Keras' ``LogCosh`` (per element).
 
+    Args:
+        predictions: array of predictions.
+        targets: array of the same shape (ints are promoted to the predictions' dtype).
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
+    Raises:
+        ValueError: mismatched shapes or an unknown reduction.
+        TypeError: non-numeric inputs.
+
     Example:
         >>> import jax.numpy as jnp
         >>> log_cosh(jnp.array([0.0, 1e4]), jnp.array([0.0, 0.0]), reduction="none")
         Array([   0.    , 9999.3...], dtype=float...)
+
+    References:
+        Keras LogCosh; Saleh & Saleh (2022), arXiv:2208.04564.
     """
     p, t = _prepare(predictions, targets, reduction)
     return reduce_loss(_log_cosh(p - t), weights, reduction)
@@ -265,6 +339,16 @@ def epsilon_insensitive(predictions, targets, *, epsilon=0.1, weights=None, redu
     Zero inside the tube ``|r| <= epsilon``; gradient ``sign(r)`` outside it and the minimum-norm
     subgradient 0 on the tube's edge and inside.
 
+    Args:
+        predictions: array of predictions.
+        targets: array of the same shape (ints are promoted to the predictions' dtype).
+        epsilon: half-width >= 0 of the zero-loss tube.
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: ``epsilon < 0``.
 
@@ -273,6 +357,9 @@ def epsilon_insensitive(predictions, targets, *, epsilon=0.1, weights=None, redu
         >>> epsilon_insensitive(jnp.array([0.05, 1.0]), jnp.array([0.0, 0.0]), epsilon=0.1,
         ...                     reduction="none")
         Array([0. , 0.9], dtype=float...)
+
+    References:
+        Vapnik (1995), The Nature of Statistical Learning Theory.
     """
     check_in_interval(epsilon, "epsilon", 0.0, float("inf"), closed_low=True)
     p, t = _prepare(predictions, targets, reduction)
@@ -295,10 +382,26 @@ def msle(predictions, targets, *, weights=None, reduction="mean"):
     Keras clips both arguments at 0 first (killing the gradient of negative predictions); this
     version does not. Not convex in the predictions (e.g. targets = 10, predictions near 100).
 
+    Args:
+        predictions: array of predictions, > -1.
+        targets: array of the same shape, > -1.
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
+    Raises:
+        ValueError: mismatched shapes, concrete inputs <= -1, or an unknown reduction.
+        TypeError: non-numeric inputs.
+
     Example:
         >>> import jax.numpy as jnp
         >>> float(msle(jnp.array([jnp.e - 1.0]), jnp.array([0.0])))
         1.0...
+
+    References:
+        Keras MeanSquaredLogarithmicError.
     """
     p, t = _prepare(predictions, targets, reduction)
     d = jnp.log1p(p) - jnp.log1p(t)
@@ -318,6 +421,16 @@ def mape(predictions, targets, *, eps=1e-7, weights=None, reduction="mean"):
     As Keras' ``MeanAbsolutePercentageError`` (which uses ``eps = 1e-7``); ``eps`` guards zero
     targets. Minimum-norm subgradient 0 at ``r = 0``.
 
+    Args:
+        predictions: array of predictions.
+        targets: array of the same shape (ints are promoted to the predictions' dtype).
+        eps: > 0, floor of ``|targets|`` in the denominator.
+        weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
+        reduction: "mean" (default), "sum" or "none".
+
+    Returns:
+        The reduced loss (a scalar) or, with "none", the per-example losses.
+
     Raises:
         ValueError: ``eps <= 0``.
 
@@ -325,6 +438,9 @@ def mape(predictions, targets, *, eps=1e-7, weights=None, reduction="mean"):
         >>> import jax.numpy as jnp
         >>> float(mape(jnp.array([110.0, 45.0]), jnp.array([100.0, 50.0])))
         10.0...
+
+    References:
+        Keras MeanAbsolutePercentageError.
     """
     check_positive(eps, "eps")
     p, t = _prepare(predictions, targets, reduction)
