@@ -39,6 +39,7 @@ from lossopt.losses._masking import class_mask, reduce_masked
 from lossopt.losses._numerics import (
     clamped_log,
     default_eps,
+    is_concrete_zero,
     log1m_softmax,
     log_one_minus_pt,
     mul_log,
@@ -255,7 +256,9 @@ _CLS = dict(task="classification")
     reference="Lin et al. (2017), Focal Loss for Dense Object Detection, arXiv:1708.02002; "
     "torchvision.ops.sigmoid_focal_loss",
 )
-def sigmoid_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduction="mean"):
+def sigmoid_focal(
+    logits, labels, *, gamma=2.0, alpha=None, label_smoothing=0.0, weights=None, reduction="mean"
+):
     """Sigmoid focal loss: ``l = alpha_t (1 - p_t)**gamma * BCE(x, y)``.
 
     ``p = sigmoid(x)``, ``p_t = y p + (1 - y)(1 - p)``, ``BCE`` the ``sigmoid_binary_cross_
@@ -272,6 +275,7 @@ def sigmoid_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduct
         labels: array of the same shape, values in [0, 1].
         gamma: focusing parameter >= 0.
         alpha: optional weight of the positive class in [0, 1].
+        label_smoothing: in [0, 1]; labels become ``(1 - ls) y + ls / 2`` first (Keras).
         weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
         reduction: "mean" (default), "sum" or "none".
 
@@ -279,8 +283,8 @@ def sigmoid_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduct
         The reduced loss (a scalar) or, with "none", the per-example losses.
 
     Raises:
-        ValueError: mismatched shapes, labels outside [0, 1], ``gamma < 0``, ``alpha``
-            outside [0, 1], unknown reduction.
+        ValueError: mismatched shapes, labels outside [0, 1], ``gamma < 0``, ``alpha`` or
+            ``label_smoothing`` outside [0, 1], unknown reduction.
 
     Example:
         >>> import jax.numpy as jnp
@@ -292,10 +296,12 @@ def sigmoid_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduct
         Lin et al. (2017), Focal Loss for Dense Object Detection, arXiv:1708.02002;
         torchvision.ops.sigmoid_focal_loss.
     """
-    check_nonnegative(gamma, "gamma")
+    _check_focal(gamma, label_smoothing)
     if alpha is not None:
         check_in_interval(alpha, "alpha", 0.0, 1.0, closed_low=True, closed_high=True)
     x, y = binary_inputs(logits, labels, "logits", reduction)
+    if not is_concrete_zero(label_smoothing):  # Keras: smooth towards 1/2 first
+        y = (1.0 - label_smoothing) * y + 0.5 * label_smoothing
     ce = -mul_log(y, jax.nn.log_sigmoid(x)) - mul_log(1.0 - y, jax.nn.log_sigmoid(-x))
     values = jnp.exp(mul_log(gamma, log_one_minus_pt(x, y))) * ce  # 0^0 = 1 at gamma = 0
     if alpha is not None:
@@ -313,7 +319,15 @@ def sigmoid_focal(logits, labels, *, gamma=2.0, alpha=None, weights=None, reduct
     reference="Lin et al. (2017), Focal Loss for Dense Object Detection, arXiv:1708.02002",
 )
 def softmax_focal(
-    logits, labels, *, gamma=2.0, alpha=None, where=None, weights=None, reduction="mean"
+    logits,
+    labels,
+    *,
+    gamma=2.0,
+    alpha=None,
+    label_smoothing=0.0,
+    where=None,
+    weights=None,
+    reduction="mean",
 ):
     """Softmax (multiclass) focal loss: ``l = -alpha_y (1 - p_y)**gamma log p_y``.
 
@@ -336,6 +350,8 @@ def softmax_focal(
             ``logits``' shape.
         gamma: focusing parameter >= 0.
         alpha: None, a scalar or non-negative ``(K,)`` class weights.
+        label_smoothing: in [0, 1]; the target becomes ``(1 - ls) t + ls / K`` first (Keras;
+            ``K`` counts the kept classes under ``where``), class ids included.
         where: optional boolean class mask (the first argument's shape or one flag per example).
         weights: optional per-example weights; "mean" then is ``sum(w l) / sum(w)``.
         reduction: "mean" (default), "sum" or "none".
@@ -347,8 +363,8 @@ def softmax_focal(
         TypeError: float labels of the class-id shape; non-boolean ``where``.
         ValueError: bad labels shape, concrete ids outside ``[0, K)`` or on a masked class,
             concrete soft labels outside [0, 1] (not checked under ``jit``), ``K < 2``,
-            ``gamma < 0``, negative or misshaped ``alpha``, ``where`` of another shape, unknown
-            reduction.
+            ``gamma < 0``, ``label_smoothing`` outside [0, 1], negative or misshaped ``alpha``,
+            ``where`` of another shape, unknown reduction.
 
     Example:
         >>> import jax.numpy as jnp
@@ -360,7 +376,7 @@ def softmax_focal(
         Lin et al. (2017), Focal Loss for Dense Object Detection, arXiv:1708.02002.
     """
     check_reduction(reduction)
-    check_nonnegative(gamma, "gamma")
+    _check_focal(gamma, label_smoothing)
     x = as_float_array(logits, "logits")
     if x.ndim == 0 or x.shape[-1] < 2:
         raise ValueError(
@@ -374,6 +390,10 @@ def softmax_focal(
         x = mask.logits(x)
     factor = jnp.exp(mul_log(gamma, log1m_softmax(x)))  # (1 - p)^0 = 1 even at p = 1
     log_p = jax.nn.log_softmax(x, axis=-1)
+    ls = label_smoothing
+    smoothing = not is_concrete_zero(ls)
+    # Keras: the target becomes (1 - ls) t + ls / K, K the kept classes.
+    uniform = (ls / k) if mask is None else mask.fill(ls / mask.count(x.dtype), 0.0)
     if kind == "ids":
         safe, _, invalid = class_ids(lab, k, None)
         if mask is not None:
@@ -383,12 +403,21 @@ def softmax_focal(
         coeff = take_last(factor, safe)
         if a is not None:
             coeff = coeff * (a if a.ndim == 0 else a[safe])
+        if smoothing:
+            coeff = (1.0 - ls) * coeff
         values = -mul_log(coeff, take_last(log_p, safe))
+        if smoothing:
+            spread = uniform * factor
+            if a is not None:
+                spread = spread * (a if a.ndim == 0 else along_last(a, x.ndim))
+            values = values - jnp.sum(mul_log(jnp.broadcast_to(spread, log_p.shape), log_p), -1)
         values = jnp.where(invalid, jnp.nan, values)
     else:
         if mask is not None:
             lab = mask.fill(lab, 0.0)
         check_soft_labels(lab)
+        if smoothing:
+            lab = (1.0 - ls) * lab + uniform
         target = lab if a is None else lab * (a if a.ndim == 0 else along_last(a, x.ndim))
         values = -jnp.sum(mul_log(target * factor, log_p), axis=-1)
     return reduce_masked(values, weights, reduction, mask)
