@@ -96,7 +96,8 @@ _EMB = dict(task="embedding", input_kind="embeddings", probabilistic=False)
     smooth=False,
     # Bounded in the anchor: d/da (|a-p|^2 - |a-n|^2) = 2 (n - p); unit vectors for euclidean.
     robust=True,
-    reference="Schroff et al. (2015), FaceNet, CVPR; torch.nn.TripletMarginLoss",
+    reference="Schroff et al. (2015), FaceNet, CVPR; torch.nn.TripletMarginLoss "
+    "(its defaults: distance='euclidean', margin=1.0)",
 )
 def triplet(
     anchor,
@@ -120,6 +121,11 @@ def triplet(
     euclidean case here up to its ``eps``. At the hinge and at zero distance the minimum-norm
     subgradient (0) is returned. Convex in the anchor for ``"squared_euclidean"`` (the
     ``||a||^2`` terms cancel), not for the other distances.
+
+    Defaults: the seed document's squared distance with ``margin=0.2``. PyTorch's
+    ``TripletMarginLoss()`` and optax's ``triplet_margin_loss`` default to the euclidean
+    distance with margin 1.0: ``triplet(a, p, n, distance="euclidean", margin=1.0)`` is theirs
+    (up to their ``eps``).
 
     Args:
         anchor, positive, negative: embeddings of equal shape ``(..., d)``.
