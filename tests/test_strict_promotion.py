@@ -41,8 +41,11 @@ def _cast(tree, dtype):
         tree)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
-def test_every_loss_value_and_gradient_under_strict_promotion(dtype):
+def test_every_loss_value_and_gradient_under_strict_promotion():
+    # float32 inputs under x64 (the suite's mode) meet both kinds of mixing at once: float64
+    # constants against float32 data, and int64 default indices against int32 ones. (Eager:
+    # one pass over ~70 losses without compiling each; float64 inputs add nothing here.)
+    dtype = jnp.float32
     failures = {}
     for entry in losses.catalog():
         recipe = RECIPES[entry.name]
