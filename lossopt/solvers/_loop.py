@@ -157,10 +157,10 @@ class Loop:
         dtype = value0.dtype
         metrics0 = self.evaluate_metrics(init_params)
         nan_buf = jnp.full((self.n_records,), jnp.nan, dtype)
+        state0 = self.solver.init(objective, init_params, value0, grad0)
         if self.measure is None:
             grad_norm0 = tree_max_abs(grad0).astype(dtype)
         else:  # the solver's own measure (a composite objective's value and gradient mapping)
-            state0 = self.solver.init(objective, init_params, value0, grad0)
             value0, grad_norm0 = self.measured(objective, init_params, value0, grad0, state0)
         finite0 = self.is_finite(value0, grad_norm0, init_params)
         converged0 = self.gtol_hit(grad_norm0)
@@ -176,8 +176,7 @@ class Loop:
             value=value0,
             grad=grad0,
             grad_norm=grad_norm0,
-            state=(self.solver.init(objective, init_params, value0, grad0)
-                   if self.measure is None else state0),
+            state=state0,
             accepted=jnp.asarray(True),  # the initial point is returned even when not finite
             prev_params=init_params,
             prev_value=value0,
@@ -225,10 +224,9 @@ class Loop:
             value = new_value.astype(dtype)
             grad_norm = tree_max_abs(new_grad).astype(dtype)
         else:
-            objective = self.objective_at(None, None) if self.stochastic is None else (
-                self.objective_at(next_k, perm))
-            value, grad_norm = self.measured(objective, out.params, new_value, new_grad,
-                                             out.state)
+            # The new iterate's objective (iteration k + 1's minibatch and key, if any).
+            value, grad_norm = self.measured(self.objective_at(c.k + 1, perm), out.params,
+                                             new_value, new_grad, out.state)
         finite = self.is_finite(value, grad_norm, out.params)
         failed = jnp.asarray(out.failed)
         k = c.k + 1
