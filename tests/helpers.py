@@ -7,11 +7,14 @@
   from a recipe.
 * ``central_difference`` / ``central_difference_hessian``: the one finite-difference engine
   of the tests (central differences in float64, the step always stated by the caller).
+* ``third_party()``: the one opt-out from the suite's strict dtype promotion, for calls into
+  other libraries' code (optax's own functions) whose internals mix dtypes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +25,27 @@ import numpy as np
 from lossopt import losses
 
 N, K = 4, 3  # examples, classes
+
+
+@contextlib.contextmanager
+def third_party() -> Iterator[None]:
+    """Run a call into another library's code under JAX's *standard* dtype promotion.
+
+    The suite runs with ``jax_numpy_dtype_promotion="strict"`` (tests/conftest.py), so that
+    lossopt code -- and the tests' own references -- never mix dtypes silently. Some optax
+    functions do internally (``optax.lbfgs``, ``projection_simplex``, ``ctc_loss``, ...: int
+    counts and indices against floats): their calls, and only those, go through this::
+
+        with third_party():
+            ref = optax.losses.ctc_loss(...)
+
+    (also a decorator: ``@third_party()``). Promotion is decided at trace time and is part of
+    ``jax.jit``'s cache key: a jitted function that calls optax is *called* inside the block,
+    every time. Only the third-party call goes inside, never lossopt's, so strictness still
+    covers everything lossopt computes.
+    """
+    with jax.numpy_dtype_promotion("standard"):
+        yield
 
 
 @dataclass(frozen=True)
