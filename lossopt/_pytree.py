@@ -14,7 +14,11 @@ from typing import Any
 
 import jax
 
-__all__ = ["is_literal_zero", "leaf_unless_zero", "pytree_dataclass", "static_field"]
+__all__ = ["PyTree", "is_literal_zero", "leaf_unless_zero", "pytree_dataclass", "static_field"]
+
+#: A pytree of arrays -- an array, a tuple, list or dict of them, a Flax or Equinox parameter
+#: tree: the type the public signatures give parameters, their gradients and their updates.
+PyTree = Any
 
 
 def static_field(default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:

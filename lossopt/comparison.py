@@ -55,6 +55,9 @@ from lossopt._compare._tolerance import threshold as _threshold
 from lossopt._validation import describe
 from lossopt.solvers import LBFGS, Result, Status, minimize
 
+#: ``matplotlib.figure.Figure``: matplotlib is optional and imported only when a figure is drawn.
+MatplotlibFigure = Any
+
 __all__ = [
     "Comparison",
     "Run",
@@ -620,7 +623,8 @@ def profile_costs(
 
 
 def plot_performance_profile(costs: Mapping[tuple[Any, Any], Any], *,
-                             taus: Sequence[float] | None = None, title: str = ""):
+                             taus: Sequence[float] | None = None,
+                             title: str = "") -> MatplotlibFigure:
     """A ``Figure`` of :func:`performance_profile`: ``rho_s(tau)`` as steps, ``tau`` on a log2
     axis, one line per solver (legend outside the axes)."""
     from lossopt._compare._figures import plot_profile
@@ -632,7 +636,8 @@ def plot_performance_profile(costs: Mapping[tuple[Any, Any], Any], *,
 
 
 def plot_data_profile(costs: Mapping[tuple[Any, Any], Any], dims: Mapping[Any, int], *,
-                      alphas: Sequence[float] | None = None, title: str = ""):
+                      alphas: Sequence[float] | None = None,
+                      title: str = "") -> MatplotlibFigure:
     """A ``Figure`` of :func:`data_profile`: ``d_s(alpha)`` as steps against the budget in
     simplex gradients (``n_p + 1`` evaluations), one line per solver."""
     from lossopt._compare._figures import plot_profile

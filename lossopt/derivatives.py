@@ -13,10 +13,12 @@ from typing import Any
 import jax
 from jax.flatten_util import ravel_pytree
 
+from lossopt._pytree import PyTree
+
 __all__ = ["grad", "hessian", "hessian_matrix", "hvp"]
 
 
-def grad(fun: Callable[..., Any], params: Any, *args: Any) -> Any:
+def grad(fun: Callable[..., Any], params: PyTree, *args: Any) -> PyTree:
     """Gradient of ``fun(params, *args)`` with respect to ``params``, same pytree as ``params``.
 
     Example:
@@ -27,7 +29,7 @@ def grad(fun: Callable[..., Any], params: Any, *args: Any) -> Any:
     return jax.grad(fun)(params, *args)
 
 
-def hessian(fun: Callable[..., Any], params: Any, *args: Any) -> Any:
+def hessian(fun: Callable[..., Any], params: PyTree, *args: Any) -> PyTree:
     """Hessian of ``fun(params, *args)`` as ``jax.hessian`` returns it (a pytree of pytrees).
 
     For a flat matrix over all parameters use :func:`hessian_matrix`.
@@ -41,7 +43,7 @@ def hessian(fun: Callable[..., Any], params: Any, *args: Any) -> Any:
     return jax.hessian(fun)(params, *args)
 
 
-def hessian_matrix(fun: Callable[..., Any], params: Any, *args: Any) -> jax.Array:
+def hessian_matrix(fun: Callable[..., Any], params: PyTree, *args: Any) -> jax.Array:
     """Hessian of ``fun(params, *args)`` as one ``(n, n)`` matrix over the flattened ``params``.
 
     The flattening order is ``jax.flatten_util.ravel_pytree(params)``'s, so
@@ -58,7 +60,7 @@ def hessian_matrix(fun: Callable[..., Any], params: Any, *args: Any) -> jax.Arra
     return jax.hessian(lambda v: fun(unravel(v), *args))(flat)
 
 
-def hvp(fun: Callable[..., Any], params: Any, vector: Any, *args: Any) -> Any:
+def hvp(fun: Callable[..., Any], params: PyTree, vector: PyTree, *args: Any) -> PyTree:
     """Hessian-vector product ``H(params) @ vector`` without forming ``H``.
 
     Forward-over-reverse (``jax.jvp`` of ``jax.grad``): costs about two gradient evaluations.

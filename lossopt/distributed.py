@@ -33,6 +33,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from lossopt._pytree import PyTree
 from lossopt._validation import describe
 
 __all__ = ["as_auto_axes", "data_mesh", "replicate", "shard_batch"]
@@ -102,7 +103,7 @@ def _data_axis(mesh: Any, axis: str | None) -> str:
     return axis
 
 
-def shard_batch(args: Any, mesh: Mesh, *, axis: str | None = None) -> Any:
+def shard_batch(args: PyTree, mesh: Mesh, *, axis: str | None = None) -> PyTree:
     """Split axis 0 (the examples) of every array in ``args`` over ``mesh``'s data axis.
 
     Each leaf of the pytree ``args`` gets ``NamedSharding(mesh, PartitionSpec(axis))``:
@@ -158,7 +159,7 @@ def shard_batch(args: Any, mesh: Mesh, *, axis: str | None = None) -> Any:
     return jax.tree.map(place, args)
 
 
-def replicate(tree: Any, mesh: Mesh) -> Any:
+def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
     """Place a full copy of every leaf of ``tree`` (e.g. the initial parameters) on every
     device of ``mesh``.
 
@@ -182,7 +183,7 @@ def _auto_mesh(mesh: Mesh) -> Mesh | None:
     return Mesh(mesh.devices, mesh.axis_names, axis_types=(axis_type.Auto,) * len(types))
 
 
-def as_auto_axes(tree: Any) -> Any:
+def as_auto_axes(tree: PyTree) -> PyTree:
     """Re-place arrays sharded over a mesh with Explicit axes onto the same mesh with Auto axes.
 
     ``jax.make_mesh`` gives current JAX's meshes explicit axis types, under which every

@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from lossopt._pytree import PyTree
 from lossopt._validation import check_choice, check_in_interval
 
 __all__ = ["ACTIVATIONS", "MLP", "Linear", "make_model"]
@@ -51,7 +52,7 @@ class Linear:
 
     n_outputs: int | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check_outputs(self.n_outputs)
 
     def init(self, key: jax.Array, n_features: int, dtype: Any = None) -> dict[str, jax.Array]:
@@ -65,7 +66,9 @@ class Linear:
             "b": jnp.zeros((self.n_outputs,), dtype),
         }
 
-    def apply(self, params: Any, x: jax.Array, *, key: Any = None, train: bool = False):
+    def apply(
+        self, params: PyTree, x: jax.Array, *, key: jax.Array | None = None, train: bool = False
+    ) -> jax.Array:
         """``x @ w + b`` (``key`` and ``train`` are accepted for a uniform interface)."""
         del key, train
         out = x @ params["w"]
@@ -93,7 +96,7 @@ class MLP:
     n_outputs: int | None = None
     dropout: float = 0.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check_outputs(self.n_outputs)
         check_choice(self.activation, "activation", tuple(ACTIVATIONS))
         check_in_interval(self.dropout, "dropout", 0.0, 1.0, closed_low=True)
@@ -115,7 +118,9 @@ class MLP:
             layers.append({"w": w, "b": jnp.zeros((fan_out,), dtype)})
         return {"layers": layers}
 
-    def apply(self, params: Any, x: jax.Array, *, key: Any = None, train: bool = False):
+    def apply(
+        self, params: PyTree, x: jax.Array, *, key: jax.Array | None = None, train: bool = False
+    ) -> jax.Array:
         """Forward pass; dropout only when ``train`` is True and ``key`` is given."""
         act = ACTIVATIONS[self.activation]
         layers = params["layers"]
@@ -133,7 +138,7 @@ class MLP:
         return out[..., 0] if self.n_outputs is None else out
 
 
-def make_model(kind: str, *, n_outputs: int | None = None, **options: Any):
+def make_model(kind: str, *, n_outputs: int | None = None, **options: Any) -> Linear | MLP:
     """Build a model by name: "linear", "logistic" (= linear, one logit), "softmax" (linear,
     ``n_outputs`` logits) or "mlp" (``hidden``, ``activation``, ``dropout``).
 

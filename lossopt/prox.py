@@ -45,8 +45,9 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
-from lossopt._pytree import pytree_dataclass, static_field
+from lossopt._pytree import PyTree, pytree_dataclass, static_field
 from lossopt._validation import (
     check_in_interval,
     check_nonnegative,
@@ -79,9 +80,9 @@ __all__ = [
 class Penalty(Protocol):
     """What :class:`~lossopt.solvers.ProximalGradient` needs of ``g``: its value and prox."""
 
-    def value(self, params: Any) -> jax.Array: ...
+    def value(self, params: PyTree) -> jax.Array: ...
 
-    def prox(self, params: Any, step: Any) -> Any: ...
+    def prox(self, params: PyTree, step: ArrayLike) -> PyTree: ...
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -116,10 +117,10 @@ def _check_step(step: Any) -> None:
 class Zero:
     """No penalty: ``g = 0`` and ``prox = identity`` (plain gradient descent)."""
 
-    def value(self, params: Any) -> jax.Array:
+    def value(self, params: PyTree) -> jax.Array:
         return _total([], params)
 
-    def prox(self, params: Any, step: Any) -> Any:
+    def prox(self, params: PyTree, step: ArrayLike) -> PyTree:
         return params
 
 
@@ -127,15 +128,15 @@ class Zero:
 class L1:
     """``strength * sum_i |x_i|`` over every leaf; prox: soft-thresholding at ``step*strength``."""
 
-    strength: Any
+    strength: ArrayLike
 
     def __post_init__(self) -> None:
         check_nonnegative(self.strength, "strength")
 
-    def value(self, params: Any) -> jax.Array:
+    def value(self, params: PyTree) -> jax.Array:
         return self.strength * _total([_abs_sum(x) for x in float_leaves(params)], params)
 
-    def prox(self, params: Any, step: Any) -> Any:
+    def prox(self, params: PyTree, step: ArrayLike) -> PyTree:
         _check_step(step)
         return jax.tree.map(lambda x: _soft_threshold(x, step * self.strength), params)
 
@@ -147,20 +148,20 @@ class ElasticNet:
     Prox: ``S_{t alpha l1_ratio}(x) / (1 + 2 t alpha (1 - l1_ratio))``.
     """
 
-    alpha: Any
-    l1_ratio: Any
+    alpha: ArrayLike
+    l1_ratio: ArrayLike
 
     def __post_init__(self) -> None:
         check_nonnegative(self.alpha, "alpha")
         check_in_interval(self.l1_ratio, "l1_ratio", 0.0, 1.0, closed_low=True, closed_high=True)
 
-    def value(self, params: Any) -> jax.Array:
+    def value(self, params: PyTree) -> jax.Array:
         leaves = float_leaves(params)
         l1_part = _total([_abs_sum(x) for x in leaves], params)
         l2_part = _total([jnp.sum(x * x) for x in leaves], params)
         return self.alpha * (self.l1_ratio * l1_part + (1 - self.l1_ratio) * l2_part)
 
-    def prox(self, params: Any, step: Any) -> Any:
+    def prox(self, params: PyTree, step: ArrayLike) -> PyTree:
         _check_step(step)
         threshold = step * self.alpha * self.l1_ratio
         scale = 1 + 2 * step * self.alpha * (1 - self.l1_ratio)
@@ -189,7 +190,7 @@ class GroupLasso:
     multi-task Lasso); a 1-D leaf then has one group per entry (plain L1).
     """
 
-    strength: Any
+    strength: ArrayLike
     groups: Any = static_field("leaves")
 
     def __post_init__(self) -> None:
@@ -210,14 +211,14 @@ class GroupLasso:
                 f"{tuple(x.shape)}"
             )
 
-    def value(self, params: Any) -> jax.Array:
+    def value(self, params: PyTree) -> jax.Array:
         parts = []
         for x in float_leaves(params):
             self._check_axis(x)
             parts.append(jnp.sum(_group_norms(x, self.groups)))
         return self.strength * _total(parts, params)
 
-    def prox(self, params: Any, step: Any) -> Any:
+    def prox(self, params: PyTree, step: ArrayLike) -> PyTree:
         _check_step(step)
 
         def shrink(x):
@@ -241,10 +242,10 @@ def _indicator(feasible: list[jax.Array], params: Any) -> jax.Array:
 class NonNegative:
     """The indicator of ``x >= 0`` (0 there, ``+inf`` elsewhere); prox: ``max(x, 0)``."""
 
-    def value(self, params: Any) -> jax.Array:
+    def value(self, params: PyTree) -> jax.Array:
         return _indicator([x >= 0 for x in float_leaves(params)], params)
 
-    def prox(self, params: Any, step: Any) -> Any:
+    def prox(self, params: PyTree, step: ArrayLike) -> PyTree:
         return jax.tree.map(lambda x: jnp.maximum(x, 0).astype(x.dtype), params)
 
 
@@ -256,8 +257,8 @@ class Box:
     structure of ``params`` (one bound per leaf). Infinite bounds leave a side open.
     """
 
-    lower: Any
-    upper: Any
+    lower: PyTree
+    upper: PyTree
 
     def __post_init__(self) -> None:
         for name in ("lower", "upper"):
@@ -296,7 +297,7 @@ class Box:
 
         return spread(self.lower), spread(self.upper)
 
-    def value(self, params: Any) -> jax.Array:
+    def value(self, params: PyTree) -> jax.Array:
         lower, upper = self._bounds(params)
         feasible = jax.tree.leaves(
             jax.tree.map(lambda x, lo, hi: (x >= lo) & (x <= hi), params, lower, upper)
@@ -304,7 +305,7 @@ class Box:
         float_leaves(params)
         return _indicator(feasible, params)
 
-    def prox(self, params: Any, step: Any) -> Any:
+    def prox(self, params: PyTree, step: ArrayLike) -> PyTree:
         lower, upper = self._bounds(params)
         return jax.tree.map(lambda x, lo, hi: jnp.clip(x, lo, hi).astype(x.dtype),
                             params, lower, upper)
@@ -322,7 +323,7 @@ class Partition:
     parameters' (a dict ``{"w": l1(0.1), "b": zero()}`` for params ``{"w": ..., "b": ...}``).
     """
 
-    parts: Any
+    parts: PyTree
 
     def _map(self, fn: Any, params: Any) -> Any:
         try:
@@ -334,12 +335,12 @@ class Partition:
                 f"params {jax.tree.structure(params)}"
             ) from err
 
-    def value(self, params: Any) -> jax.Array:
+    def value(self, params: PyTree) -> jax.Array:
         values = jax.tree.leaves(self._map(lambda g, x: g.value(x), params))
         dtype = _total([], params).dtype
         return sum((v.astype(dtype) for v in values), start=jnp.zeros((), dtype))
 
-    def prox(self, params: Any, step: Any) -> Any:
+    def prox(self, params: PyTree, step: ArrayLike) -> PyTree:
         return self._map(lambda g, x: g.prox(x, step), params)
 
 
@@ -357,13 +358,12 @@ def zero() -> Zero:
     return Zero()
 
 
-def l1(strength: Any) -> L1:
+def l1(strength: ArrayLike) -> L1:
     """The L1 (lasso) penalty ``g(x) = strength * sum_i |x_i|`` over every leaf.
 
-    .. math::  \\operatorname{prox}_{t g}(x)_i = \\operatorname{sign}(x_i)
-               \\max(|x_i| - t\\,\\text{strength}, 0)
-
-    (soft-thresholding: entries with ``|x_i| <= t strength`` become exactly 0).
+    Its proximal operator is soft-thresholding,
+    ``prox_{t g}(x)_i = sign(x_i) max(|x_i| - t strength, 0)``: entries with
+    ``|x_i| <= t strength`` become exactly 0.
 
     Args:
         strength: ``>= 0``; a pytree leaf (sweepable by ``jax.vmap``).
@@ -385,17 +385,17 @@ def l1(strength: Any) -> L1:
     return L1(strength)
 
 
-def elastic_net(alpha: Any, l1_ratio: Any) -> ElasticNet:
+def elastic_net(alpha: ArrayLike, l1_ratio: ArrayLike) -> ElasticNet:
     """Elastic net ``g(x) = alpha * (l1_ratio sum|x_i| + (1 - l1_ratio) sum x_i^2)``.
 
     The scaling of :func:`lossopt.regularizers.elastic_net` (no 1/2 on the squared term).
     Its proximal operator is a soft-threshold followed by a shrinkage:
 
-    .. math::  \\operatorname{prox}_{t g}(x) = \\frac{S_{t \\alpha \\rho}(x)}
-               {1 + 2 t \\alpha (1 - \\rho)}, \\qquad \\rho = \\text{l1\\_ratio}.
+    ``prox_{t g}(x) = S_{t alpha rho}(x) / (1 + 2 t alpha (1 - rho))`` with
+    ``rho = l1_ratio`` and ``S_a(x) = sign(x) max(|x| - a, 0)`` the soft-threshold.
 
-    scikit-learn's ``ElasticNet(alpha=A, l1_ratio=R)`` penalty ``A R |x|_1 + A (1 - R)/2
-    ||x||^2`` is ``elastic_net(a, r)`` with ``a r = A R`` and ``a (1 - r) = A (1 - R) / 2``.
+    scikit-learn's ``ElasticNet(alpha=A, l1_ratio=R)`` penalty ``A R ||x||_1 + A (1 - R)/2
+    ||x||_2^2`` is ``elastic_net(a, r)`` with ``a r = A R`` and ``a (1 - r) = A (1 - R) / 2``.
 
     Args:
         alpha: overall strength, ``>= 0`` (a leaf).
@@ -415,13 +415,11 @@ def elastic_net(alpha: Any, l1_ratio: Any) -> ElasticNet:
     return ElasticNet(alpha, l1_ratio)
 
 
-def group_lasso(strength: Any, groups: str | int = "leaves") -> GroupLasso:
+def group_lasso(strength: ArrayLike, groups: str | int = "leaves") -> GroupLasso:
     """Group lasso ``g(x) = strength * sum_G ||x_G||_2`` (unweighted group norms).
 
-    .. math::  \\operatorname{prox}_{t g}(x)_G = x_G \\max\\Big(0, 1 - \\frac{t\\,
-               \\text{strength}}{\\|x_G\\|_2}\\Big)
-
-    (a whole group becomes exactly 0 when its norm is at most ``t strength``).
+    Its proximal operator, ``prox_{t g}(x)_G = x_G max(0, 1 - t strength / ||x_G||_2)``,
+    sets a whole group to exactly 0 when its norm is at most ``t strength``.
 
     Args:
         strength: ``>= 0`` (a leaf).
@@ -462,7 +460,7 @@ def nonnegative() -> NonNegative:
     return NonNegative()
 
 
-def box(lower: Any, upper: Any) -> Box:
+def box(lower: PyTree, upper: PyTree) -> Box:
     """The constraint ``lower <= x <= upper``: its indicator and projection ``clip``.
 
     Args:
@@ -484,7 +482,7 @@ def box(lower: Any, upper: Any) -> Box:
     return Box(lower, upper)
 
 
-def partition(parts: Any) -> Partition:
+def partition(parts: PyTree) -> Partition:
     """Give each part of a parameter tree its own penalty: ``g(x) = sum_j g_j(x_j)``.
 
     The proximal operator of a separable sum is the parts' own proximal operators, each on its
@@ -513,7 +511,7 @@ def partition(parts: Any) -> Partition:
     return Partition(checked)
 
 
-def as_penalty(penalty: Any, name: str = "prox") -> Any:
+def as_penalty(penalty: Penalty | None, name: str = "prox") -> Penalty:
     """``None`` -> :func:`zero`; a :class:`Penalty` is returned as is; anything else raises.
 
     Raises:

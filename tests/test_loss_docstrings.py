@@ -8,8 +8,10 @@ other loss must name a source.
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +73,72 @@ def test_references_name_a_source_or_say_none_with_a_reason(name):
     else:
         # A source: an author and year, or a library's documented function.
         assert re.search(r"\(\d{4}\)|\d{4}\b|torch|optax|keras|Keras|PyTorch", refs), (name, refs)
+
+
+# --- one math notation (issue 18) -------------------------------------------------------------
+#
+# Docstring math is plain text in ``code spans`` (docs/loss_functions.md, "Conventions"): powers
+# are ``r^2`` and ``(1 - p)^gamma``, never Python's ``**``; no LaTeX and no Unicode math
+# symbols. Doctest lines (``>>>`` and ``...``) are Python and are not read, and ``**`` that
+# unpacks keyword arguments (``f(z, **shape)``) is not a power.
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTATION_FILES = sorted(
+    path.relative_to(ROOT).as_posix()
+    for pattern in ("lossopt/losses/*.py", "lossopt/gradcheck/*.py", "lossopt/prox.py",
+                    "lossopt/regularizers.py", "lossopt/derivatives.py")
+    for path in ROOT.glob(pattern)
+)
+_SPAN = re.compile(r"``(.+?)``", re.S)
+_POWER = re.compile(r"[\w)\]]\s*\*\*\s*[\w(\-.]")  # an operand on each side: not **kwargs
+_LATEX = re.compile(r"\\[A-Za-z]+|\.\. math::")
+_UNICODE_MATH = re.compile("[\u00b2\u00b3\u00b9\u2070-\u209f\u2200-\u22ff\u00b7\u00d7\u03a3]")
+
+
+def notation_errors(doc: str) -> list[str]:
+    """What in ``doc`` breaks the notation: ``**`` powers and LaTeX in code spans, Unicode
+    math anywhere; the doctest lines are skipped."""
+    prose = "\n".join(line for line in doc.splitlines()
+                      if not line.lstrip().startswith((">>>", "...")))
+    errors = [f"``{s}``: power written '**' (write '^')" for s in _SPAN.findall(prose)
+              if _POWER.search(s)]
+    errors += [f"LaTeX {m.group()!r}: plain text in ``code spans`` instead"
+               for m in _LATEX.finditer(prose)]
+    errors += [f"Unicode math {m.group()!r}: plain ASCII instead"
+               for m in _UNICODE_MATH.finditer(prose)]
+    return errors
+
+
+def _docstrings(path: str) -> list[tuple[str, str]]:
+    tree = ast.parse((ROOT / path).read_text())
+    return [(getattr(node, "name", "<module>"), ast.get_docstring(node) or "")
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)]
+
+
+def test_the_notation_check_rejects_the_other_notation_and_reads_no_doctest():
+    assert notation_errors("Half squared error ``l = (p - t)^2 / 2``.") == []
+    assert notation_errors("Call ``rho_hat(z, **shape)``; ``f(**kwargs)``.") == []
+    assert notation_errors("Example:\n    >>> float(jnp.sum(w ** 2))\n    ...     x**2\n") == []
+    assert len(notation_errors("Mean squared error ``l = r**2``.")) == 1
+    assert len(notation_errors("Error ``O(h ** 4)`` and ``(1 - p)**(gamma - 2)``.")) == 2
+    assert len(notation_errors("Spans lines: ``a +\n    b**2``.")) == 1
+    assert len(notation_errors(".. math::  \\sum_i x_i")) == 2
+    assert len(notation_errors("Squared ``x\u00b2``, summed ``\u03a3 x``, ``a \u2264 b``.")) == 3
+
+
+def test_the_notation_files_are_found():
+    assert "lossopt/losses/_regression.py" in NOTATION_FILES
+    assert "lossopt/gradcheck/_finite_diff.py" in NOTATION_FILES and len(NOTATION_FILES) > 30
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loss_docstring_math_is_in_one_notation(name):
+    errors = notation_errors(inspect.getdoc(losses.info(name).fn) or "")
+    assert not errors, f"{name}: {errors}"
+
+
+@pytest.mark.parametrize("path", NOTATION_FILES)
+def test_every_docstring_of_the_module_is_in_one_notation(path):
+    errors = {name: e for name, doc in _docstrings(path) if (e := notation_errors(doc))}
+    assert not errors, f"{path}: {errors}"

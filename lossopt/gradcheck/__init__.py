@@ -7,7 +7,7 @@ Hessian. The reference is
 * **autodiff** (``jax.grad`` / ``jax.hessian``) when ``f`` is JAX-traceable, or
 * **finite differences** when ``f`` is plain numpy that JAX cannot trace: central differences with
   a step scaled to each coordinate (a power of two, so ``x + h`` is exact), Richardson
-  extrapolation (error ``O(h**4)``), an error estimate per entry (truncation + round-off) that
+  extrapolation (error ``O(h^4)``), an error estimate per entry (truncation + round-off) that
   widens the tolerance where the reference is less accurate, and adaptive step reduction that
   steps off nearby kinks and domain boundaries. In float64 the reference is typically accurate to
   ``1e-10`` relative, so a ``1e-6`` relative error in a hand gradient is caught.

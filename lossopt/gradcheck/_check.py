@@ -485,7 +485,7 @@ def check_hessian(
     ``args[argnum]`` flattened (leaves in ``jax.tree_util`` order, each in C order; for a single
     array of shape ``S``, a hand Hessian of shape ``S + S`` is accepted too). The reference is
     ``jax.hessian`` when ``f`` is JAX-traceable, else Richardson-extrapolated second differences
-    of ``f`` (about ``4 n**2`` evaluations: keep ``n`` to a few dozen). Everything runs in
+    of ``f`` (about ``4 n^2`` evaluations: keep ``n`` to a few dozen). Everything runs in
     float64 (scoped). Besides the diagnoses of :func:`check_gradient`, the symmetric part is
     checked: a hand Hessian that is not symmetric but whose symmetric part ``(H + H.T) / 2`` is
     right is reported as "asymmetric". At a jump of the second derivative (a kink of the

@@ -61,9 +61,9 @@ class FiniteDifferences:
         """Richardson-extrapolated central differences, with kink detection, per coordinate.
 
         At each coordinate, with steps ``h`` and ``h/2``: central differences ``Dc(h)``,
-        ``Dc(h/2)`` give ``R = (4 Dc(h/2) - Dc(h)) / 3`` (error ``O(h**4)``); the one-sided
+        ``Dc(h/2)`` give ``R = (4 Dc(h/2) - Dc(h)) / 3`` (error ``O(h^4)``); the one-sided
         Richardson estimates ``D+ = 2 D+(h/2) - D+(h)`` and ``D- = 2 D-(h/2) - D-(h)`` share
-        their ``O(h**2)`` error term for smooth ``f``, so their gap is ``O(h**3)``. A larger gap
+        their ``O(h^2)`` error term for smooth ``f``, so their gap is ``O(h^3)``. A larger gap
         means ``f`` is not smooth within ``h`` (a kink, a domain boundary): the step shrinks by 8
         and the coordinate is redone. A gap that persists down to the smallest step, without
         growing like round-off (``1/h``), is a kink at the point itself: the left and right
@@ -151,9 +151,9 @@ class FiniteDifferences:
         """Richardson-extrapolated second differences for the ``(i, j)`` rows of ``pairs``.
 
         ``D(h) = [f(x+hi+hj) - f(x+hi-hj) - f(x-hi+hj) + f(x-hi-hj)] / (4 hi hj)`` (the diagonal
-        uses ``[f(x+h) - 2 f(x) + f(x-h)] / h**2``), ``R = (4 D(h/2) - D(h)) / 3``. The error
+        uses ``[f(x+h) - 2 f(x) + f(x-h)] / h^2``), ``R = (4 D(h/2) - D(h)) / 3``. The error
         estimate is ``|R - D(h/2)|`` plus round-off, at most ``23 delta / (hi hj)``. Round-off
-        grows like ``1/h**2``, so a step tied to a small coordinate can be too small: three step
+        grows like ``1/h^2``, so a step tied to a small coordinate can be too small: three step
         sizes (``1e-3``, ``8e-3`` and ``6.4e-2`` times the coordinate scale) are tried and, per
         entry, the estimate with the smallest error bound is kept.
         """
@@ -202,7 +202,7 @@ class FiniteDifferences:
     def curvature_jump(self, coords: np.ndarray) -> np.ndarray:
         """Whether the one-sided second derivatives along each coordinate differ at x.
 
-        Forward ``[f(x+2h) - 2f(x+h) + f(x)] / h**2`` and backward second differences differ by
+        Forward ``[f(x+2h) - 2f(x+h) + f(x)] / h^2`` and backward second differences differ by
         ``O(h)`` for smooth ``f`` and by the jump of ``f''`` at a curvature kink: the gap must
         stay put as ``h`` shrinks 8-fold.
         """
@@ -220,7 +220,7 @@ class FiniteDifferences:
     def _second_differences(self, coords: np.ndarray, h: np.ndarray):
         """``(f0, f(x + 2h), forward, backward)`` second differences along ``coords``.
 
-        ``[f(x+2h) - 2f(x+h) + f(x)] / h**2`` and ``[f(x-2h) - 2f(x-h) + f(x)] / h**2``, one
+        ``[f(x+2h) - 2f(x+h) + f(x)] / h^2`` and ``[f(x-2h) - 2f(x-h) + f(x)] / h^2``, one
         batched evaluation of the ``4k + 1`` points.
         """
         k = coords.size

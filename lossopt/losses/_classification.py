@@ -35,6 +35,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from lossopt._validation import (
     as_float_array,
@@ -177,7 +178,14 @@ _CLS = dict(task="classification")
     probabilistic=True,
     reference="torch.nn.BCELoss; Keras BinaryCrossentropy",
 )
-def binary_cross_entropy(probs, labels, *, eps=None, weights=None, reduction="mean"):
+def binary_cross_entropy(
+    probs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    eps: float | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Binary cross-entropy on probabilities: ``l = -(y log p + (1 - y) log(1 - p))``.
 
     Both logs are clamped, ``log(max(p, eps))`` and ``log(max(1 - p, eps))``, with derivative
@@ -247,8 +255,14 @@ def _pos_weight(pos_weight: Any, shape: tuple[int, ...], dtype: Any) -> jax.Arra
     reference="torch.nn.BCEWithLogitsLoss; optax.sigmoid_binary_cross_entropy",
 )
 def sigmoid_binary_cross_entropy(
-    logits, labels, *, pos_weight=None, label_smoothing=0.0, weights=None, reduction="mean"
-):
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    pos_weight: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Binary cross-entropy on logits: ``l = -(pw y log s(x) + (1 - y) log s(-x))``.
 
     ``s`` is the sigmoid, computed as ``log_sigmoid`` (finite value, gradient and Hessian at
@@ -339,17 +353,17 @@ _CE_DOC_OPTIONS = """
     reference="torch.nn.CrossEntropyLoss; optax.softmax_cross_entropy",
 )
 def softmax_cross_entropy(
-    logits,
-    labels,
+    logits: ArrayLike,
+    labels: ArrayLike,
     *,
-    label_smoothing=0.0,
-    class_weights=None,
-    ignore_index=None,
-    axis=-1,
-    where=None,
-    weights=None,
-    reduction="mean",
-):
+    label_smoothing: ArrayLike = 0.0,
+    class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Softmax cross-entropy: ``l = -sum_c t_c log_softmax(x)_c`` (``-log p_y`` for class ids).
 
     Computed with ``log_softmax`` (finite value, gradient ``softmax(x) - t`` and Hessian
@@ -427,18 +441,18 @@ def softmax_cross_entropy(
     reference="Keras CategoricalCrossentropy; torch.nn.NLLLoss on log(probs)",
 )
 def categorical_cross_entropy(
-    probs,
-    labels,
+    probs: ArrayLike,
+    labels: ArrayLike,
     *,
-    label_smoothing=0.0,
-    class_weights=None,
-    ignore_index=None,
-    axis=-1,
-    eps=None,
-    where=None,
-    weights=None,
-    reduction="mean",
-):
+    label_smoothing: ArrayLike = 0.0,
+    class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    axis: int = -1,
+    eps: float | None = None,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Categorical cross-entropy on probabilities: ``l = -sum_c t_c log p_c``.
 
     ``log p`` is the clamped ``log(max(p, eps))`` with derivative ``1 / max(p, eps)`` (finite at
@@ -531,7 +545,13 @@ categorical_cross_entropy.__doc__ = categorical_cross_entropy.__doc__.format(
     probabilistic=False,
     reference="Cortes & Vapnik (1995), Machine Learning 20(3); optax.hinge_loss",
 )
-def hinge(scores, labels, *, weights=None, reduction="mean"):
+def hinge(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Hinge loss: ``l = max(0, 1 - y s)`` with labels ``y`` in ``{-1, +1}``.
 
     Gradient ``-y`` where the margin is violated (``y s < 1``), 0 beyond it, and the
@@ -572,8 +592,14 @@ def hinge(scores, labels, *, weights=None, reduction="mean"):
     probabilistic=False,
     reference="Keras SquaredHinge; Rennie & Srebro (2005), IJCAI workshop",
 )
-def squared_hinge(scores, labels, *, weights=None, reduction="mean"):
-    """Squared hinge loss: ``l = max(0, 1 - y s)**2`` with labels in ``{-1, +1}``.
+def squared_hinge(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    """Squared hinge loss: ``l = max(0, 1 - y s)^2`` with labels in ``{-1, +1}``.
 
     C1 with gradient ``-2 y max(0, 1 - y s)`` (0 at the margin); the second derivative jumps
     from 2 to 0 at the margin, so not C2 (the Hessian returned at the margin itself is 0).
@@ -613,7 +639,14 @@ def squared_hinge(scores, labels, *, weights=None, reduction="mean"):
     probabilistic=False,
     reference="Crammer & Singer (2001), JMLR 2; optax.multiclass_hinge_loss",
 )
-def multiclass_hinge(scores, labels, *, where=None, weights=None, reduction="mean"):
+def multiclass_hinge(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Crammer-Singer multiclass hinge: ``l = max(0, 1 + max_{j != y} s_j - s_y)``.
 
     Scores ``(..., K)`` with ``K >= 2`` classes on the last axis and integer class ids ``y`` of

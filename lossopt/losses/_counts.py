@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from lossopt._validation import (
     as_float_array,
@@ -33,14 +35,21 @@ __all__ = ["poisson", "poisson_nll_values"]
     probabilistic=True,
     reference="Keras Poisson",
 )
-def poisson(rates, counts, *, eps=1e-7, weights=None, reduction="mean"):
+def poisson(
+    rates: ArrayLike,
+    counts: ArrayLike,
+    *,
+    eps: float = 1e-7,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Poisson loss on predicted rates (Keras): ``l = r - c log(r + eps)``.
 
     ``r >= 0`` is the predicted rate and ``c >= 0`` the observed count; ``eps`` (Keras'
     ``backend.epsilon()``, 1e-7) keeps ``log(0)`` away. This is Keras' ``keras.losses.Poisson``
     elementwise (Keras averages over the last axis, then over the batch: the same ``"mean"``)
     and ``poisson_nll(r, c, log_input=False, eps=eps)``, which computes it. Convex and C2 in
-    ``r`` (Hessian ``c / (r + eps)**2``); the gradient ``1 - c / (r + eps)`` is unbounded as
+    ``r`` (Hessian ``c / (r + eps)^2``); the gradient ``1 - c / (r + eps)`` is unbounded as
     ``r -> 0`` with ``c > 0`` (finite at ``r = 0``: ``1 - c / eps``).
 
     Args:

@@ -128,16 +128,16 @@ def _distribution_pair(preds: Any, targets: Any, pred_name: str, reduction: str)
     reference="Kullback & Leibler (1951), Ann. Math. Stat. 22(1); Keras KLDivergence",
 )
 def kl_divergence(
-    probs,
-    targets,
+    probs: ArrayLike,
+    targets: ArrayLike,
     *,
-    eps=None,
-    log_predictions=False,
-    log_target=False,
-    where=None,
-    weights=None,
-    reduction="mean",
-):
+    eps: float | None = None,
+    log_predictions: bool = False,
+    log_target: bool = False,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """KL divergence ``KL(t || p) = sum_c t_c (log t_c - log p_c)`` over the last axis.
 
     Both arguments are probabilities by default. ``t log t`` is 0 at ``t = 0`` (safe double
@@ -243,7 +243,14 @@ def _check_kl_argument(x: jax.Array, name: str, log: bool, mask: Any) -> None:
     probabilistic=True,
     reference="Kullback & Leibler (1951); optax.kl_divergence with log_softmax inputs",
 )
-def kl_divergence_with_logits(logits, targets, *, where=None, weights=None, reduction="mean"):
+def kl_divergence_with_logits(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """KL divergence from logits: ``sum_c t_c (log t_c - log_softmax(x)_c)`` over the last axis.
 
     Equals ``softmax_cross_entropy(x, t, reduction="none") - entropy(t)``: same gradient

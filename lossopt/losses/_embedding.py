@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from lossopt._validation import (
     as_float_array,
@@ -100,16 +101,16 @@ _EMB = dict(task="embedding", input_kind="embeddings", probabilistic=False)
     "(its defaults: distance='euclidean', margin=1.0)",
 )
 def triplet(
-    anchor,
-    positive,
-    negative,
+    anchor: ArrayLike,
+    positive: ArrayLike,
+    negative: ArrayLike,
     *,
-    margin=0.2,
-    distance="squared_euclidean",
-    swap=False,
-    weights=None,
-    reduction="mean",
-):
+    margin: ArrayLike = 0.2,
+    distance: str = "squared_euclidean",
+    swap: bool = False,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Triplet margin loss: ``max(d(a, p) - d(a, n) + margin, 0)`` per example.
 
     ``distance``: ``"squared_euclidean"`` ``||a - p||^2`` (the seed document and FaceNet),
@@ -179,7 +180,15 @@ def triplet(
     robust=False,
     reference="Hadsell, Chopra & LeCun (2006), CVPR",
 )
-def contrastive(x1, x2, labels, *, margin=1.0, weights=None, reduction="mean"):
+def contrastive(
+    x1: ArrayLike,
+    x2: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: ArrayLike = 1.0,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Contrastive loss: ``(1 - y) d^2 + y max(margin - d, 0)^2``, ``d = ||x1 - x2||``.
 
     Label convention as in the seed document and Hadsell et al.: ``y = 1`` marks a
@@ -234,7 +243,15 @@ def contrastive(x1, x2, labels, *, margin=1.0, weights=None, reduction="mean"):
     robust=True,
     reference="torch.nn.CosineEmbeddingLoss",
 )
-def cosine_embedding(x1, x2, labels, *, margin=0.0, weights=None, reduction="mean"):
+def cosine_embedding(
+    x1: ArrayLike,
+    x2: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: ArrayLike = 0.0,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Cosine embedding loss: ``1 - cos(x1, x2)`` if ``y = 1``, ``max(0, cos - margin)`` if
     ``y = -1``.
 
@@ -287,7 +304,15 @@ def cosine_embedding(x1, x2, labels, *, margin=0.0, weights=None, reduction="mea
     probabilistic=False,
     reference="torch.nn.MarginRankingLoss",
 )
-def margin_ranking(x1, x2, labels, *, margin=0.0, weights=None, reduction="mean"):
+def margin_ranking(
+    x1: ArrayLike,
+    x2: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: ArrayLike = 0.0,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Margin ranking loss: ``max(0, -y (x1 - x2) + margin)`` elementwise.
 
     ``y = 1``: ``x1`` should rank higher than ``x2`` by ``margin``; ``y = -1``: lower. As
@@ -336,7 +361,14 @@ def margin_ranking(x1, x2, labels, *, margin=0.0, weights=None, reduction="mean"
     reference="Oord et al. (2018), arXiv:1807.03748; Chen et al. (2020), SimCLR; "
     "Khosla et al. (2020), Supervised Contrastive Learning",
 )
-def info_nce(embeddings, labels, *, temperature=0.07, weights=None, reduction="mean"):
+def info_nce(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    temperature: ArrayLike = 0.07,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """InfoNCE / NT-Xent / supervised contrastive loss over a batch.
 
     With ``s_ij = cos(e_i, e_j) / temperature`` and ``P(i) = {j != i : labels_j = labels_i}``,

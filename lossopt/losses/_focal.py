@@ -7,7 +7,7 @@ inputs, below), as ``binary_cross_entropy`` /
 ``categorical_focal_crossentropy`` with ``from_logits=False``: Keras' ``from_logits=True``
 is the logit-input loss here. Logs are clamped as in the probability-input cross-entropies,
 ``log(max(p, eps))`` with derivative ``1 / max(p, eps)`` (``eps`` the dtype's machine epsilon
-by default), and the focal factor ``(1 - p)**gamma`` is ``exp(gamma log(max(1 - p, eps)))``:
+by default), and the focal factor ``(1 - p)^gamma`` is ``exp(gamma log(max(1 - p, eps)))``:
 value, gradient and Hessian stay finite at probabilities exactly 0 and 1 for every
 ``gamma >= 0``, including ``gamma < 1`` where the plain power has an infinite slope at
 ``p = 1``. Keras clips ``p`` to ``[1e-7, 1 - 1e-7]`` (zero gradient outside); values agree
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from lossopt._validation import (
     as_float_array,
@@ -67,7 +68,7 @@ def _check_focal(gamma, label_smoothing) -> None:
 
 
 def _focal_factor(q: jax.Array, gamma, eps) -> jax.Array:
-    """``q**gamma`` as ``exp(gamma log(max(q, eps)))``; exactly 1 at ``gamma = 0``."""
+    """``q^gamma`` as ``exp(gamma log(max(q, eps)))``; exactly 1 at ``gamma = 0``."""
     return jnp.exp(mul_log(gamma, clamped_log(q, eps)))
 
 
@@ -76,17 +77,17 @@ def _focal_factor(q: jax.Array, gamma, eps) -> jax.Array:
     reference="Lin et al. (2017), arXiv:1708.02002; Keras BinaryFocalCrossentropy",
 )
 def binary_focal(
-    probs,
-    labels,
+    probs: ArrayLike,
+    labels: ArrayLike,
     *,
-    gamma=2.0,
-    alpha=None,
-    label_smoothing=0.0,
-    eps=None,
-    weights=None,
-    reduction="mean",
-):
-    """Binary focal loss on probabilities: ``l = alpha_t (1 - p_t)**gamma BCE(p, y')``.
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    eps: float | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    """Binary focal loss on probabilities: ``l = alpha_t (1 - p_t)^gamma BCE(p, y')``.
 
     ``y' = (1 - ls) y + ls / 2`` (label smoothing towards 1/2, applied first, as Keras),
     ``p_t = y' p + (1 - y')(1 - p)``, ``BCE(p, y') = -(y' log p + (1 - y') log(1 - p))`` and
@@ -96,8 +97,8 @@ def binary_focal(
     ``binary_focal_crossentropy(y_true, y_pred, from_logits=False)`` elementwise (Keras then
     averages over the last axis: the same ``"mean"``). ``gamma = 0`` with ``alpha=None`` is
     ``binary_cross_entropy`` on the smoothed labels. Convex in ``p`` (unlike ``sigmoid_focal``
-    in the logit): for a hard label ``-(1 - p)**gamma log p`` has second derivative
-    ``(1 - p)**(gamma - 2) [gamma (1 - gamma) log p + 2 gamma (1 - p) / p + ((1 - p) / p)**2]``,
+    in the logit): for a hard label ``-(1 - p)^gamma log p`` has second derivative
+    ``(1 - p)^(gamma - 2) [gamma (1 - gamma) log p + 2 gamma (1 - p) / p + ((1 - p) / p)^2]``,
     positive for every ``gamma >= 0`` because ``-log p <= (1 - p) / p``; for soft labels
     convexity was checked numerically (dense grids over ``p``, ``y`` and ``gamma``). The
     gradient in ``p`` is unbounded near a confidently wrong ``p`` (prefer ``sigmoid_focal``).
@@ -150,17 +151,17 @@ def binary_focal(
     reference="Lin et al. (2017), arXiv:1708.02002; Keras CategoricalFocalCrossentropy",
 )
 def categorical_focal(
-    probs,
-    labels,
+    probs: ArrayLike,
+    labels: ArrayLike,
     *,
-    gamma=2.0,
-    alpha=None,
-    label_smoothing=0.0,
-    eps=None,
-    weights=None,
-    reduction="mean",
-):
-    """Categorical focal loss on probabilities: ``l = -sum_c a_c t'_c (1 - p_c)**gamma log p_c``.
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    eps: float | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    """Categorical focal loss on probabilities: ``l = -sum_c a_c t'_c (1 - p_c)^gamma log p_c``.
 
     ``p`` is a distribution over the last axis (``K >= 2``); ``t' = (1 - ls) t + ls / K`` the
     smoothed one-hot/soft target (class ids are one-hot rows), exactly Keras'
@@ -172,7 +173,7 @@ def categorical_focal(
     None matches ``softmax_focal``. It multiplies the loss; ``"mean"`` stays the plain mean
     over examples. ``gamma = 0`` with ``alpha=None`` is ``categorical_cross_entropy`` with the
     same label smoothing. Convex in ``p`` (a non-negative sum of the convex one-dimensional
-    ``-(1 - p_c)**gamma log p_c``, see ``binary_focal``; ``softmax_focal`` is not convex in the
+    ``-(1 - p_c)^gamma log p_c``, see ``binary_focal``; ``softmax_focal`` is not convex in the
     logits); unbounded gradient near ``p_y = 0`` (prefer ``softmax_focal`` on logits).
 
     Args:
@@ -257,14 +258,21 @@ _CLS = dict(task="classification")
     "torchvision.ops.sigmoid_focal_loss",
 )
 def sigmoid_focal(
-    logits, labels, *, gamma=2.0, alpha=None, label_smoothing=0.0, weights=None, reduction="mean"
-):
-    """Sigmoid focal loss: ``l = alpha_t (1 - p_t)**gamma * BCE(x, y)``.
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    """Sigmoid focal loss: ``l = alpha_t (1 - p_t)^gamma * BCE(x, y)``.
 
     ``p = sigmoid(x)``, ``p_t = y p + (1 - y)(1 - p)``, ``BCE`` the ``sigmoid_binary_cross_
     entropy`` value and ``alpha_t = alpha y + (1 - alpha)(1 - y)`` (``alpha=None``: no
     weighting, ``alpha_t = 1``), as ``torchvision.ops.sigmoid_focal_loss`` and
-    ``optax.sigmoid_focal_loss`` (per element). The factor ``(1 - p_t)**gamma`` is
+    ``optax.sigmoid_focal_loss`` (per element). The factor ``(1 - p_t)^gamma`` is
     ``exp(gamma log(1 - p_t))`` with ``log(1 - p_t)`` in log space, so value, gradient and
     Hessian stay finite at +-1e4 logits for every ``gamma >= 0`` (including ``gamma < 1``).
     Not convex for ``gamma > 0`` (e.g. ``y = 1``, ``x`` near -4); ``gamma = 0`` gives
@@ -319,21 +327,21 @@ def sigmoid_focal(
     reference="Lin et al. (2017), Focal Loss for Dense Object Detection, arXiv:1708.02002",
 )
 def softmax_focal(
-    logits,
-    labels,
+    logits: ArrayLike,
+    labels: ArrayLike,
     *,
-    gamma=2.0,
-    alpha=None,
-    label_smoothing=0.0,
-    where=None,
-    weights=None,
-    reduction="mean",
-):
-    """Softmax (multiclass) focal loss: ``l = -alpha_y (1 - p_y)**gamma log p_y``.
+    gamma: ArrayLike = 2.0,
+    alpha: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    """Softmax (multiclass) focal loss: ``l = -alpha_y (1 - p_y)^gamma log p_y``.
 
     ``p = softmax(x)`` over the last axis (``K >= 2``). ``labels``: class ids (shape
     ``logits.shape[:-1]``) or one-hot/soft labels of the logits' shape, for which
-    ``l = -sum_c alpha_c t_c (1 - p_c)**gamma log p_c``. ``alpha``: None (no weighting), a
+    ``l = -sum_c alpha_c t_c (1 - p_c)^gamma log p_c``. ``alpha``: None (no weighting), a
     scalar, or one non-negative weight per class ``(K,)``; it multiplies the loss and ``"mean"``
     stays the plain mean over examples (unlike ``class_weights`` in the cross-entropy, which
     renormalises). ``log(1 - p_c)`` is computed without cancellation even when ``p_c`` rounds

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from lossopt._validation import as_float_array, check_in_interval, describe
 from lossopt.losses._labels import check_soft_labels, class_ids, class_targets, take_last
@@ -28,15 +29,22 @@ __all__ = ["generalized_cross_entropy"]
     reference="Zhang & Sabuncu (2018), Generalized Cross Entropy Loss for Training Deep Neural "
     "Networks with Noisy Labels, NeurIPS, arXiv:1805.07836",
 )
-def generalized_cross_entropy(logits, labels, *, q=0.7, weights=None, reduction="mean"):
-    """Generalized cross-entropy: ``l = (1 - p_y**q) / q`` with ``p = softmax(x)``.
+def generalized_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    q: ArrayLike = 0.7,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    """Generalized cross-entropy: ``l = (1 - p_y^q) / q`` with ``p = softmax(x)``.
 
-    For one-hot/soft labels ``l = sum_c t_c (1 - p_c**q) / q``. Computed as
+    For one-hot/soft labels ``l = sum_c t_c (1 - p_c^q) / q``. Computed as
     ``-expm1(q log_softmax(x)_y) / q``: no cancellation for small ``q``, where it tends to the
-    cross-entropy ``-log p_y`` (the error is about ``q (log p_y)**2 / 2``), and finite for
+    cross-entropy ``-log p_y`` (the error is about ``q (log p_y)^2 / 2``), and finite for
     ``p_y -> 0`` (the loss is bounded by ``1 / q``, the source of its robustness to wrong
     labels). ``q = 1`` gives ``1 - p_y``, the mean absolute error of the softmax output up to
-    a factor 2. The paper's default is ``q = 0.7``. Gradient ``p_y**q (p - e_y)`` (bounded);
+    a factor 2. The paper's default is ``q = 0.7``. Gradient ``p_y^q (p - e_y)`` (bounded);
     not convex for ``q > 0``. Finite value, gradient and Hessian at +-1e4 logits; a masked
     (``-inf``) logit of another class is fine (the target entry is gathered).
 

@@ -21,6 +21,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from lossopt._validation import (
     as_float_array,
@@ -99,16 +100,16 @@ def _multi_hot(s: jax.Array, labels: Any) -> jax.Array:
     reference="Weston & Watkins (1999), ESANN; torch.nn.MultiMarginLoss",
 )
 def multi_margin(
-    scores,
-    labels,
+    scores: ArrayLike,
+    labels: ArrayLike,
     *,
-    p=1,
-    margin=1.0,
-    class_weights=None,
-    weights=None,
-    reduction="mean",
-):
-    """Weston-Watkins multiclass hinge: ``l = (1/K) sum_{j != y} w_y max(0, m - s_y + s_j)**p``.
+    p: int = 1,
+    margin: ArrayLike = 1.0,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    """Weston-Watkins multiclass hinge: ``l = (1/K) sum_{j != y} w_y max(0, m - s_y + s_j)^p``.
 
     Every wrong class ``j`` whose score comes within ``margin`` ``m`` of the true score ``s_y``
     is penalised, and the penalties are summed (divided by the number of classes ``K``, as in
@@ -187,7 +188,13 @@ def multi_margin(
     probabilistic=False,
     reference="torch.nn.MultiLabelMarginLoss; Elisseeff & Weston (2001), NIPS",
 )
-def multilabel_margin(scores, labels, *, weights=None, reduction="mean"):
+def multilabel_margin(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Multi-label hinge: ``l = (1/K) sum_{j in T} sum_{i not in T} max(0, 1 - (s_j - s_i))``.
 
     ``T`` is the example's set of target classes: every target class should outscore every
@@ -255,7 +262,13 @@ def multilabel_margin(scores, labels, *, weights=None, reduction="mean"):
     probabilistic=False,
     reference="Keras CategoricalHinge",
 )
-def categorical_hinge(scores, labels, *, weights=None, reduction="mean"):
+def categorical_hinge(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Keras' categorical hinge: ``l = max(0, 1 + max_c (1 - t_c) s_c - sum_c t_c s_c)``.
 
     For general targets ``t`` in ``[0, 1]`` (one-hot, multi-hot or soft; integer class ids are
@@ -327,7 +340,14 @@ def categorical_hinge(scores, labels, *, weights=None, reduction="mean"):
     probabilistic=False,
     reference="torch.nn.HingeEmbeddingLoss",
 )
-def hinge_embedding(distances, labels, *, margin=1.0, weights=None, reduction="mean"):
+def hinge_embedding(
+    distances: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: ArrayLike = 1.0,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Hinge embedding loss: ``l = x`` if ``y = 1``, ``max(0, m - x)`` if ``y = -1``.
 
     ``x`` is typically a distance between the two members of a pair (e.g. an L1 distance),
@@ -374,7 +394,13 @@ def hinge_embedding(distances, labels, *, margin=1.0, weights=None, reduction="m
     probabilistic=True,
     reference="torch.nn.SoftMarginLoss",
 )
-def soft_margin(scores, labels, *, weights=None, reduction="mean"):
+def soft_margin(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Soft-margin (logistic) loss on {-1, +1} labels: ``l = log(1 + exp(-y s))``.
 
     Computed as ``-log_sigmoid(y s)``: finite value, gradient ``-y sigmoid(-y s)`` (bounded)
@@ -415,7 +441,14 @@ def soft_margin(scores, labels, *, weights=None, reduction="mean"):
     probabilistic=True,
     reference="torch.nn.MultiLabelSoftMarginLoss",
 )
-def multilabel_soft_margin(logits, labels, *, class_weights=None, weights=None, reduction="mean"):
+def multilabel_soft_margin(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Multi-label soft margin: ``l = (1/K) sum_c w_c BCE(x_c, t_c)`` per example.
 
     ``BCE(x, t) = -(t log sigmoid(x) + (1 - t) log sigmoid(-x))`` (log-space: finite at

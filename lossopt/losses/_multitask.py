@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from lossopt._validation import as_float_array, check_choice, check_nonnegative, describe
 from lossopt.losses._registry import register
@@ -62,7 +63,11 @@ def _per_task(mapping: Any, name: str, tasks: list[str]) -> dict[str, Any]:
     probabilistic=False,
     reference="Caruana (1997), Multitask Learning, Machine Learning 28(1)",
 )
-def combine(losses, *, task_weights=None):
+def combine(
+    losses: Mapping[str, ArrayLike],
+    *,
+    task_weights: Mapping[str, ArrayLike] | None = None,
+) -> jax.Array:
     """Fixed-weight combination of task losses: ``sum_k w_k L_k``.
 
     Linear in the loss values (gradient ``w_k``), hence convex, smooth and of bounded
@@ -114,7 +119,12 @@ def combine(losses, *, task_weights=None):
     reference="Kendall, Gal & Cipolla (2018), Multi-Task Learning Using Uncertainty to Weigh "
     "Losses, CVPR",
 )
-def uncertainty_weighted(losses, log_vars, *, kinds=None):
+def uncertainty_weighted(
+    losses: Mapping[str, ArrayLike],
+    log_vars: Mapping[str, ArrayLike],
+    *,
+    kinds: Mapping[str, str] | None = None,
+) -> jax.Array:
     """Homoscedastic-uncertainty task weighting (Kendall, Gal & Cipolla 2018).
 
     With ``s_k = log sigma_k^2`` learnable per task (``log_vars``), the combined objective is

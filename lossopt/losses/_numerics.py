@@ -68,7 +68,7 @@ def clamped_log(p: jax.Array, eps: jax.Array) -> jax.Array:
     """``log(max(p, eps))`` whose derivative is ``1 / max(p, eps)`` (never 0, never inf).
 
     A custom JVP (rather than VJP) so that ``jax.hessian`` differentiates it twice: the second
-    derivative is ``-1 / p**2`` above ``eps`` and 0 below it. ``eps`` is treated as a constant.
+    derivative is ``-1 / p^2`` above ``eps`` and 0 below it. ``eps`` is treated as a constant.
     """
     return jnp.log(jnp.maximum(p, eps))
 

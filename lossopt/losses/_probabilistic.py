@@ -15,6 +15,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from lossopt._validation import (
     as_float_array,
@@ -52,15 +53,15 @@ _PROB = dict(task="probabilistic", probabilistic=True)
     reference="torch.nn.NLLLoss",
 )
 def nll(
-    log_probs,
-    labels,
+    log_probs: ArrayLike,
+    labels: ArrayLike,
     *,
-    class_weights=None,
-    ignore_index=None,
-    axis=-1,
-    weights=None,
-    reduction="mean",
-):
+    class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Negative log-likelihood of class ids: ``l = -w[y] log_probs[y]``.
 
     ``log_probs`` holds log-probabilities with the class axis at ``axis`` (default last);
@@ -170,8 +171,17 @@ def _variance_like(var: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     robust=False,
     reference="torch.nn.GaussianNLLLoss; Nix & Weigend (1994), ICNN",
 )
-def gaussian_nll(mean, targets, *, variance, full=False, eps=1e-6, weights=None, reduction="mean"):
-    """Gaussian negative log-likelihood: ``l = 0.5 (log v + (y - mu)**2 / v)``.
+def gaussian_nll(
+    mean: ArrayLike,
+    targets: ArrayLike,
+    *,
+    variance: ArrayLike,
+    full: bool = False,
+    eps: float = 1e-6,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    """Gaussian negative log-likelihood: ``l = 0.5 (log v + (y - mu)^2 / v)``.
 
     ``v = max(variance, eps)``; with ``full=True`` the constant ``0.5 log(2 pi)`` is added, so
     ``l`` is exactly ``-log N(y; mu, v)``. As ``torch.nn.GaussianNLLLoss(full, eps)``, including
@@ -246,8 +256,15 @@ def gaussian_nll(mean, targets, *, variance, full=False, eps=1e-6, weights=None,
     reference="torch.nn.PoissonNLLLoss",
 )
 def poisson_nll(
-    log_rate, counts, *, log_input=True, full=False, eps=1e-8, weights=None, reduction="mean"
-):
+    log_rate: ArrayLike,
+    counts: ArrayLike,
+    *,
+    log_input: bool = True,
+    full: bool = False,
+    eps: float = 1e-8,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Poisson negative log-likelihood: ``l = exp(x) - c x`` on the log-rate ``x``.
 
     ``x`` is the log of the Poisson rate and ``c`` the observed count (non-integer counts are
@@ -260,7 +277,7 @@ def poisson_nll(
     modes. On the log-rate: convex and C2 (Hessian ``exp(x)``); the gradient ``exp(x) - c`` is
     unbounded and the value overflows, as the true likelihood does, once ``exp(x)`` does
     (``x`` above about 88 in float32, 709 in float64): nothing is clamped. On the rate: convex
-    and C2 for ``r >= 0`` (Hessian ``c / (r + eps)**2``), gradient ``1 - c / (r + eps)``,
+    and C2 for ``r >= 0`` (Hessian ``c / (r + eps)^2``), gradient ``1 - c / (r + eps)``,
     finite at ``r = 0``. The registry's properties describe the default ``log_input=True``.
 
     Concrete counts must be ``>= 0`` (a negative count makes the loss unbounded below), and

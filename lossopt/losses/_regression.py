@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from lossopt._validation import (
     check_in_interval,
@@ -63,8 +64,14 @@ _REG = dict(task="regression", input_kind="values", probabilistic=False)
     robust=False,
     reference="Gauss (1809); torch.nn.MSELoss",
 )
-def mse(predictions, targets, *, weights=None, reduction="mean"):
-    """Mean squared error: ``l = r**2`` with ``r = predictions - targets``.
+def mse(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    """Mean squared error: ``l = r^2`` with ``r = predictions - targets``.
 
     Gradient ``2 r``, Hessian ``2``. Matches ``torch.nn.MSELoss`` and (per element)
     ``optax.squared_error`` (no 1/2 factor here, unlike optax's ``l2_loss``).
@@ -104,7 +111,13 @@ def mse(predictions, targets, *, weights=None, reduction="mean"):
     robust=True,
     reference="Laplace (1774); torch.nn.L1Loss",
 )
-def mae(predictions, targets, *, weights=None, reduction="mean"):
+def mae(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Mean absolute error: ``l = |r|``.
 
     Gradient ``sign(r)``; at ``r = 0`` the minimum-norm subgradient 0 (``jnp.abs`` would give
@@ -142,8 +155,15 @@ def mae(predictions, targets, *, weights=None, reduction="mean"):
     robust=True,
     reference="Huber (1964), Ann. Math. Stat. 35(1); torch.nn.HuberLoss",
 )
-def huber(predictions, targets, *, delta=1.0, weights=None, reduction="mean"):
-    """Huber loss: ``0.5 r**2`` for ``|r| <= delta``, else ``delta (|r| - 0.5 delta)``.
+def huber(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    delta: ArrayLike = 1.0,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    """Huber loss: ``0.5 r^2`` for ``|r| <= delta``, else ``delta (|r| - 0.5 delta)``.
 
     C1 with gradient ``clip(r, -delta, delta)``; the Hessian jumps from 1 to 0 at ``|r| = delta``
     (so not C2): this implementation returns 1 at the kink itself (the quadratic branch).
@@ -189,8 +209,15 @@ def huber(predictions, targets, *, delta=1.0, weights=None, reduction="mean"):
     robust=True,
     reference="Girshick (2015), Fast R-CNN; torch.nn.SmoothL1Loss",
 )
-def smooth_l1(predictions, targets, *, beta=1.0, weights=None, reduction="mean"):
-    """Smooth L1: ``0.5 r**2 / beta`` for ``|r| < beta``, else ``|r| - 0.5 beta``.
+def smooth_l1(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    beta: ArrayLike = 1.0,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    """Smooth L1: ``0.5 r^2 / beta`` for ``|r| < beta``, else ``|r| - 0.5 beta``.
 
     Equals ``huber(delta=beta) / beta``; its linear branch has slope 1 for every ``beta``.
     Matches ``torch.nn.SmoothL1Loss(beta=beta)`` for ``beta > 0`` (torch's ``beta = 0`` meaning
@@ -234,7 +261,14 @@ def smooth_l1(predictions, targets, *, beta=1.0, weights=None, reduction="mean")
     robust=True,
     reference="Koenker & Bassett (1978), Econometrica 46(1)",
 )
-def quantile(predictions, targets, *, tau=0.5, weights=None, reduction="mean"):
+def quantile(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    tau: ArrayLike = 0.5,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Quantile (pinball) loss: ``max(tau u, (tau - 1) u)`` with ``u = targets - predictions``.
 
     Minimised (over a constant prediction) by the ``tau``-quantile of the targets. Gradient with
@@ -293,12 +327,18 @@ def _log_cosh_jvp(primals, tangents):
     robust=True,
     reference="Keras LogCosh; Saleh & Saleh (2022), arXiv:2208.04564",
 )
-def log_cosh(predictions, targets, *, weights=None, reduction="mean"):
+def log_cosh(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Log-cosh loss: ``log(cosh(r))``.
 
-    Behaves like ``r**2 / 2`` near 0 and ``|r| - log 2`` for large ``|r|``. Computed as
+    Behaves like ``r^2 / 2`` near 0 and ``|r| - log 2`` for large ``|r|``. Computed as
     ``|r| + log1p(exp(-2|r|)) - log 2``, finite at ``|r| = 1e4`` in float32; gradient
-    ``tanh(r)`` and Hessian ``1 - tanh(r)**2`` (exactly 1 at 0) come from a custom JVP. Matches
+    ``tanh(r)`` and Hessian ``1 - tanh(r)^2`` (exactly 1 at 0) come from a custom JVP. Matches
     ``optax.log_cosh`` and Keras' ``LogCosh`` (per element).
 
     Args:
@@ -333,7 +373,14 @@ def log_cosh(predictions, targets, *, weights=None, reduction="mean"):
     robust=True,
     reference="Vapnik (1995), The Nature of Statistical Learning Theory",
 )
-def epsilon_insensitive(predictions, targets, *, epsilon=0.1, weights=None, reduction="mean"):
+def epsilon_insensitive(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    epsilon: ArrayLike = 0.1,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Epsilon-insensitive loss (support vector regression): ``max(0, |r| - epsilon)``.
 
     Zero inside the tube ``|r| <= epsilon``; gradient ``sign(r)`` outside it and the minimum-norm
@@ -374,8 +421,14 @@ def epsilon_insensitive(predictions, targets, *, epsilon=0.1, weights=None, redu
     robust=False,
     reference="Keras MeanSquaredLogarithmicError",
 )
-def msle(predictions, targets, *, weights=None, reduction="mean"):
-    """Mean squared logarithmic error: ``(log1p(predictions) - log1p(targets))**2``.
+def msle(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
+    """Mean squared logarithmic error: ``(log1p(predictions) - log1p(targets))^2``.
 
     Defined for ``predictions > -1`` and ``targets > -1`` (typically both non-negative): values
     outside that domain give NaN, which the solvers report as NONFINITE rather than hide.
@@ -415,7 +468,14 @@ def msle(predictions, targets, *, weights=None, reduction="mean"):
     robust=True,
     reference="Keras MeanAbsolutePercentageError",
 )
-def mape(predictions, targets, *, eps=1e-7, weights=None, reduction="mean"):
+def mape(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    eps: float = 1e-7,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Mean absolute percentage error, in percent: ``100 |r| / max(|targets|, eps)``.
 
     As Keras' ``MeanAbsolutePercentageError`` (which uses ``eps = 1e-7``); ``eps`` guards zero

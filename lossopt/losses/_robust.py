@@ -5,11 +5,11 @@ the table :data:`PENALTIES`, which also gives its influence function ``psi = rho
 IRLS weight ``psi(r) / r`` in closed form (public face: :mod:`lossopt.losses.robust`).
 
 Normalisation. Tukey and Cauchy use the classical M-estimator normalisation
-``rho = c**2 * rho_hat(r / c)`` (so ``rho ~ r**2 / 2`` near 0, as in Huber's and Hampel's
+``rho = c^2 * rho_hat(r / c)`` (so ``rho ~ r^2 / 2`` near 0, as in Huber's and Hampel's
 tables); Geman-McClure, Welsch and Barron are Barron's family members in scaled units,
-``rho = rho_hat(r / c)`` (so ``rho ~ (r / c)**2 / 2``). Hence ``geman_mcclure(c) =
+``rho = rho_hat(r / c)`` (so ``rho ~ (r / c)^2 / 2``). Hence ``geman_mcclure(c) =
 barron(alpha=-2, c=c)``, ``welsch(c) = barron(alpha=-inf, c=c)`` and
-``cauchy(c) = c**2 / 2 * barron(alpha=0, c=c / sqrt(2))``.
+``cauchy(c) = c^2 / 2 * barron(alpha=0, c=c / sqrt(2))``.
 
 The scale hyperparameter ``c`` and Barron's ``alpha`` may be arrays broadcastable
 (numpy rules, trailing axes) to the residual's shape, e.g. one ``alpha`` per output dimension;
@@ -27,6 +27,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from lossopt._validation import (
     as_float_array,
@@ -88,7 +89,7 @@ def _welsch_weight(z):
 
 def _exprel(y):
     """``expm1(y) / y``, 1 at ``y = 0``: a 5-term series for ``|y| < 1e-3`` (truncation
-    ``y**5 / 720 < 2e-18``), exact quotient elsewhere; smooth to all orders used here."""
+    ``y^5 / 720 < 2e-18``), exact quotient elsewhere; smooth to all orders used here."""
     small = jnp.abs(y) < 1e-3
     ys = jnp.where(small, y, 0)
     series = 1 + ys * (1 / 2 + ys * (1 / 6 + ys * (1 / 24 + ys / 120)))
@@ -164,9 +165,9 @@ class RobustPenalty:
     """A robust penalty ``rho``, its influence ``psi = rho'`` and IRLS weight ``psi(r) / r``.
 
     Defined by ``rho_hat(z, **shape)`` and ``weight_hat(z, **shape) = rho_hat'(z) / z`` in scaled
-    units ``z = r / c``; ``rho(r) = k rho_hat(z)`` with ``k = c**2`` when ``c_squared`` (classical
+    units ``z = r / c``; ``rho(r) = k rho_hat(z)`` with ``k = c^2`` when ``c_squared`` (classical
     M-estimator normalisation) and ``k = 1`` otherwise. Then ``psi(r) = (k / c) z w_hat(z)`` and
-    ``weight(r) = (k / c**2) w_hat(z)``, finite at ``r = 0`` (where ``psi / r`` is the limit).
+    ``weight(r) = (k / c^2) w_hat(z)``, finite at ``r = 0`` (where ``psi / r`` is the limit).
 
     Call ``rho``, ``psi`` and ``weight`` with the residual and keyword hyperparameters (defaults
     in ``hyperparameters``); they are elementwise and return arrays of ``r``'s shape.
@@ -175,7 +176,7 @@ class RobustPenalty:
         name: the penalty's name (also the registered loss's name).
         scale_name: name of the scale hyperparameter (``"c"`` for every penalty).
         hyperparameters: every hyperparameter and its default.
-        c_squared: whether ``rho`` carries the ``c**2`` factor.
+        c_squared: whether ``rho`` carries the ``c^2`` factor.
         rho_hat: ``rho`` in scaled units.
         weight_hat: ``rho_hat'(z) / z``.
         check: extra validation of the hyperparameters (the scale is always checked > 0).
@@ -205,17 +206,17 @@ class RobustPenalty:
         amplitude = c * c if self.c_squared else jnp.ones_like(c)
         return x / c, c, amplitude, full
 
-    def rho(self, r: Any, **hyper: Any) -> jax.Array:
+    def rho(self, r: ArrayLike, **hyper: ArrayLike) -> jax.Array:
         """The penalty ``rho(r)``, elementwise."""
         z, _, k, shape = self._resolve(r, hyper)
         return k * self.rho_hat(z, **shape)
 
-    def psi(self, r: Any, **hyper: Any) -> jax.Array:
+    def psi(self, r: ArrayLike, **hyper: ArrayLike) -> jax.Array:
         """The influence function ``psi(r) = rho'(r)``, elementwise."""
         z, c, k, shape = self._resolve(r, hyper)
         return (k / c) * z * self.weight_hat(z, **shape)
 
-    def weight(self, r: Any, **hyper: Any) -> jax.Array:
+    def weight(self, r: ArrayLike, **hyper: ArrayLike) -> jax.Array:
         """The IRLS weight ``psi(r) / r`` (its limit ``rho''(0)`` at ``r = 0``), elementwise."""
         z, c, k, shape = self._resolve(r, hyper)
         return (k / (c * c)) * self.weight_hat(z, **shape)
@@ -363,7 +364,14 @@ _ROBUST = dict(task="regression", input_kind="values", probabilistic=False)
     robust=True,
     reference="Beaton & Tukey (1974), Technometrics 16(2)",
 )
-def tukey(predictions, targets, *, c=4.685, weights=None, reduction="mean"):
+def tukey(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    c: ArrayLike = 4.685,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Tukey's biweight: ``c^2/6 (1 - (1 - (r/c)^2)^3)`` for ``|r| <= c``, else ``c^2/6``.
 
     Redescending: ``psi(r) = r (1 - (r/c)^2)^2`` inside, 0 outside, so residuals beyond ``c``
@@ -407,7 +415,14 @@ def tukey(predictions, targets, *, c=4.685, weights=None, reduction="mean"):
     robust=True,
     reference="Black & Anandan (1996), CVIU 63(1); Barron (2019), CVPR",
 )
-def cauchy(predictions, targets, *, c=1.0, weights=None, reduction="mean"):
+def cauchy(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    c: ArrayLike = 1.0,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Cauchy (Lorentzian) loss: ``c^2/2 log(1 + (r/c)^2)``.
 
     ``psi(r) = r / (1 + (r/c)^2)`` peaks at ``|r| = c`` and decays like ``c^2 / r``; the
@@ -446,7 +461,14 @@ def cauchy(predictions, targets, *, c=1.0, weights=None, reduction="mean"):
     robust=True,
     reference="Geman & McClure (1987), Bull. ISI 52(4); Barron (2019), CVPR",
 )
-def geman_mcclure(predictions, targets, *, c=1.0, weights=None, reduction="mean"):
+def geman_mcclure(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    c: ArrayLike = 1.0,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Geman-McClure loss: ``2 (r/c)^2 / ((r/c)^2 + 4)``, Barron's ``alpha = -2`` member.
 
     Bounded by 2; ``psi(r) = 16 r / (c^2 ((r/c)^2 + 4)^2)`` redescends like ``r^-3``; the
@@ -485,7 +507,14 @@ def geman_mcclure(predictions, targets, *, c=1.0, weights=None, reduction="mean"
     robust=True,
     reference="Dennis & Welsch (1978), Commun. Stat. Simul. Comput. 7(4); Barron (2019), CVPR",
 )
-def welsch(predictions, targets, *, c=1.0, weights=None, reduction="mean"):
+def welsch(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    c: ArrayLike = 1.0,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Welsch (Leclerc) loss: ``1 - exp(-(r/c)^2 / 2)``, Barron's ``alpha = -inf`` limit.
 
     Bounded by 1; ``psi(r) = (r/c^2) exp(-(r/c)^2/2)`` redescends like a Gaussian; the
@@ -522,7 +551,15 @@ def welsch(predictions, targets, *, c=1.0, weights=None, reduction="mean"):
     robust=True,
     reference="Barron (2019), A General and Adaptive Robust Loss Function, CVPR",
 )
-def barron(predictions, targets, *, alpha=1.0, c=1.0, weights=None, reduction="mean"):
+def barron(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    alpha: ArrayLike = 1.0,
+    c: ArrayLike = 1.0,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Barron's general robust loss: ``|a-2|/a (((r/c)^2/|a-2| + 1)^(a/2) - 1)``.
 
     With ``a = alpha`` and ``z = r/c``, its limits and members are ``z^2/2``
@@ -570,7 +607,7 @@ def barron(predictions, targets, *, alpha=1.0, c=1.0, weights=None, reduction="m
     return reduce_loss(PENALTIES["barron"].rho(r, alpha=alpha, c=c), weights, reduction)
 
 
-def barron_log_partition(alpha: Any) -> jax.Array:
+def barron_log_partition(alpha: ArrayLike) -> jax.Array:
     """``log Z(alpha)``, ``Z(alpha) = int exp(-rho(z; alpha, 1)) dz``, for ``alpha`` in [0, 2].
 
     The normaliser of Barron's distribution ``p(r) = exp(-rho(r/s; alpha)) / (s Z(alpha))``.
@@ -605,7 +642,15 @@ def barron_log_partition(alpha: Any) -> jax.Array:
     probabilistic=True,
     reference="Barron (2019), A General and Adaptive Robust Loss Function, CVPR",
 )
-def barron_nll(predictions, targets, *, alpha=1.0, c=1.0, weights=None, reduction="mean"):
+def barron_nll(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    alpha: ArrayLike = 1.0,
+    c: ArrayLike = 1.0,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Barron's adaptive loss: ``rho(r/c; alpha) + log(c) + log Z(alpha)``.
 
     The negative log-likelihood of ``r = predictions - targets`` under Barron's distribution

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from lossopt._validation import (
     as_float_array,
@@ -135,17 +136,17 @@ _SEG = dict(task="segmentation", input_kind="probabilities", probabilistic=False
     reference="Milletari, Navab & Ahmadi (2016), V-Net, 3DV",
 )
 def dice(
-    probs,
-    targets,
+    probs: ArrayLike,
+    targets: ArrayLike,
     *,
-    smooth=1.0,
-    class_axis=None,
-    class_weights=None,
-    ignore_background=False,
-    generalized=False,
-    weights=None,
-    reduction="mean",
-):
+    smooth: ArrayLike = 1.0,
+    class_axis: int | None = None,
+    class_weights: ArrayLike | None = None,
+    ignore_background: bool = False,
+    generalized: bool = False,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Soft Dice loss per example: ``1 - (2 sum(p t) + smooth) / (sum(p) + sum(t) + smooth)``.
 
     Sums over all non-batch axes (or, with ``class_axis``, per class, then a
@@ -243,17 +244,17 @@ def dice(
     reference="Salehi, Erdogmus & Gholipour (2017), MLMI",
 )
 def tversky(
-    probs,
-    targets,
+    probs: ArrayLike,
+    targets: ArrayLike,
     *,
-    alpha=0.5,
-    beta=0.5,
-    smooth=1.0,
-    class_axis=None,
-    class_weights=None,
-    weights=None,
-    reduction="mean",
-):
+    alpha: ArrayLike = 0.5,
+    beta: ArrayLike = 0.5,
+    smooth: ArrayLike = 1.0,
+    class_axis: int | None = None,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Tversky loss: ``1 - (TP + smooth) / (TP + alpha FP + beta FN + smooth)``.
 
     ``TP = sum(p t)``, ``FP = sum(p (1 - t))``, ``FN = sum((1 - p) t)`` per example (and per
@@ -302,18 +303,18 @@ def tversky(
     reference="Abraham & Khan (2019), ISBI",
 )
 def focal_tversky(
-    probs,
-    targets,
+    probs: ArrayLike,
+    targets: ArrayLike,
     *,
-    alpha=0.5,
-    beta=0.5,
-    gamma=0.75,
-    smooth=1.0,
-    class_axis=None,
-    class_weights=None,
-    weights=None,
-    reduction="mean",
-):
+    alpha: ArrayLike = 0.5,
+    beta: ArrayLike = 0.5,
+    gamma: ArrayLike = 0.75,
+    smooth: ArrayLike = 1.0,
+    class_axis: int | None = None,
+    class_weights: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Focal Tversky loss: ``(1 - TI)^gamma`` with ``TI`` the Tversky index of :func:`tversky`.
 
     Per class with ``class_axis``, then class-averaged. Abraham & Khan write the exponent as

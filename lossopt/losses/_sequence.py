@@ -13,6 +13,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from lossopt._validation import (
     as_float_array,
@@ -118,16 +119,16 @@ def _ctc_values(x, frame_pad, lab, label_valid, blank_id, zero_infinity):
     reference="Graves et al. (2006), ICML; torch.nn.CTCLoss; optax.losses.ctc_loss",
 )
 def ctc(
-    logits,
-    logit_paddings,
-    labels,
-    label_paddings,
+    logits: ArrayLike,
+    logit_paddings: ArrayLike,
+    labels: ArrayLike,
+    label_paddings: ArrayLike,
     *,
-    blank_id=0,
-    zero_infinity=False,
-    weights=None,
-    reduction="mean",
-):
+    blank_id: int = 0,
+    zero_infinity: bool = False,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Connectionist temporal classification loss: ``-log p(labels | logits)``.
 
     ``p(l | x) = sum over alignments pi of prod_t softmax(logits_t)[pi_t]``, the sum running

@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from lossopt._validation import (
     as_float_array,
@@ -35,7 +36,14 @@ __all__ = ["circle", "cosine_similarity"]
     probabilistic=False,
     reference="Keras CosineSimilarity",
 )
-def cosine_similarity(predictions, targets, *, axis=-1, weights=None, reduction="mean"):
+def cosine_similarity(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Negative cosine similarity as a loss: ``l = -cos(p, t) = -<p, t> / (||p|| ||t||)``.
 
     Sign convention (Keras' ``keras.losses.CosineSimilarity``): the loss is the *negative*
@@ -92,7 +100,15 @@ def cosine_similarity(predictions, targets, *, axis=-1, weights=None, reduction=
     probabilistic=False,
     reference="Sun et al. (2020), Circle Loss, CVPR, arXiv:2002.10857; Keras Circle",
 )
-def circle(embeddings, labels, *, margin=0.4, gamma=80.0, weights=None, reduction="mean"):
+def circle(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: ArrayLike = 0.4,
+    gamma: ArrayLike = 80.0,
+    weights: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> jax.Array:
     """Circle loss over a batch (Sun et al. 2020, the pair-wise label form).
 
     With ``s_ij = cos(e_i, e_j)``, the positives of anchor ``i`` are ``P(i) = {j != i :
