@@ -953,7 +953,7 @@ def test_vmap_over_batches_and_traced_hyperparameters():
     rng = np.random.default_rng(14)
     x = jnp.asarray(rng.normal(size=(3, N, K)))
     y = jnp.asarray(rng.integers(0, K, size=(3, N)))
-    z, yb = x[0, :, 0], (y[0] > 1) * 1.0
+    z, yb = x[0, :, 0], (y[0] > 1).astype(x.dtype)
     gammas = jnp.array([0.0, 1.0, 2.0])
 
     @jax.jit
