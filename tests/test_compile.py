@@ -149,9 +149,9 @@ def test_auto_picks_fast_for_a_small_problem_and_optimized_for_a_large_one():
     # structs are enough to trace, so no 80 MB array is built.
     X_big = jax.ShapeDtypeStruct((50_000, 200), jnp.float64)
     y_big = jax.ShapeDtypeStruct((50_000,), jnp.float64)
-    static, traced = _prepare(logistic, jnp.zeros(200), GradientDescent(0.1), (X_big, y_big),
-                              1000, 1e-6, 0.0, 0.0, None, (), 1)
-    large = _loop.solve.choice("auto", *static, GradientDescent(0.1), *traced)
+    spec, inputs = _prepare(logistic, jnp.zeros(200), GradientDescent(0.1), (X_big, y_big),
+                            1000, 1e-6, 0.0, 0.0, None, (), 1)
+    large = _loop.solve.choice("auto", spec, GradientDescent(0.1), inputs)
     assert large.mode == "optimized"
     # One gradient over 1e7 entries costs >= 2e7 flops; 1000 iterations are seconds.
     assert large.flops > 2e7 and large.estimated_run_s > _compile.FAST_BUDGET_S
@@ -197,13 +197,13 @@ def test_sweep_takes_compile_and_agrees_across_modes():
 
 def _hlo_ops(fun, x0, solver, **options):
     """The number of operations of minimize's unoptimised (StableHLO) program."""
-    static, traced = _prepare(fun, x0, solver, options.pop("args", ()), options.pop("max_iters", 50),
-                              options.pop("gtol", 1e-6), options.pop("ftol", 0.0),
-                              options.pop("xtol", 0.0), options.pop("metrics", None),
-                              options.pop("metric_args", ()), options.pop("record_every", 1),
-                              options.pop("key", None), options.pop("batch_size", None))
+    spec, inputs = _prepare(fun, x0, solver, options.pop("args", ()), options.pop("max_iters", 50),
+                            options.pop("gtol", 1e-6), options.pop("ftol", 0.0),
+                            options.pop("xtol", 0.0), options.pop("metrics", None),
+                            options.pop("metric_args", ()), options.pop("record_every", 1),
+                            options.pop("key", None), options.pop("batch_size", None))
     assert not options
-    text = _loop.solve.optimized.lower(*static, solver, *traced).as_text()
+    text = _loop.solve.optimized.lower(spec, solver, inputs).as_text()
     return sum(1 for line in text.splitlines() if " = " in line)
 
 

@@ -28,6 +28,7 @@ from lossopt.solvers import (
     Subgradient,
     _loop,
 )
+from lossopt.solvers._spec import LoopInputs, LoopSpec
 
 RNG = np.random.default_rng(20261201)
 N, P = 12, 3
@@ -464,9 +465,11 @@ def test_not_differentiated_call_compiles_the_same_program():
         return lossopt.minimize(ridge, jnp.zeros(P), solver, args=(X, y, lam))
 
     def reference(X, y, lam):
-        static = (Function(ridge), (), 1000, 1, (True, False, False), None)
-        traced = (jnp.zeros(P), (X, y, lam), (), 1e-6, 0.0, 0.0, None)
-        return _loop.solve.optimized(*static, solver, *traced)
+        spec = LoopSpec(fun=Function(ridge), metrics=(), max_iters=1000, record_every=1,
+                        rules_enabled=(True, False, False))
+        inputs = LoopInputs(init_params=jnp.zeros(P), args=(X, y, lam), metric_args=(),
+                            gtol=1e-6, ftol=0.0, xtol=0.0, key=None)
+        return _loop.solve.optimized(spec, solver, inputs)
 
     new = _module_text(jax.jit(solve).lower(X_RIDGE, Y_RIDGE, LAM))
     old = _module_text(jax.jit(reference).lower(X_RIDGE, Y_RIDGE, LAM))

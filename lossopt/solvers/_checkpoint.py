@@ -29,6 +29,7 @@ from lossopt._functions import portable_description
 from lossopt._io import atomic_path
 from lossopt.solvers import _loop
 from lossopt.solvers._result import Status
+from lossopt.solvers._spec import LoopInputs, LoopSpec
 
 __all__ = ["CHECKPOINT_NAME", "load_checkpoint", "remove_stale_temporaries", "run_fingerprint",
            "save_checkpoint"]
@@ -37,12 +38,9 @@ CHECKPOINT_NAME = "checkpoint.npz"
 _FORMAT = 1
 
 
-def run_fingerprint(
-    static: tuple[Any, ...], solver: Any, traced: tuple[Any, ...]
-) -> dict[str, Any]:
+def run_fingerprint(spec: LoopSpec, solver: Any, inputs: LoopInputs) -> dict[str, Any]:
     """What identifies a run for ``resume=True``: JSON-ready, stable across processes."""
-    fun, metric_items, _, record_every, rules_enabled, stochastic = static
-    init_params, args, metric_args, gtol, ftol, xtol, key = traced
+    gtol, ftol, xtol, key = inputs.gtol, inputs.ftol, inputs.xtol, inputs.key
 
     def shapes(tree):
         leaves, treedef = jax.tree.flatten(tree)
@@ -54,7 +52,7 @@ def run_fingerprint(
     return {
         # The objective's code and every value it reads (closed-over, defaults, the globals
         # its code names, functools.partial arguments): lossopt._functions.
-        "fun": portable_description(fun),
+        "fun": portable_description(spec.fun),
         # Static fields print functions with their (per-process) address: drop it.
         "solver": re.sub(r" at 0x[0-9a-fA-F]+", "", str(solver_def)),
         "solver_hyperparameters": [np.asarray(x).tolist() for x in solver_leaves],
@@ -64,14 +62,14 @@ def run_fingerprint(
             for f in dataclasses.fields(solver) if f.metadata.get("static")
         ] if dataclasses.is_dataclass(solver) else [],
         # Not max_iters: a finished run may be extended with a larger budget (load_checkpoint).
-        "record_every": record_every,
-        "rules": list(rules_enabled),
-        "stochastic": None if stochastic is None else list(stochastic),
-        "metrics": [name for name, _ in metric_items],
+        "record_every": spec.record_every,
+        "rules": list(spec.rules_enabled),
+        "stochastic": [spec.has_key, spec.batch_size] if spec.stochastic else None,
+        "metrics": [name for name, _ in spec.metrics],
         "tolerances": [float(np.asarray(t)) for t in (gtol, ftol, xtol)],
-        "params": shapes(init_params),
-        "args": shapes(args),
-        "metric_args": shapes(metric_args),
+        "params": shapes(inputs.init_params),
+        "args": shapes(inputs.args),
+        "metric_args": shapes(inputs.metric_args),
         "key": None if key is None else np.asarray(jax.random.key_data(key)).tolist(),
     }
 

@@ -35,6 +35,7 @@ from lossopt.solvers._checkpoint import (
 )
 from lossopt.solvers._progress import NoBar, Progress, RichBar
 from lossopt.solvers._result import Result
+from lossopt.solvers._spec import LoopInputs, LoopSpec
 
 __all__ = ["Progress", "run_chunked"]
 
@@ -77,9 +78,9 @@ class _CtrlC:
 
 
 def run_chunked(
-    static: tuple[Any, ...],
+    spec: LoopSpec,
     solver: Any,
-    traced: tuple[Any, ...],
+    inputs: LoopInputs,
     *,
     progress: bool | Callable[[Progress], Any],
     chunk_size: int | None,
@@ -89,28 +90,28 @@ def run_chunked(
     compile: str = "auto",
 ) -> Result:
     """Run minimize's loop in compiled chunks driven from the host (see the module docstring)."""
-    max_iters = static[2]
+    max_iters = spec.max_iters
     # One mode for the three programs, the one the one-call solve would use now: the chunks
     # then compute what it computes, bit for bit (a resumed run: its checkpoint's mode).
-    compile = _loop.solve.choice(compile, *static, solver, *traced).mode
-    rest = traced[1:]  # args, metric_args, gtol, ftol, xtol, key
+    compile = _loop.solve.choice(compile, spec, solver, inputs).mode
+    rest = inputs.without_params()  # after the initial carry, the carry holds the iterate
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
-    run_id = run_fingerprint(static, solver, traced) if folder is not None else None
+    run_id = run_fingerprint(spec, solver, inputs) if folder is not None else None
     carry = None
     if folder is not None:
         remove_stale_temporaries(folder)
     if resume and folder is not None and (folder / CHECKPOINT_NAME).exists():
-        template = _loop.init_chunks.eval_shape(*static, solver, *traced)
+        template = _loop.init_chunks.eval_shape(spec, solver, inputs)
         carry, written_in = load_checkpoint(folder / CHECKPOINT_NAME, template, run_id,
                                             max_iters)
         compile = written_in or compile
     if carry is None:
-        carry = _loop.init_chunks(compile, *static, solver, *traced)
+        carry = _loop.init_chunks(compile, spec, solver, inputs)
 
     if callable(progress):
         report, bar = progress, NoBar()
     elif progress:
-        bar = RichBar(max_iters, getattr(static[0], "__name__", "minimize"))
+        bar = RichBar(max_iters, getattr(spec.fun, "__name__", "minimize"))
         report = bar
     else:
         report, bar = None, NoBar()
@@ -128,7 +129,7 @@ def run_chunked(
             # Compile the chunk by running it for zero iterations (the bound is the current
             # iteration), so that the timings and the chunk sizes below exclude compilation.
             start_k = k = int(carry.k)
-            carry = _loop.run_chunk(compile, *static, solver, carry, *rest, np.int32(k))
+            carry = _loop.run_chunk(compile, spec, solver, carry, rest, np.int32(k))
             done = bool(carry.done)
             while not done:
                 if ctrl_c.requested:  # read between chunks: nothing computed is dropped
@@ -136,7 +137,7 @@ def run_chunked(
                     break
                 t0 = time.perf_counter()
                 stop_at = np.int32(min(k + chunk, max_iters))  # carry.k's type: one compile
-                new = _loop.run_chunk(compile, *static, solver, carry, *rest, stop_at)
+                new = _loop.run_chunk(compile, spec, solver, carry, rest, stop_at)
                 new_k, done, value, grad_norm, accepted, prev = jax.device_get(
                     (new.k, new.done, new.value, new.grad_norm, new.accepted,
                      (new.prev_value, new.prev_grad_norm))
@@ -161,4 +162,4 @@ def run_chunked(
             interrupted = True
     if folder is not None:
         save_checkpoint(folder, carry, run_id, compile)
-    return _loop.finish_chunks(compile, *static, interrupted, solver, carry, *rest)
+    return _loop.finish_chunks(compile, spec, interrupted, solver, carry, rest)

@@ -57,6 +57,7 @@ import numpy as np
 
 __all__ = [
     "COMPILE_MODES", "CompileChoice", "Entry", "check_mode", "compile_lowered", "fast_options",
+    "iteration_bound",
 ]
 
 COMPILE_MODES = ("auto", "fast", "optimized")
@@ -193,22 +194,21 @@ class Entry:
     """A jitted solver entry point compiled per the policy: one ``jax.jit`` per mode.
 
     ``entry(mode, *args)`` calls the ``jax.jit`` of ``mode`` ("auto" resolved once per
-    program and remembered); ``work_argnum`` names the static argument that bounds the
-    iterations (``max_iters``; None: a program without a loop, one pass) and
-    ``solver_argnum`` the solver, whose ``iteration_estimate`` may lower that bound (see
-    :func:`iteration_bound`); ``record_bytes(*args)`` the size of the trace buffers (see
-    :func:`choose`). Under an outer
+    program and remembered). ``static_argnums`` name the static arguments (a solver loop's
+    :class:`~lossopt.solvers._spec.LoopSpec`); ``work_iters(*args)`` gives the iterations
+    that bound a run (``max_iters``, lowered by the solver's ``iteration_estimate``: see
+    :func:`iteration_bound`; None: a program without a loop, one pass) and
+    ``record_bytes(*args)`` the size of the trace buffers (see :func:`choose`). Under an outer
     transformation (tracer inputs) the optimised wrapper is used: it is inlined into the
     caller's program.
     """
 
     def __init__(self, fun: Callable[..., Any], static_argnums: Sequence[int],
-                 work_argnum: int | None = None, solver_argnum: int | None = None,
+                 work_iters: Callable[..., int] | None = None,
                  record_bytes: Callable[..., int] | None = None):
         self.fun = fun
         self.static_argnums = tuple(static_argnums)
-        self.work_argnum = work_argnum
-        self.solver_argnum = solver_argnum
+        self.work_iters = work_iters
         self.record_bytes = record_bytes
         self.optimized = jax.jit(fun, static_argnums=self.static_argnums)
         self._fast: dict[str, Any] = {}
@@ -240,9 +240,7 @@ class Entry:
         with self._lock:
             found = self._choices.get(key)
         if found is None:
-            work = 1 if self.work_argnum is None else args[self.work_argnum]
-            if self.solver_argnum is not None:
-                work = iteration_bound(args[self.solver_argnum], work)
+            work = 1 if self.work_iters is None else self.work_iters(*args)
             buffers = 0 if self.record_bytes is None else self.record_bytes(*args)
             found = choose(mode, lambda: self.optimized.lower(*args), work, platform, buffers)
             with self._lock:

@@ -22,6 +22,7 @@ from lossopt.solvers._implicit import Implicit, Unroll
 from lossopt.solvers._loop import Loop
 from lossopt.solvers._protocol import Solver
 from lossopt.solvers._result import Result, host_result
+from lossopt.solvers._spec import LoopInputs, LoopSpec
 
 __all__ = ["compile_choice", "minimize", "sweep"]
 
@@ -279,17 +280,17 @@ def minimize(
     """
     mode = check_mode(compile)
     how = _implicit.check_differentiate(differentiate)
-    static, traced = _prepare(
+    spec, inputs = _prepare(
         fun, init_params, solver, args, max_iters, gtol, ftol, xtol, metrics, metric_args,
         record_every, key, batch_size, max_epochs,
     )
-    if _check_long_run(progress, chunk_size, checkpoint_dir, checkpoint_every, resume, traced):
+    if _check_long_run(progress, chunk_size, checkpoint_dir, checkpoint_every, resume, inputs):
         return host_result(run_chunked(
-            static, solver, traced, progress=progress, chunk_size=chunk_size,
+            spec, solver, inputs, progress=progress, chunk_size=chunk_size,
             checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
             compile=mode,
         ))
-    return host_result(_implicit.solve(mode, static, solver, traced, how))
+    return host_result(_implicit.solve(mode, spec, solver, inputs, how))
 
 
 def compile_choice(
@@ -312,11 +313,11 @@ def compile_choice(
         'fast'
     """
     mode, options = _loop_options(minimize_kwargs)
-    static, traced = _prepare(fun, init_params, solver, **options)
-    return _loop.solve.choice(mode, *static, solver, *traced)
+    spec, inputs = _prepare(fun, init_params, solver, **options)
+    return _loop.solve.choice(mode, spec, solver, inputs)
 
 
-def _check_long_run(progress, chunk_size, checkpoint_dir, checkpoint_every, resume, traced):
+def _check_long_run(progress, chunk_size, checkpoint_dir, checkpoint_every, resume, inputs):
     """Validate the long-run options; return whether the loop runs in host-driven chunks."""
     if not (isinstance(progress, bool) or callable(progress)):
         raise TypeError(
@@ -341,7 +342,7 @@ def _check_long_run(progress, chunk_size, checkpoint_dir, checkpoint_every, resu
     if resume and checkpoint_dir is None:
         raise ValueError("`resume=True` continues from a checkpoint: give `checkpoint_dir` too")
     chunked = bool(progress) or checkpoint_dir is not None or chunk_size is not None
-    if chunked and any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(traced)):
+    if chunked and any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(inputs)):
         raise TypeError(
             "`progress`, `chunk_size` and `checkpoint_dir` drive the loop from the host "
             "between compiled chunks, so minimize cannot then run inside jax.jit or jax.vmap; "
@@ -353,8 +354,9 @@ def _check_long_run(progress, chunk_size, checkpoint_dir, checkpoint_every, resu
 def _prepare(
     fun, init_params, solver, args, max_iters, gtol, ftol, xtol, metrics, metric_args,
     record_every, key=None, batch_size=None, max_epochs=None,
-) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """Validate minimize's arguments; split them into static (cache key) and traced parts."""
+) -> tuple[LoopSpec, LoopInputs]:
+    """Validate minimize's arguments; split them into the static spec (the cache key, with
+    the shapes) and the traced inputs."""
     if not callable(fun):
         raise TypeError(f"`fun` must be callable as fun(params, *args); got {describe(fun)}")
     if not isinstance(args, tuple):
@@ -398,13 +400,19 @@ def _prepare(
         if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < 0:
             raise ValueError(f"`max_epochs` must be an int >= 0; got {max_epochs!r}")
         max_iters = min(max_iters, max_epochs * steps_per_epoch)
-    # None on the deterministic path: nothing stochastic is traced into the loop.
-    stochastic = None if key is None and batch_size is None else (key is not None, batch_size)
     # Keyed on what the callables compute, not on their identity (lossopt._functions).
-    metric_items = tuple((name, Function(metric)) for name, metric in metric_items)
-    static = (Function(fun), metric_items, max_iters, record_every, rules_enabled, stochastic)
-    traced = (init_params, args, metric_args, gtol, ftol, xtol, key)
-    return static, traced
+    spec = LoopSpec(
+        fun=Function(fun),
+        metrics=tuple((name, Function(metric)) for name, metric in metric_items),
+        max_iters=max_iters,
+        record_every=record_every,
+        rules_enabled=rules_enabled,
+        has_key=key is not None,  # without key and batch_size nothing stochastic is traced
+        batch_size=batch_size,
+    )
+    inputs = LoopInputs(init_params=init_params, args=args, metric_args=metric_args,
+                        gtol=gtol, ftol=ftol, xtol=xtol, key=key)
+    return spec, inputs
 
 
 def _check_key(key: Any) -> Any:
@@ -620,10 +628,10 @@ def sweep(
             "sweep does not take `differentiate`; to differentiate solves over a grid, "
             "jax.vmap a function of minimize(..., differentiate=...)"
         )
-    static, traced = _prepare(fun, init_params, solvers[0], **options)
+    spec, inputs = _prepare(fun, init_params, solvers[0], **options)
     if factory is not None and not isinstance(factory, type):
         factory = Function(factory)
-    return _sweep(mode, kind, factory, *static, base, grid, *traced)
+    return _sweep(mode, kind, factory, spec, base, grid, inputs)
 
 
 def _loop_options(kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -653,24 +661,26 @@ def _build_solver(kind: str, factory: Any, base: Any, point: Any) -> Any:
     return factory(point)
 
 
-def _sweep_entry(kind, factory, fun, metric_items, max_iters, record_every, rules_enabled,
-                 stochastic, base, grid, init_params, args, metric_args, gtol, ftol, xtol, key):
+def _sweep_entry(kind, factory, spec: LoopSpec, base, grid, inputs: LoopInputs):
     # One compiled program for the whole sweep, cached like minimize's (the factory is part of
     # the key, by what it computes, as `fun` is).
     def one(point):
         solver = _build_solver(kind, factory, base, point)
-        return Loop(fun, metric_items, max_iters, record_every, rules_enabled, solver, args,
-                    metric_args, gtol, ftol, xtol, key, stochastic).run(init_params)
+        return Loop(spec, solver, inputs).run(inputs.init_params)
 
     return jax.vmap(one)(grid)
 
 
-def _sweep_record_bytes(kind, factory, fun, metric_items, max_iters, record_every, rules,
-                        stochastic, base, grid, init_params, *rest):
+def _sweep_work(kind, factory, spec: LoopSpec, *rest) -> int:
+    return spec.max_iters
+
+
+def _sweep_record_bytes(kind, factory, spec: LoopSpec, base, grid, inputs: LoopInputs) -> int:
     lanes = jax.tree.leaves(grid)[0].shape[0]
-    return _loop.record_bytes(metric_items, max_iters, record_every, init_params, lanes)
+    return _loop.record_bytes(spec, inputs.init_params, lanes)
 
 
-# max_iters (argument 4) bounds the run; the cost analysis sees every lane.
-_sweep = Entry(_sweep_entry, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7), work_argnum=4,
+# kind, factory and the spec are static; the spec's max_iters bounds the run, and the cost
+# analysis sees every lane.
+_sweep = Entry(_sweep_entry, static_argnums=(0, 1, 2), work_iters=_sweep_work,
                record_bytes=_sweep_record_bytes)

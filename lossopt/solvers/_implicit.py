@@ -37,6 +37,7 @@ from lossopt.solvers import _loop
 from lossopt.solvers._loop import Loop
 from lossopt.solvers._protocol import Objective
 from lossopt.solvers._result import Result, Status
+from lossopt.solvers._spec import LoopInputs, LoopSpec
 
 __all__ = ["DENSE_MAX_PARAMS", "Implicit", "Unroll", "check_differentiate", "solve"]
 
@@ -245,29 +246,30 @@ def _has_tracer(tree: Any) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(tree))
 
 
-def solve(mode: str, static: tuple[Any, ...], solver: Any, traced: tuple[Any, ...],
+def solve(mode: str, spec: LoopSpec, solver: Any, inputs: LoopInputs,
           how: Implicit | Unroll) -> Result:
     """``minimize``'s solve, differentiable as ``how`` says.
 
-    ``static`` and ``traced`` are ``_driver._prepare``'s split of the arguments. Without
-    tracers there is nothing to differentiate, and the loop is called as it always was.
+    ``spec`` and ``inputs`` are ``_driver._prepare``'s split of the arguments (static and
+    traced). Without tracers there is nothing to differentiate, and the loop is called as it
+    always was.
     """
     if isinstance(how, Unroll):
-        if not _has_tracer((solver, traced)):
-            return _loop.solve(mode, *static, solver, *traced)
-        return _unrolled(*static, solver, *traced)
-    if not _has_tracer((solver, traced)):  # nothing can be differentiated
-        return _loop.solve(mode, *static, solver, *traced)
-    layout = _Layout((solver, traced))
-    return _implicit_solve(mode, static, how, layout, layout.dynamic_leaves)
+        if not _has_tracer((solver, inputs)):
+            return _loop.solve(mode, spec, solver, inputs)
+        return _unrolled(spec, solver, inputs)
+    if not _has_tracer((solver, inputs)):  # nothing can be differentiated
+        return _loop.solve(mode, spec, solver, inputs)
+    layout = _Layout((solver, inputs))
+    return _implicit_solve(mode, spec, how, layout, layout.dynamic_leaves)
 
 
 # --- implicit differentiation ----------------------------------------------------------------
 
 
 class _Layout:
-    """The solver and the traced arguments, split into the leaves that are tracers (the
-    ``custom_jvp``'s inputs) and the concrete rest (held here, passed to the loop as they
+    """The solver and the traced :class:`LoopInputs`, split into the leaves that are tracers
+    (the ``custom_jvp``'s inputs) and the concrete rest (held here, passed to the loop as they
     always were: an unused concrete leaf, such as a hyperparameter the solver does not read,
     then adds nothing to the lowered program, as under a plain ``jax.jit``)."""
 
@@ -291,7 +293,8 @@ class _Layout:
         return all(x is None or isinstance(x, (jax.Array, np.ndarray, np.generic, int, float,
                                                 complex, bool)) for x in self.fixed)
 
-    def build(self, dynamic: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+    def build(self, dynamic: tuple[Any, ...]) -> tuple[Any, LoopInputs]:
+        """``(solver, inputs)`` with the tracer leaves taken from ``dynamic``."""
         it = iter(dynamic)
         leaves = [next(it) if d else x for x, d in zip(self.fixed, self.is_dynamic,
                                                        strict=True)]
@@ -299,17 +302,17 @@ class _Layout:
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2, 3))
-def _implicit_solve(mode, static, how, layout, dynamic):
-    solver, traced = layout.build(dynamic)
-    return _loop.solve(mode, *static, solver, *traced)
+def _implicit_solve(mode, spec, how, layout, dynamic):
+    solver, inputs = layout.build(dynamic)
+    return _loop.solve(mode, spec, solver, inputs)
 
 
 @_implicit_solve.defjvp
-def _implicit_solve_jvp(mode, static, how, layout, primals, tangents):
+def _implicit_solve_jvp(mode, spec, how, layout, primals, tangents):
     (dynamic,), (dynamic_dot,) = primals, tangents
     solver, _ = layout.build(dynamic)
-    fun, stochastic = static[0], static[5]
-    if stochastic is not None:
+    fun = spec.fun
+    if spec.stochastic:
         raise NotImplementedError(
             "differentiate='implicit' needs the minimiser of one fixed objective, but this "
             "solve is stochastic (key or batch_size): its result is not the solution of "
@@ -325,7 +328,7 @@ def _implicit_solve_jvp(mode, static, how, layout, primals, tangents):
             "differentiate instead. Use differentiate='unroll' (with a step that has no inner "
             "lax.while_loop), or write the penalty into fun if it is smooth."
         )
-    result = _implicit_solve(mode, static, how, layout, dynamic)
+    result = _implicit_solve(mode, spec, how, layout, dynamic)
     if layout.fixed_are_arrays():
         # One compiled program for the tangent algebra (Hessian, factorisation, products):
         # called eagerly (jax.grad outside jax.jit) it would otherwise dispatch, and compile,
@@ -377,14 +380,14 @@ def _accepted(status: jax.Array, require: str) -> jax.Array:
 
 def _solution_tangents(fun, params, build, dynamic, dynamic_dot, how: Implicit, solver):
     """``(dx*, df*, solved)`` at the solution ``params`` for the tangent ``dynamic_dot`` of the
-    inputs ``dynamic``; ``build(dynamic)`` gives ``(solver, traced)``, of which only ``fun``'s
+    inputs ``dynamic``; ``build(dynamic)`` gives ``(solver, inputs)``, of which only ``fun``'s
     ``args`` enter ``f`` (the other tangents drop out)."""
     flat, unravel = ravel_pytree(params)
     n = flat.shape[0]
     dtype = flat.dtype
 
     def args_of(dyn):
-        return build(dyn)[1][1]
+        return build(dyn)[1].args
 
     args = args_of(dynamic)
 
@@ -465,16 +468,16 @@ def _prox_tangents(fun, params, build, dynamic, dynamic_dot, how: Implicit, solv
     dtype = flat.dtype
 
     def fixed_point_map(v, dyn):
-        solver_, traced_ = build(dyn)
+        solver_, inputs_ = build(dyn)
         x = unravel(v)
-        grad = jax.grad(Objective(fun, traced_[1]).value)(x)
+        grad = jax.grad(Objective(fun, inputs_.args).value)(x)
         t = jnp.asarray(solver_.learning_rate, dtype)
         moved = jax.tree.map(lambda a, b: (a - t * b).astype(a.dtype), x, grad)
         return ravel_pytree(solver_.prox.prox(moved, t))[0].astype(dtype)
 
     def composite_value(dyn):
-        solver_, traced_ = build(dyn)
-        return (Objective(fun, traced_[1]).value(params)
+        solver_, inputs_ = build(dyn)
+        return (Objective(fun, inputs_.args).value(params)
                 + solver_.prox.value(params).astype(dtype))
 
     _, rhs = jax.jvp(lambda dyn: fixed_point_map(flat, dyn), (dynamic,), (dynamic_dot,))
@@ -552,22 +555,20 @@ def _result_tangent(result: Result, params_dot: Any, value_dot: jax.Array) -> Re
 # --- unrolled differentiation ----------------------------------------------------------------
 
 
-def _unrolled_entry(fun, metric_items, max_iters, record_every, rules_enabled, stochastic,
-                    solver, init_params, args, metric_args, gtol, ftol, xtol, key):
-    loop = Loop(fun, metric_items, max_iters, record_every, rules_enabled, solver, args,
-                metric_args, gtol, ftol, xtol, key, stochastic)
-    carry = loop.initial(init_params)
+def _unrolled_entry(spec: LoopSpec, solver: Any, inputs: LoopInputs) -> Result:
+    loop = Loop(spec, solver, inputs)
+    carry = loop.initial(inputs.init_params)
     _check_unrollable(loop, carry, solver)
 
     def step(c, _):
         return lax.cond(c.done, lambda c: c, loop.body, c), None
 
-    final, _ = lax.scan(step, carry, None, length=max_iters)
+    final, _ = lax.scan(step, carry, None, length=spec.max_iters)
     result = loop.finish(final)
     return dataclasses.replace(result, trace=lax.stop_gradient(result.trace))
 
 
-_unrolled = jax.jit(_unrolled_entry, static_argnums=_loop._STATIC)
+_unrolled = jax.jit(_unrolled_entry, static_argnums=(0,))  # the spec
 
 
 def _check_unrollable(loop: Loop, carry: Any, solver: Any) -> None:

@@ -1,11 +1,18 @@
 """The iteration of :func:`lossopt.minimize`: its carry, one step, and the result it builds.
 
-:class:`_Loop` holds the three pieces -- the initial carry, the loop body and the final
+:class:`Loop` holds the three pieces -- the initial carry, the loop body and the final
 :class:`Result` -- so that the same body runs both as one ``lax.while_loop`` over the whole
 solve (:data:`solve`, the default) and as a chain of compiled chunks driven from the host
 (:data:`init_chunks`, :data:`run_chunk`, :data:`finish_chunks`, used for progress bars and
 checkpoints). The body is the same traced function in both, so a chunked run is bit-identical
 to an unchunked one.
+
+Every entry point takes a :class:`~lossopt.solvers._spec.LoopSpec` (static: the jit cache
+key with the input shapes and the solver's static fields), the solver, and the traced
+:class:`~lossopt.solvers._spec.LoopInputs`: ``solve(mode, spec, solver, inputs)``,
+``init_chunks(mode, spec, solver, inputs)``, ``run_chunk(mode, spec, solver, carry, inputs,
+stop_at)`` and ``finish_chunks(mode, spec, interrupted, solver, carry, inputs)`` (the last two
+with ``inputs.without_params()``: the carry holds the iterate).
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from lossopt.solvers._compile import Entry
+from lossopt.solvers._compile import Entry, iteration_bound
 from lossopt.solvers._protocol import Objective
 from lossopt.solvers._result import Result, Status, Trace, status_array
+from lossopt.solvers._spec import LoopInputs, LoopSpec
 from lossopt.solvers._tree import tree_l2_norm, tree_max_abs, tree_sub, tree_where
 
 
@@ -59,28 +67,27 @@ def _as_count(x: Any) -> jax.Array:
 
 
 class Loop:
-    """minimize's loop for one set of (static, traced) arguments; built inside a trace."""
+    """minimize's loop for one spec, solver and set of traced inputs; built inside a trace."""
 
-    def __init__(self, fun, metric_items, max_iters, record_every, rules_enabled, solver,
-                 args, metric_args, gtol, ftol, xtol, key=None, stochastic=None):
-        self.fun = fun
-        self.metric_items = metric_items
-        self.max_iters = max_iters
-        self.record_every = record_every
-        self.rules_enabled = rules_enabled
+    def __init__(self, spec: LoopSpec, solver: Any, inputs: LoopInputs):
+        self.fun = spec.fun
+        self.metric_items = spec.metrics
+        self.max_iters = spec.max_iters
+        self.record_every = spec.record_every
+        self.rules_enabled = spec.rules_enabled
+        self.stochastic = spec.stochastic
+        self.has_key, self.batch_size = spec.has_key, spec.batch_size
         self.solver = solver
-        self.args = args
-        self.metric_args = metric_args
-        self.tolerances = (gtol, ftol, xtol)
-        self.key = key
-        self.stochastic = stochastic
-        self.n_records = n_records(max_iters, record_every)
+        self.args = inputs.args
+        self.metric_args = inputs.metric_args
+        self.tolerances = (inputs.gtol, inputs.ftol, inputs.xtol)
+        self.key = inputs.key
+        self.n_records = spec.n_records
         self.track_best = not solver.monotone
         # Optional hook (see Solver): what the loop reports and tests at an iterate.
         self.measure = getattr(solver, "measure", None)
-        self.has_key, self.batch_size = (False, None) if stochastic is None else stochastic
         if self.batch_size is not None:
-            self.num_examples = jax.tree.leaves(args)[0].shape[0]
+            self.num_examples = jax.tree.leaves(self.args)[0].shape[0]
             self.steps_per_epoch = self.num_examples // self.batch_size
 
     # --- the objective of each iteration -------------------------------------------------------
@@ -102,7 +109,7 @@ class Loop:
 
     def objective_at(self, k, perm) -> Objective:
         """The objective of iteration ``k``: its minibatch and its key."""
-        if self.stochastic is None:
+        if not self.stochastic:
             return Objective(self.fun, self.args)
         data = self.args
         if self.batch_size is not None:
@@ -207,7 +214,7 @@ class Loop:
         use_gtol, use_ftol, use_xtol = self.rules_enabled
         _, ftol, xtol = (jnp.asarray(t, dtype) for t in self.tolerances)
         tiny = jnp.asarray(jnp.finfo(dtype).tiny, dtype)
-        if self.stochastic is None:
+        if not self.stochastic:
             out = solver.step(self.objective_at(None, None), c.params, c.value, c.grad, c.state)
             new_value, new_grad, perm = out.value, out.grad, None
         else:
@@ -354,70 +361,52 @@ class Loop:
         return self.finish(final)
 
 
-# Static arguments of every entry point: fun, metric_items, max_iters, record_every,
-# rules_enabled, stochastic (the cache key besides shapes and the solver's static fields).
-_STATIC = (0, 1, 2, 3, 4, 5)
+def _solve_entry(spec: LoopSpec, solver, inputs: LoopInputs) -> Result:
+    return Loop(spec, solver, inputs).run(inputs.init_params)
 
 
-def _loop(fun, metric_items, max_iters, record_every, rules_enabled, stochastic, solver, args,
-          metric_args, gtol, ftol, xtol, key) -> Loop:
-    return Loop(fun, metric_items, max_iters, record_every, rules_enabled, solver, args,
-                metric_args, gtol, ftol, xtol, key, stochastic)
+def _init_entry(spec: LoopSpec, solver, inputs: LoopInputs) -> Carry:
+    return Loop(spec, solver, inputs).initial(inputs.init_params)
 
 
-def _solve_entry(fun, metric_items, max_iters, record_every, rules_enabled, stochastic, solver,
-                 init_params, args, metric_args, gtol, ftol, xtol, key):
-    loop = _loop(fun, metric_items, max_iters, record_every, rules_enabled, stochastic, solver,
-                 args, metric_args, gtol, ftol, xtol, key)
-    return loop.run(init_params)
-
-
-def _init_entry(fun, metric_items, max_iters, record_every, rules_enabled, stochastic, solver,
-                init_params, args, metric_args, gtol, ftol, xtol, key):
-    loop = _loop(fun, metric_items, max_iters, record_every, rules_enabled, stochastic, solver,
-                 args, metric_args, gtol, ftol, xtol, key)
-    return loop.initial(init_params)
-
-
-def _chunk_entry(fun, metric_items, max_iters, record_every, rules_enabled, stochastic, solver,
-                 carry, args, metric_args, gtol, ftol, xtol, key, stop_at):
+def _chunk_entry(spec: LoopSpec, solver, carry: Carry, inputs: LoopInputs, stop_at) -> Carry:
     # Iterate until the run stops or reaches iteration `stop_at` (traced: chunks of any length
-    # share one compilation). The body is the very function the one-loop solve runs.
-    loop = _loop(fun, metric_items, max_iters, record_every, rules_enabled, stochastic, solver,
-                 args, metric_args, gtol, ftol, xtol, key)
+    # share one compilation). The body is the very function the one-loop solve runs; the
+    # carry holds the iterate, so `inputs` come without init_params.
+    loop = Loop(spec, solver, inputs)
     return lax.while_loop(lambda c: ~c.done & (c.k < stop_at), loop.body, carry)
 
 
-def _finish_entry(fun, metric_items, max_iters, record_every, rules_enabled, stochastic,
-                  interrupted, solver, carry, args, metric_args, gtol, ftol, xtol, key):
-    loop = _loop(fun, metric_items, max_iters, record_every, rules_enabled, stochastic, solver,
-                 args, metric_args, gtol, ftol, xtol, key)
-    return loop.finish(carry, interrupted)
+def _finish_entry(spec: LoopSpec, interrupted: bool, solver, carry: Carry,
+                  inputs: LoopInputs) -> Result:
+    return Loop(spec, solver, inputs).finish(carry, interrupted)
 
 
-def n_records(max_iters: int, record_every: int) -> int:
-    """Trace records of a run: the initial point and every ``record_every``-th iteration."""
-    return max_iters // record_every + 1
-
-
-def record_bytes(metric_items, max_iters, record_every, params, lanes: int = 1) -> int:
-    """The size of the trace buffers: loss, gradient norm, step and one per metric."""
+def record_bytes(spec: LoopSpec, params: Any, lanes: int = 1) -> int:
+    """The size of the trace buffers: loss, gradient norm, step and one per metric (the
+    itemsize is that of the first floating leaf of ``params``, or of a carry)."""
     floats = [x for x in jax.tree.leaves(params) if jnp.issubdtype(x.dtype, jnp.floating)]
     itemsize = floats[0].dtype.itemsize if floats else 8
-    return n_records(max_iters, record_every) * (3 + len(metric_items)) * itemsize * lanes
+    return spec.n_records * (3 + len(spec.metrics)) * itemsize * lanes
 
 
-def _record_bytes(fun, metric_items, max_iters, record_every, rules_enabled, stochastic,
-                  solver, params_or_carry, *rest):
-    return record_bytes(metric_items, max_iters, record_every, params_or_carry)
+def _work(spec: LoopSpec, solver, *rest) -> int:
+    return iteration_bound(solver, spec.max_iters)
+
+
+def _solve_record_bytes(spec: LoopSpec, solver, inputs: LoopInputs) -> int:
+    return record_bytes(spec, inputs.init_params)
+
+
+def _chunk_record_bytes(spec: LoopSpec, solver, carry: Carry, *rest) -> int:
+    return record_bytes(spec, carry)
 
 
 # Each entry point compiles per the compile policy (lossopt.solvers._compile): called as
-# entry(mode, *arguments); argument 2 (max_iters) bounds the loops' runs for "auto" (the
-# initial point and the result are one pass each).
-solve = Entry(_solve_entry, _STATIC, work_argnum=2, solver_argnum=6,
-              record_bytes=_record_bytes)
-init_chunks = Entry(_init_entry, _STATIC)
-run_chunk = Entry(_chunk_entry, _STATIC, work_argnum=2, solver_argnum=6,
-                  record_bytes=_record_bytes)
-finish_chunks = Entry(_finish_entry, (*_STATIC, 6))
+# entry(mode, spec, solver, ...), the spec (argument 0) static; the spec's max_iters (or the
+# solver's iteration_estimate) bounds the loops' runs for "auto" (the initial point and the
+# result are one pass each).
+solve = Entry(_solve_entry, (0,), work_iters=_work, record_bytes=_solve_record_bytes)
+init_chunks = Entry(_init_entry, (0,))
+run_chunk = Entry(_chunk_entry, (0,), work_iters=_work, record_bytes=_chunk_record_bytes)
+finish_chunks = Entry(_finish_entry, (0, 1))
