@@ -85,8 +85,8 @@ def test_references_name_a_source_or_say_none_with_a_reason(name):
 ROOT = Path(__file__).resolve().parents[1]
 NOTATION_FILES = sorted(
     path.relative_to(ROOT).as_posix()
-    for pattern in ("lossopt/losses/*.py", "lossopt/gradcheck/*.py", "lossopt/prox.py",
-                    "lossopt/regularizers.py", "lossopt/derivatives.py")
+    for pattern in ("lossopt/losses/*.py", "lossopt/gradcheck/*.py", "lossopt/solvers/*.py",
+                    "lossopt/prox.py", "lossopt/regularizers.py", "lossopt/derivatives.py")
     for path in ROOT.glob(pattern)
 )
 _SPAN = re.compile(r"``(.+?)``", re.S)
@@ -130,6 +130,8 @@ def test_the_notation_check_rejects_the_other_notation_and_reads_no_doctest():
 def test_the_notation_files_are_found():
     assert "lossopt/losses/_regression.py" in NOTATION_FILES
     assert "lossopt/gradcheck/_finite_diff.py" in NOTATION_FILES and len(NOTATION_FILES) > 30
+    assert {"lossopt/solvers/_lbfgs.py", "lossopt/solvers/_implicit.py",
+            "lossopt/solvers/_driver.py"} <= set(NOTATION_FILES)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -11,8 +11,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from lossopt._functions import Function
+from lossopt._pytree import PyTree
 from lossopt._validation import check_nonnegative, concrete_value, describe
 from lossopt.distributed import as_auto_axes
 from lossopt.solvers import _implicit, _loop
@@ -32,18 +34,18 @@ _LONG_RUN_OPTIONS = ("progress", "chunk_size", "checkpoint_dir", "checkpoint_eve
 
 def minimize(
     fun: Callable[..., Any],
-    init_params: Any,
+    init_params: PyTree,
     solver: Solver,
     *,
     args: tuple[Any, ...] = (),
     max_iters: int = 1000,
-    gtol: Any = 1e-6,
-    ftol: Any = 0.0,
-    xtol: Any = 0.0,
+    gtol: ArrayLike = 1e-6,
+    ftol: ArrayLike = 0.0,
+    xtol: ArrayLike = 0.0,
     metrics: Mapping[str, Callable[..., Any]] | None = None,
     metric_args: tuple[Any, ...] = (),
     record_every: int = 1,
-    key: Any = None,
+    key: jax.Array | None = None,
     batch_size: int | None = None,
     max_epochs: int | None = None,
     progress: bool | Callable[[Progress], Any] = False,
@@ -124,7 +126,7 @@ def minimize(
             reshuffled each epoch, inside the compiled loop. An epoch is ``n // batch_size``
             steps; the last ``n % batch_size`` rows of each epoch's permutation are dropped
             (different rows each epoch). The shuffle of epoch ``e`` is a permutation from
-            ``fold_in(fold_in(key, 2**32 - 1), e)``, so it is independent of the keys ``fun``
+            ``fold_in(fold_in(key, 2^32 - 1), e)``, so it is independent of the keys ``fun``
             receives; without ``key`` the shuffle uses ``jax.random.key(0)`` and ``fun`` gets
             no key.
         max_epochs: with ``batch_size``, stop after this many epochs (>= 0, static): the
@@ -294,7 +296,7 @@ def minimize(
 
 
 def compile_choice(
-    fun: Callable[..., Any], init_params: Any, solver: Solver, **minimize_kwargs: Any
+    fun: Callable[..., Any], init_params: PyTree, solver: Solver, **minimize_kwargs: Any
 ) -> CompileChoice:
     """How :func:`minimize` with these arguments compiles its loop, and why.
 
@@ -523,9 +525,9 @@ def _is_concrete_zero(x: Any) -> bool:
 
 def sweep(
     fun: Callable[..., Any],
-    init_params: Any,
-    solver: Any,
-    grid: Any,
+    init_params: PyTree,
+    solver: Solver | Callable[..., Solver],
+    grid: ArrayLike | Mapping[str, ArrayLike],
     **minimize_kwargs: Any,
 ) -> Result:
     """Run :func:`minimize` once per hyperparameter value of ``grid``, vmapped into one call.

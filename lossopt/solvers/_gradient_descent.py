@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
+from lossopt._pytree import PyTree
 from lossopt._validation import check_in_interval, check_positive
 from lossopt.solvers._linesearch import (
+    Armijo,
     armijo_backtrack,
     next_initial_step,
     normalize_line_search,
@@ -42,21 +46,15 @@ class GradientDescent:
     of the gradient, and an Armijo backtracking line search.
 
     With ``g_k`` the gradient (rescaled to norm ``clip_norm`` when it is longer), momentum
-    ``mu`` and learning rate ``lr``:
-
-    .. math::
-        v_{k+1} = \\mu v_k + g_k, \\qquad
-        u_k = v_{k+1} \\;(\\text{heavy ball}) \\text{ or } g_k + \\mu v_{k+1}
-        \\;(\\text{Nesterov}), \\qquad
-        x_{k+1} = x_k - t_k u_k,
-
-    with ``t_k = lr`` (``line_search=None``) or, with ``line_search="armijo"``, the first of
-    ``s_k, s_k*shrink, s_k*shrink**2, ...`` satisfying the Armijo condition, warm-started at
-    ``s_0 = lr`` and ``s_k = min(growth * t_{k-1}, lr)`` (``growth`` of the
-    :class:`~lossopt.solvers.Armijo`, 2 by default): ``lr`` is the longest step tried, and a
-    search does not repeat the previous iteration's halvings (with ``growth=inf`` every search
-    starts at ``lr``). With a line search, a momentum direction that is
-    not a descent direction (``g . u <= 0``) is replaced by the gradient and the velocity reset,
+    ``mu`` and learning rate ``lr``, an iteration sets ``v_{k+1} = mu v_k + g_k``, the update
+    ``u_k = v_{k+1}`` (heavy ball) or ``u_k = g_k + mu v_{k+1}`` (Nesterov), and
+    ``x_{k+1} = x_k - t_k u_k``, with ``t_k = lr`` (``line_search=None``) or, with
+    ``line_search="armijo"``, the first of ``s_k, s_k shrink, s_k shrink^2, ...`` satisfying
+    the Armijo condition, warm-started at ``s_0 = lr`` and ``s_k = min(growth * t_{k-1}, lr)``
+    (``growth`` of the :class:`~lossopt.solvers.Armijo`, 2 by default): ``lr`` is the longest
+    step tried, and a search does not repeat the previous iteration's halvings (with
+    ``growth=inf`` every search starts at ``lr``). With a line search, a momentum direction that
+    is not a descent direction (``g . u <= 0``) is replaced by the gradient and the velocity reset,
     which makes the method monotone. ``momentum=0`` is plain gradient descent.
 
     Args:
@@ -88,11 +86,11 @@ class GradientDescent:
         convergence rate O(1/k^2). Nocedal & Wright (2006), *Numerical Optimization*, Ch. 3.
     """
 
-    learning_rate: Any
-    momentum: Any = leaf_unless_zero(0.0)
+    learning_rate: ArrayLike
+    momentum: ArrayLike = leaf_unless_zero(0.0)
     nesterov: bool = static_field(False)
-    line_search: Any = None
-    clip_norm: Any = None
+    line_search: str | Armijo | None = None
+    clip_norm: ArrayLike | None = None
 
     def __post_init__(self) -> None:
         check_positive(self.learning_rate, "learning_rate")
@@ -108,7 +106,9 @@ class GradientDescent:
         """True with a line search: every accepted step decreases the objective."""
         return self.line_search is not None
 
-    def init(self, objective: Objective, params: Any, value: Any, grad: Any):
+    def init(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree
+    ) -> GradientDescentState:
         # Nothing is carried or compiled for a feature that is off: no momentum buffer for a
         # literal momentum of 0, no warm-start step without a line search.
         velocity = None if is_literal_zero(self.momentum) else tree_scale(0.0, params)
@@ -117,7 +117,10 @@ class GradientDescent:
             initial_step = jnp.asarray(self.learning_rate, jnp.result_type(value))
         return GradientDescentState(velocity=velocity, initial_step=initial_step)
 
-    def step(self, objective: Objective, params, value, grad, state) -> StepResult:
+    def step(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree,
+        state: GradientDescentState,
+    ) -> StepResult:
         g = grad
         if self.clip_norm is not None:
             norm = tree_l2_norm(g)

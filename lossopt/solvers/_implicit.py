@@ -61,14 +61,9 @@ class Implicit:
     At a minimiser ``x*(theta)`` of ``f(x, theta)`` (``theta``: everything passed in ``args``)
     the gradient vanishes, ``F(x*, theta) = grad_x f(x*, theta) = 0``; if the Hessian
     ``H = grad_xx f(x*, theta)`` is nonsingular, ``x*`` is locally a differentiable function of
-    ``theta`` with
-
-    .. math::
-        \\frac{\\partial x^*}{\\partial \\theta} = -H^{-1}\\,\\partial_\\theta \\nabla_x f(x^*,
-        \\theta),
-        \\qquad
-        \\frac{d f(x^*(\\theta), \\theta)}{d \\theta} = \\partial_\\theta f(x^*, \\theta)
-
+    ``theta`` with (``d_theta`` the partial derivative in ``theta``)
+    ``dx*/dtheta = -H^{-1} d_theta grad_x f(x*, theta)`` and
+    ``d f(x*(theta), theta) / dtheta = d_theta f(x*, theta)``
     (the second is the envelope theorem: ``grad_x f = 0`` removes the ``dx*/dtheta`` term).
     A tangent ``dtheta`` costs one Jacobian-vector product of ``grad_x f`` in ``theta`` and one
     solve with ``H``; a cotangent (``jax.grad``) one solve with ``H`` (symmetric, so its own
@@ -83,9 +78,9 @@ class Implicit:
     - the solve did not converge (``require``): the status says why (``MAX_ITERS``,
       ``NONFINITE``, ``LINE_SEARCH_FAILED``, ...);
     - ``H`` is not positive definite (a saddle point, a degenerate minimum such as that of
-      ``x**4``, a rank-deficient least-squares problem without regularisation) or too
+      ``x^4``, a rank-deficient least-squares problem without regularisation) or too
       ill-conditioned to solve in the parameters' precision (``cholesky``: its estimated
-      reciprocal condition number ``(min diag L / max diag L)**2`` below ``n * eps``;
+      reciprocal condition number ``(min diag L / max diag L)^2`` below ``n * eps``;
       ``cg``: negative or zero curvature met along the directions CG explores -- so CG may
       also solve an indefinite system exactly, giving the derivative of the stationary
       point --, or the residual tolerance not reached within ``cg_max_iters``). A NaN
@@ -130,7 +125,7 @@ class Implicit:
             ``"none"`` every status -- the implicit formula at whatever point the solve
             returned, an approximation whose error grows with that point's gradient.
         cg_tol: CG's relative residual tolerance ``||H d - b|| <= cg_tol ||b||``; ``None``
-            (default) is ``10 * eps**0.75`` of the parameters' dtype (about ``2e-11`` in
+            (default) is ``10 eps^0.75`` of the parameters' dtype (about ``2e-11`` in
             float64, ``6e-5`` in float32).
         cg_max_iters: CG iteration cap; ``None`` (default) is ``2 n``.
 

@@ -3,13 +3,15 @@ line search written as one ``lax.while_loop`` (or Armijo backtracking)."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
+from jax.typing import ArrayLike
 
+from lossopt._pytree import PyTree
 from lossopt._validation import check_choice, check_in_interval, check_positive, concrete_value
 from lossopt.solvers._linesearch import Armijo, armijo_backtrack
 from lossopt.solvers._protocol import Objective, StepResult, pytree_dataclass, static_field
@@ -45,13 +47,10 @@ class LBFGS:
     pairs ``s_i = x_{i+1} - x_i``, ``y_i = g_{i+1} - g_i`` with ``rho_i = 1 / (s_i' y_i)``,
     starting from the scaled identity ``H0 = gamma I``,
     ``gamma = s' y / y' y`` of the newest pair (Nocedal & Wright eq. 7.20), then moves
-    ``x + t d`` with ``t`` from the line search, started at ``t = 1``:
-
-    .. math::
-        q \\leftarrow g;\\quad \\alpha_i = \\rho_i s_i^\\top q,\\; q \\leftarrow q - \\alpha_i y_i
-        \\;(\\text{newest to oldest});\\quad r \\leftarrow \\gamma q;\\quad
-        r \\leftarrow r + (\\alpha_i - \\rho_i y_i^\\top r) s_i \\;(\\text{oldest to newest});
-        \\quad d = -r.
+    ``x + t d`` with ``t`` from the line search, started at ``t = 1``. The recursion: ``q = g``;
+    from the newest pair to the oldest, ``alpha_i = rho_i s_i' q`` and
+    ``q <- q - alpha_i y_i``; then ``r = gamma q``; from the oldest pair to the newest,
+    ``r <- r + (alpha_i - rho_i y_i' r) s_i``; and ``d = -r``.
 
     Safeguards. A new pair is stored only when ``s'y > eps * y'y`` (``eps`` the machine epsilon
     of the parameters' dtype, the rule of scipy's L-BFGS-B), which keeps ``H`` positive
@@ -120,8 +119,8 @@ class LBFGS:
 
     memory: int = static_field(10)
     line_search: str = static_field("wolfe")
-    c1: Any = 1e-4
-    c2: Any = 0.9
+    c1: ArrayLike = 1e-4
+    c2: ArrayLike = 0.9
     max_line_search_steps: int = static_field(20)
 
     def __post_init__(self) -> None:
@@ -145,7 +144,9 @@ class LBFGS:
         """True: every accepted step decreases the objective."""
         return True
 
-    def init(self, objective: Objective, params: Any, value: Any, grad: Any) -> LBFGSState:
+    def init(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree
+    ) -> LBFGSState:
         x, _ = ravel_pytree(params)
         return LBFGSState(
             pairs=jnp.zeros((self.memory + 1, 2, x.size), x.dtype),
@@ -153,7 +154,10 @@ class LBFGS:
             gamma=jnp.ones((), x.dtype),
         )
 
-    def step(self, objective: Objective, params, value, grad, state: LBFGSState) -> StepResult:
+    def step(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree,
+        state: LBFGSState,
+    ) -> StepResult:
         x, unravel = ravel_pytree(params)
         g, _ = ravel_pytree(grad)
         dtype = x.dtype

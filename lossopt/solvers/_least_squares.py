@@ -6,7 +6,7 @@ residual function ``r(params, *args)`` by wrapping ``r`` in an objective
 :class:`~lossopt.solvers.GaussNewton` and :class:`~lossopt.solvers.LevenbergMarquardt`
 recognise: they read the residual function back from it and build Jacobians or
 Jacobian-vector products of ``r`` instead of Hessians of ``F``. ``lossopt.problems`` states its
-least-squares objectives without the factor 1/2 (``Problem.fun == sum(residuals ** 2)``,
+least-squares objectives without the factor 1/2 (``Problem.fun == sum(residuals^2)``,
 MGH's convention), so a ``Result.value`` from here is half of ``Problem.fun`` at the same
 point (``2 * result.value`` compares with ``Problem.f_star``).
 
@@ -26,8 +26,10 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from lossopt._functions import Function
+from lossopt._pytree import PyTree
 from lossopt._validation import check_choice, describe
-from lossopt.solvers._protocol import Objective
+from lossopt.solvers._protocol import Objective, Solver
+from lossopt.solvers._result import Result
 
 __all__ = ["least_squares_objective", "minimize_least_squares"]
 
@@ -242,17 +244,17 @@ def backtrack(res, x, d, value, slope, c1, shrink, max_steps: int):
 
 def minimize_least_squares(
     residual_fun: Callable[..., Any],
-    init_params: Any,
-    solver: Any = None,
+    init_params: PyTree,
+    solver: Solver | None = None,
     *,
     args: tuple[Any, ...] = (),
     **options: Any,
-) -> Any:
+) -> Result:
     """Minimise ``F(x) = 1/2 ||r(x, *args)||^2`` in :func:`lossopt.minimize`'s compiled loop.
 
     The objective is ``F = 1/2 sum_i r_i(x)^2`` (scipy's ``cost``; its gradient is
     ``J^T r``), so ``Result.value`` is half of the sum of squares: multiply by 2 to compare
-    with ``lossopt.problems``' ``Problem.fun`` and ``f_star`` (``sum(residuals ** 2)``, MGH's
+    with ``lossopt.problems``' ``Problem.fun`` and ``f_star`` (``sum(residuals^2)``, MGH's
     convention). This is :func:`lossopt.minimize` on :func:`least_squares_objective`
     ``(residual_fun)``: the same :class:`~lossopt.Result`, :class:`~lossopt.Trace`,
     statuses, stopping rules (``gtol`` tests ``max_i |(J^T r)_i|``), compile policy and

@@ -29,7 +29,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
+from jax.typing import ArrayLike
 
+from lossopt._pytree import PyTree
 from lossopt._validation import check_bool, check_choice, check_positive
 from lossopt.solvers._least_squares import (
     backtrack,
@@ -41,7 +43,7 @@ from lossopt.solvers._least_squares import (
     normal_cg,
     num_residuals,
 )
-from lossopt.solvers._linesearch import normalize_line_search
+from lossopt.solvers._linesearch import Armijo, normalize_line_search
 from lossopt.solvers._protocol import Objective, StepResult, pytree_dataclass, static_field
 
 __all__ = ["GaussNewton", "LevenbergMarquardt"]
@@ -123,7 +125,7 @@ class GaussNewton:
         (the Gauss-Newton method) and Algorithm 3.1 (backtracking).
     """
 
-    line_search: Any = "armijo"
+    line_search: str | Armijo | None = "armijo"
     linear_solver: str = static_field("lstsq")
     jacobian: str = static_field("auto")
     cg_max_iters: int | None = static_field(None)
@@ -142,14 +144,19 @@ class GaussNewton:
         """True with a line search: every accepted step decreases ``F``."""
         return self.line_search is not None
 
-    def init(self, objective: Objective, params: Any, value: Any, grad: Any):
+    def init(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree
+    ) -> GaussNewtonState:
         if self.linear_solver == "cg":
             return GaussNewtonState(None, None, _count(0))
         x, _, res = flat_problem(objective, params, "GaussNewton")
         r, jac = jacobian(res, x, num_residuals(res, x), self.jacobian)
         return GaussNewtonState(r, jac, _count(1))
 
-    def step(self, objective: Objective, params, value, grad, state) -> StepResult:
+    def step(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree,
+        state: GaussNewtonState,
+    ) -> StepResult:
         x, unravel, res = flat_problem(objective, params, "GaussNewton")
         g = ravel_pytree(grad)[0].astype(x.dtype)
         products = _count(0)
@@ -192,9 +199,8 @@ class LevenbergMarquardt:
     Each trial solves the damped normal equations ``(J^T J + mu D) h = -J^T r`` (Cholesky;
     or matrix-free CG with ``D = I``, ``linear_solver="cg"``) and compares the actual decrease
     with the one the linear model predicts, the gain ratio
-
-    .. math::  \\rho = \\frac{F(x) - F(x + h)}{L(0) - L(h)}, \\qquad
-               L(0) - L(h) = -g^\\top h - \\tfrac12 \\|J h\\|^2, \\quad g = J^\\top r.
+    ``rho = (F(x) - F(x + h)) / (L(0) - L(h))``, where the predicted decrease is
+    ``L(0) - L(h) = -g^T h - 1/2 ||J h||^2`` and ``g = J^T r``.
 
     A trial with ``rho > 0`` (``F`` strictly decreases) is accepted and
     ``mu <- mu * max(1/3, 1 - (2 rho - 1)^3)``, ``nu <- 2``; any other trial (no decrease,
@@ -253,7 +259,7 @@ class LevenbergMarquardt:
         implementation and theory. Lecture Notes in Mathematics 630.
     """
 
-    damping: Any = 1e-3
+    damping: ArrayLike = 1e-3
     scale: bool = static_field(False)
     linear_solver: str = static_field("cholesky")
     jacobian: str = static_field("auto")
@@ -281,7 +287,9 @@ class LevenbergMarquardt:
         """Always True: a trial that does not decrease ``F`` is rejected."""
         return True
 
-    def init(self, objective: Objective, params: Any, value: Any, grad: Any):
+    def init(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree
+    ) -> LevenbergMarquardtState:
         x, _, res = flat_problem(objective, params, "LevenbergMarquardt")
         dtype = x.dtype
         tau = jnp.asarray(self.damping, dtype)
@@ -300,7 +308,10 @@ class LevenbergMarquardt:
         mu = tau * jnp.max(a_diag) / d_max
         return LevenbergMarquardtState(r, jac, mu, two, diag, (_count(1), _count(0)))
 
-    def step(self, objective: Objective, params, value, grad, state) -> StepResult:
+    def step(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree,
+        state: LevenbergMarquardtState,
+    ) -> StepResult:
         x, unravel, res = flat_problem(objective, params, "LevenbergMarquardt")
         dtype = x.dtype
         g = ravel_pytree(grad)[0].astype(dtype)

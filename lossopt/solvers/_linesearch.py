@@ -2,11 +2,8 @@
 
 Written once, used by :class:`~lossopt.solvers.GradientDescent`,
 :class:`~lossopt.solvers.Newton` and ``LBFGS(line_search="armijo")``. Given a descent direction
-``d`` at ``x`` (slope ``g . d < 0``), try ``t = t0, t0 * shrink, t0 * shrink**2, ...`` and
-accept the first that satisfies the Armijo condition
-
-.. math::  f(x + t d) \\le f(x) + c_1\\, t\\, g^\\top d
-
+``d`` at ``x`` (slope ``g . d < 0``), try ``t = t0, t0 shrink, t0 shrink^2, ...`` and
+accept the first that satisfies the Armijo condition ``f(x + t d) <= f(x) + c1 t g . d``
 together with a strict decrease ``f(x + t d) < f(x)``. A NaN or Inf trial value fails the test (the
 comparison is false), so backtracking also retreats from overflow. The strict decrease makes
 the search fail, rather than crawl, once the decrease it can measure is below the rounding of
@@ -40,7 +37,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.typing import ArrayLike
 
+from lossopt._pytree import PyTree
 from lossopt._validation import check_bool, check_choice, check_in_interval, check_positive
 from lossopt.solvers._protocol import Objective, pytree_dataclass, static_field
 from lossopt.solvers._tree import tree_add_scaled, tree_l2_norm, tree_vdot
@@ -66,7 +65,7 @@ class Armijo:
             ``learning_rate`` at every iteration. Newton and L-BFGS start every search at their
             natural step ``t = 1`` and do not use it.
         max_steps: trials before the search gives up (static, >= 1); with ``shrink=0.5`` the
-            last of them is ``2**-(max_steps-1)`` times the first.
+            last of them is ``2^(1 - max_steps)`` times the first.
         scale_budget: (static) also keep trying, past ``max_steps``, until the step no longer
             moves ``x``: up to the first trial with ``t ||d|| <= eps ||x||``, so a huge
             gradient does not exhaust the halvings while the step is still far too long.
@@ -82,9 +81,9 @@ class Armijo:
         (0.5, 2.0, 40, True)
     """
 
-    c1: Any = 1e-4
-    shrink: Any = 0.5
-    growth: Any = 2.0
+    c1: ArrayLike = 1e-4
+    shrink: ArrayLike = 0.5
+    growth: ArrayLike = 2.0
     max_steps: int = static_field(40)
     scale_budget: bool = static_field(True)
 
@@ -99,7 +98,9 @@ class Armijo:
         check_bool(self.scale_budget, "scale_budget")
 
 
-def normalize_line_search(line_search: Any, name: str = "line_search") -> Armijo | None:
+def normalize_line_search(
+    line_search: str | Armijo | None, name: str = "line_search"
+) -> Armijo | None:
     """``None``, ``"armijo"`` or an :class:`Armijo` instance -> ``None`` or ``Armijo``."""
     if line_search is None or isinstance(line_search, Armijo):
         return line_search
@@ -110,15 +111,15 @@ def normalize_line_search(line_search: Any, name: str = "line_search") -> Armijo
 class LineSearchResult(NamedTuple):
     """The accepted trial (or the last one tried when ``failed``) and its cost."""
 
-    params: Any
+    params: PyTree
     value: jax.Array
-    grad: Any
+    grad: PyTree
     step: jax.Array
     evals: jax.Array
     failed: jax.Array
 
 
-def next_initial_step(search: Armijo, step: Any, max_step: Any) -> jax.Array:
+def next_initial_step(search: Armijo, step: ArrayLike, max_step: ArrayLike) -> jax.Array:
     """The first trial of the next search: ``min(search.growth * step, max_step)``.
 
     ``step`` is the step the last search accepted; ``max_step`` caps the trial (gradient
@@ -157,11 +158,11 @@ _MAX_SHRINKS = 2100
 def armijo_backtrack(
     search: Armijo,
     objective: Objective,
-    params: Any,
+    params: PyTree,
     value: jax.Array,
-    grad: Any,
-    direction: Any,
-    initial_step: Any,
+    grad: PyTree,
+    direction: PyTree,
+    initial_step: ArrayLike,
 ) -> LineSearchResult:
     """Backtrack from ``initial_step`` along ``direction`` until the Armijo condition holds.
 

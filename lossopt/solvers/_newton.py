@@ -8,9 +8,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
+from jax.typing import ArrayLike
 
+from lossopt._pytree import PyTree
 from lossopt._validation import check_choice, check_nonnegative, check_positive
-from lossopt.solvers._linesearch import armijo_backtrack, normalize_line_search
+from lossopt.solvers._linesearch import Armijo, armijo_backtrack, normalize_line_search
 from lossopt.solvers._protocol import Objective, StepResult, pytree_dataclass, static_field
 from lossopt.solvers._tree import tree_add_scaled
 
@@ -50,7 +52,7 @@ class Newton:
     finite or not a descent direction, or ``A`` has no curvature at all (a zero diagonal, as for
     the piecewise-linear MAE), the step falls back to ``d = -g``. So the direction
     always descends and Newton does not converge to a saddle point or maximum it did not start
-    on: on ``sum(y**4 - y**2)`` from ``[0.1, 0.2]`` it reaches ``+-1/sqrt(2)``.
+    on: on ``sum(y^4 - y^2)`` from ``[0.1, 0.2]`` it reaches ``+-1/sqrt(2)``.
 
     **Newton-CG** (``linear_solver="cg"``): matrix-free. The gradient is linearised once per
     iteration (``jax.linearize`` of ``jax.grad``), so each Hessian-vector product costs about
@@ -88,8 +90,8 @@ class Newton:
         optimization. SIAM J. Numer. Anal. 20(3).
     """
 
-    damping: Any = 0.0
-    line_search: Any = "armijo"
+    damping: ArrayLike = 0.0
+    line_search: str | Armijo | None = "armijo"
     linear_solver: str = static_field("cholesky")
     max_shifts: int = static_field(60)
     cg_max_iters: int | None = static_field(None)
@@ -115,10 +117,15 @@ class Newton:
         """True with a line search: every accepted step decreases the objective."""
         return self.line_search is not None
 
-    def init(self, objective: Objective, params: Any, value: Any, grad: Any):
+    def init(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree
+    ) -> tuple[()]:
         return ()
 
-    def step(self, objective: Objective, params, value, grad, state) -> StepResult:
+    def step(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree,
+        state: tuple[()],
+    ) -> StepResult:
         x, unravel = ravel_pytree(params)
         g, _ = ravel_pytree(grad)
 

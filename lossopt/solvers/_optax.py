@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lossopt._pytree import PyTree
 from lossopt.solvers._protocol import Objective, StepResult, pytree_dataclass, static_field
 
 __all__ = ["Optax"]
@@ -69,10 +70,15 @@ class Optax:
         """False: optax optimizers in general do not decrease the objective every step."""
         return False
 
-    def init(self, objective: Objective, params: Any, value: Any, grad: Any):
+    def init(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree
+    ) -> PyTree:  # optax.OptState: any pytree
         return self.optimizer.init(params)
 
-    def step(self, objective: Objective, params, value, grad, state) -> StepResult:
+    def step(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree,
+        state: PyTree,
+    ) -> StepResult:
         opt = optax.with_extra_args_support(self.optimizer)
         # optax's own code mixes int32 step counts with Python floats, which JAX's "strict"
         # dtype promotion refuses: run it under standard promotion (a trace-time, scoped

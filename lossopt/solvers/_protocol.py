@@ -18,10 +18,17 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 # The pytree dataclass helpers live in lossopt._pytree (shared with lossopt.prox); the solvers
 # import them from here with the rest of the protocol.
-from lossopt._pytree import is_literal_zero, leaf_unless_zero, pytree_dataclass, static_field
+from lossopt._pytree import (
+    PyTree,
+    is_literal_zero,
+    leaf_unless_zero,
+    pytree_dataclass,
+    static_field,
+)
 
 __all__ = [
     "Objective", "Solver", "StepResult", "is_literal_zero", "leaf_unless_zero",
@@ -36,11 +43,11 @@ class Objective:
     not bake data into the compiled program.
     """
 
-    def __init__(self, fun: Callable[..., Any], args: tuple[Any, ...]):
+    def __init__(self, fun: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.fun = fun
         self.args = args
 
-    def value(self, params: Any) -> jax.Array:
+    def value(self, params: PyTree) -> jax.Array:
         """The objective's value; raises TypeError (at trace time) unless it is a real scalar."""
         out = self.fun(params, *self.args)
         shape = getattr(out, "shape", None)
@@ -53,7 +60,7 @@ class Objective:
             )
         return out
 
-    def value_and_grad(self, params: Any) -> tuple[jax.Array, Any]:
+    def value_and_grad(self, params: PyTree) -> tuple[jax.Array, PyTree]:
         """``(value, grad)`` at ``params`` with one reverse pass."""
         return jax.value_and_grad(self.value)(params)
 
@@ -72,15 +79,15 @@ class StepResult(NamedTuple):
             ``params`` is then discarded and the run stops with ``LINE_SEARCH_FAILED``.
     """
 
-    params: Any
+    params: PyTree
     value: jax.Array
-    grad: Any
-    state: Any
-    fun_evals: Any = 1
-    grad_evals: Any = 1
-    hess_evals: Any = 0
-    hvp_evals: Any = 0
-    failed: Any = False
+    grad: PyTree
+    state: PyTree
+    fun_evals: ArrayLike = 1
+    grad_evals: ArrayLike = 1
+    hess_evals: ArrayLike = 0
+    hvp_evals: ArrayLike = 0
+    failed: ArrayLike = False
 
 
 @runtime_checkable
@@ -111,8 +118,10 @@ class Solver(Protocol):
     @property
     def monotone(self) -> bool: ...
 
-    def init(self, objective: Objective, params: Any, value: jax.Array, grad: Any) -> Any: ...
+    def init(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree
+    ) -> PyTree: ...
 
     def step(
-        self, objective: Objective, params: Any, value: jax.Array, grad: Any, state: Any
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree, state: PyTree
     ) -> StepResult: ...

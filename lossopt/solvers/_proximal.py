@@ -7,9 +7,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.typing import ArrayLike
 
+from lossopt._pytree import PyTree
 from lossopt._validation import check_choice, check_in_interval, check_positive
-from lossopt.prox import as_penalty
+from lossopt.prox import Penalty, as_penalty
 from lossopt.solvers._protocol import Objective, StepResult, pytree_dataclass, static_field
 from lossopt.solvers._tree import tree_add_scaled, tree_scale, tree_sub, tree_vdot
 
@@ -39,12 +41,10 @@ class ProximalGradient:
     nonnegativity, box constraints). With step ``t`` (``prox_{tg}(v) = argmin_z g(z) +
     ||z - v||^2 / (2t)``):
 
-    .. math::
-        \\text{ISTA:}\\quad x_{k+1} = \\operatorname{prox}_{t g}(x_k - t \\nabla f(x_k));
-
-        \\text{FISTA:}\\quad y_k = x_k + \\tfrac{\\theta_{k-1} - 1}{\\theta_k}(x_k - x_{k-1}),
-        \\; x_{k+1} = \\operatorname{prox}_{t g}(y_k - t \\nabla f(y_k)),
-        \\; \\theta_k = \\tfrac{1 + \\sqrt{1 + 4\\theta_{k-1}^2}}{2}, \\; \\theta_0 = 1.
+    - ISTA: ``x_{k+1} = prox_{t g}(x_k - t grad f(x_k))``;
+    - FISTA: ``y_k = x_k + ((theta_{k-1} - 1) / theta_k) (x_k - x_{k-1})``,
+      ``x_{k+1} = prox_{t g}(y_k - t grad f(y_k))`` and
+      ``theta_k = (1 + sqrt(1 + 4 theta_{k-1}^2)) / 2``, from ``theta_0 = 1``.
 
     The returned iterate is always a prox output ``x_{k+1}`` (never the extrapolated
     ``y_k``), so the exact zeros of a soft-threshold and the feasibility of a projection hold
@@ -122,12 +122,12 @@ class ProximalGradient:
         Optimization* 1(3) (the gradient mapping, Section 4.2).
     """
 
-    learning_rate: Any
-    prox: Any = None
+    learning_rate: ArrayLike
+    prox: Penalty | None = None
     acceleration: str | None = static_field("fista")
     restart: str | None = static_field(None)
     line_search: str | None = static_field(None)
-    shrink: Any = 0.5
+    shrink: ArrayLike = 0.5
     max_backtracks: int = static_field(30)
 
     def __post_init__(self) -> None:
@@ -151,20 +151,28 @@ class ProximalGradient:
         """True for ISTA with backtracking: every accepted step decreases ``F``."""
         return self.acceleration is None and self.line_search is not None
 
-    def init(self, objective: Objective, params: Any, value: Any, grad: Any):
+    def init(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree
+    ) -> ProximalGradientState:
         step = jnp.asarray(self.learning_rate, value.dtype)
         if self.acceleration is None:
             return ProximalGradientState(step, None, None)
         return ProximalGradientState(step, params, jnp.ones((), value.dtype))
 
-    def measure(self, objective: Objective, params: Any, value: Any, grad: Any, state):
+    def measure(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree,
+        state: ProximalGradientState,
+    ) -> tuple[jax.Array, PyTree]:
         """``(F(x), G_t(x))``: the composite value and the gradient mapping at ``params``."""
         t = state.step_size
         total = value + self.prox.value(params).astype(value.dtype)
         forward = self.prox.prox(tree_add_scaled(params, -t, grad), t)
         return total, tree_scale(1 / t, tree_sub(params, forward))
 
-    def step(self, objective: Objective, params, value, grad, state) -> StepResult:
+    def step(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree,
+        state: ProximalGradientState,
+    ) -> StepResult:
         dtype = value.dtype
         g = self.prox
         if self.acceleration is None:

@@ -18,8 +18,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from lossopt._io import atomic_path
+from lossopt._pytree import PyTree
 from lossopt._validation import did_you_mean
 from lossopt.solvers._protocol import pytree_dataclass, static_field
 
@@ -95,7 +97,7 @@ _MESSAGES = {
 }
 
 
-def is_converged(status: Any) -> Any:
+def is_converged(status: Status | ArrayLike) -> bool | jax.Array:
     """Whether a status code is one of the ``CONVERGED*`` members: the one definition.
 
     Works on a :class:`Status`, a Python int, and an int array (traced or batched), where it
@@ -224,7 +226,7 @@ class Result:
     host string) derive from ``status``; :meth:`summary` prints the whole outcome.
     """
 
-    params: Any
+    params: PyTree
     value: jax.Array
     grad_norm: jax.Array
     iterations: jax.Array
@@ -234,11 +236,11 @@ class Result:
     num_grad_evals: jax.Array
     num_hess_evals: jax.Array
     num_hvp_evals: jax.Array
-    best_params: Any
+    best_params: PyTree
     best_value: jax.Array
 
     @property
-    def converged(self) -> Any:
+    def converged(self) -> bool | jax.Array:
         """The run stopped on gtol, ftol or xtol: a bool on the host, else a boolean array."""
         if isinstance(self.status, Status):
             return self.status.converged

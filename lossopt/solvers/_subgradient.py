@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
+from lossopt._pytree import PyTree
 from lossopt._validation import check_choice, check_finite_scalar, check_positive, concrete_value
 from lossopt.solvers._protocol import Objective, StepResult, pytree_dataclass, static_field
 from lossopt.solvers._tree import tree_add_scaled, tree_vdot
@@ -67,9 +70,9 @@ class Subgradient:
         Stanford EE392o (step-size rules, Sections 2 and 3).
     """
 
-    step_size: Any = None
+    step_size: ArrayLike | None = None
     schedule: str = static_field("constant")
-    f_star: Any = None
+    f_star: ArrayLike | None = None
 
     def __post_init__(self) -> None:
         check_choice(self.schedule, "schedule", _SCHEDULES)
@@ -96,10 +99,15 @@ class Subgradient:
         """False: the objective can rise between iterations (track ``best_params``)."""
         return False
 
-    def init(self, objective: Objective, params: Any, value: Any, grad: Any):
+    def init(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree
+    ) -> SubgradientState:
         return SubgradientState(count=jnp.asarray(0, jnp.int32), best_value=value)
 
-    def step(self, objective: Objective, params, value, grad, state) -> StepResult:
+    def step(
+        self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree,
+        state: SubgradientState,
+    ) -> StepResult:
         dtype = value.dtype
         decay = jnp.sqrt(state.count + 1).astype(dtype)
         if self.schedule == "constant":
