@@ -92,7 +92,12 @@ NOTATION_FILES = sorted(
 _SPAN = re.compile(r"``(.+?)``", re.S)
 _POWER = re.compile(r"[\w)\]]\s*\*\*\s*[\w(\-.]")  # an operand on each side: not **kwargs
 _LATEX = re.compile(r"\\[A-Za-z]+|\.\. math::")
-_UNICODE_MATH = re.compile("[\u00b2\u00b3\u00b9\u2070-\u209f\u2200-\u22ff\u00b7\u00d7\u03a3]")
+# Superscripts and subscripts, math operators, the middle dot and times sign, Greek letters,
+# vulgar fractions and arrows.
+_UNICODE_MATH = re.compile(
+    "[\u00b2\u00b3\u00b9\u2070-\u209f\u2200-\u22ff\u00b7\u00d7\u0370-\u03ff\u00bc-\u00be"
+    "\u2190-\u21ff]"
+)
 
 
 def notation_errors(doc: str) -> list[str]:
@@ -125,6 +130,7 @@ def test_the_notation_check_rejects_the_other_notation_and_reads_no_doctest():
     assert len(notation_errors("Spans lines: ``a +\n    b**2``.")) == 1
     assert len(notation_errors(".. math::  \\sum_i x_i")) == 2
     assert len(notation_errors("Squared ``x\u00b2``, summed ``\u03a3 x``, ``a \u2264 b``.")) == 3
+    assert len(notation_errors("At ``x*(\u03b8)``, ``\u00bd ||r||^2``, ``\u2207\u2093f``.")) == 4
 
 
 def test_the_notation_files_are_found():
@@ -143,4 +149,53 @@ def test_loss_docstring_math_is_in_one_notation(name):
 @pytest.mark.parametrize("path", NOTATION_FILES)
 def test_every_docstring_of_the_module_is_in_one_notation(path):
     errors = {name: e for name, doc in _docstrings(path) if (e := notation_errors(doc))}
+    assert not errors, f"{path}: {errors}"
+
+
+# --- the guides ---------------------------------------------------------------------------------
+#
+# The guides (docs/*.md) write their prose and math in the same notation. Markdown code spans are
+# single backticks; fenced blocks (```python) are code and are not read (``w ** 2`` is Python
+# there), and neither is a ``$`` that is not LaTeX (``$.losses[1].delta``, ``$LOSSOPT_CACHE_DIR``).
+
+# docs/configs.md is being edited by the lead (its `data.n_samples <= 10**7` is the one power
+# left in a guide); it joins GUIDES when that change lands.
+_GUIDES_NOT_YET = {"docs/configs.md"}
+GUIDES = sorted(
+    path.relative_to(ROOT).as_posix() for path in (ROOT / "docs").glob("*.md")
+    if path.relative_to(ROOT).as_posix() not in _GUIDES_NOT_YET
+)
+_FENCE = re.compile(r"^[ \t]*```.*?^[ \t]*```[^\n]*$", re.M | re.S)
+_MD_SPAN = re.compile(r"`([^`\n]+)`")
+_MD_LATEX = re.compile(r"\$\$|\\[A-Za-z]{2,}|\\[()\[\]]")
+
+
+def guide_errors(text: str) -> list[str]:
+    """What in a guide's Markdown breaks the notation, outside its fenced code blocks."""
+    prose = _FENCE.sub("", text)
+    errors = [f"`{s}`: power written '**' (write '^')" for s in _MD_SPAN.findall(prose)
+              if _POWER.search(s)]
+    errors += [f"LaTeX {m.group()!r}: plain text in `code spans` instead"
+               for m in _MD_LATEX.finditer(prose)]
+    errors += [f"Unicode math {m.group()!r}: plain ASCII instead"
+               for m in _UNICODE_MATH.finditer(prose)]
+    return errors
+
+
+def test_the_guide_check_reads_prose_and_math_but_not_code():
+    assert guide_errors("A power `r^2`, **bold**, `f(**kwargs)`, `$.losses[0]`.") == []
+    assert guide_errors("Code:\n\n```python\nloss = jnp.sum(w ** 2)  # \u03b8\n```\n") == []
+    assert len(guide_errors("Focal `(1 - p)**gamma` and `2**-38`.")) == 2
+    assert len(guide_errors("$$F(x) = \\tfrac12 \\|r(x)\\|^2$$")) == 3
+    assert len(guide_errors("At `x*(\u03b8)`:\n\n    dx*/d\u03b8 = -H\u207b\u00b9 g\n")) == 4
+
+
+def test_the_guides_are_found():
+    assert {"docs/differentiating.md", "docs/losses_torch_keras.md",
+            "docs/newton_and_line_searches.md", "docs/loss_functions.md"} <= set(GUIDES)
+
+
+@pytest.mark.parametrize("path", GUIDES)
+def test_every_guide_is_in_one_notation(path):
+    errors = guide_errors((ROOT / path).read_text())
     assert not errors, f"{path}: {errors}"
