@@ -1,8 +1,14 @@
-"""Test-suite configuration: float64 and strict rank promotion for every test.
+"""Test-suite configuration: float64, strict rank promotion and strict dtype promotion.
 
 Library code never flips global JAX configuration; the tests do, once, here. Float32 behaviour
 is tested in scoped contexts (``jax.enable_x64(False)``) or with explicit
 float32 inputs.
+
+Every test runs with ``jax_numpy_dtype_promotion="strict"``: an implicit int32/int64 or
+float32/float64 mix -- in lossopt or in a test's own reference -- raises at trace time. The
+one exception is a call into optax's own functions, whose internals mix dtypes: it runs under
+standard promotion through ``helpers.third_party()`` (tests/test_strict_promotion.py adds
+float32 inputs under x64 for every loss and solver).
 """
 
 import contextlib
@@ -48,6 +54,7 @@ import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 # `lossopt run` called in-process must not switch this process to the user's persistent
 # compilation cache; tests that want a cache pass LOSSOPT_CACHE_DIR to their subprocess.

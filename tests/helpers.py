@@ -33,16 +33,19 @@ def third_party() -> Iterator[None]:
 
     The suite runs with ``jax_numpy_dtype_promotion="strict"`` (tests/conftest.py), so that
     lossopt code -- and the tests' own references -- never mix dtypes silently. Some optax
-    functions do internally (``optax.lbfgs``, ``projection_simplex``, ``ctc_loss``, ...: int
-    counts and indices against floats): their calls, and only those, go through this::
+    functions do internally (``optax.lbfgs``: int32 counts against int64;
+    ``projection_simplex``: float64 over an int64 index; ``ctc_loss``: float32 constants
+    against float64 data; ``ntxent``: a bool mask xor a Python int): their calls, and only
+    those, go through this::
 
         with third_party():
             ref = optax.losses.ctc_loss(...)
 
     (also a decorator: ``@third_party()``). Promotion is decided at trace time and is part of
     ``jax.jit``'s cache key: a jitted function that calls optax is *called* inside the block,
-    every time. Only the third-party call goes inside, never lossopt's, so strictness still
-    covers everything lossopt computes.
+    every time. Keep the block to the third-party call: an objective that optax itself calls
+    (its L-BFGS's value_fn) runs inside too, but the lossopt results that a test compares
+    with it are computed outside, under strict promotion.
     """
     with jax.numpy_dtype_promotion("standard"):
         yield
