@@ -2,12 +2,16 @@
 
 Runs are planned into *groups*: one loss, one solver and one choice of its non-numeric options
 (line search kind, schedule, ...). Inside a group the numeric hyperparameter grid (the product
-of every list-valued numeric option) and the seeds become the lanes of ONE ``jax.vmap``-ed,
+of every list-valued numeric option) and the seeds become the lanes of ONE
 ``jax.jit``-compiled call of :func:`lossopt.minimize`; every lane gets its own data (drawn with
-its seed) and stops on its own criterion. Groups whose loop has per-iteration conds -- minibatch
-or dropout runs, and runs recording every ``record_every > 1`` steps -- run their lanes with
-``lax.map`` in that one call instead: vmap would turn those conds into selects that compute both
-branches every step.
+its seed) and stops on its own criterion. On the CPU the lanes run one after another inside
+that call (``lax.map``): each stops when it converges instead of computing in lockstep with the
+slowest, and the program is smaller and faster to trace and compile than a vmapped loop. On an
+accelerator they are vmapped (run in parallel), except for groups whose loop has
+per-iteration conds -- minibatch or dropout runs, and runs recording every ``record_every > 1``
+steps --, which are mapped there too: vmap would turn those conds into selects that compute
+both branches every step. A run's ``wall_time_s`` is its share of the call's time
+(:func:`_time_shares`).
 
 Training runs: with ``run.batch_size`` (minibatches, drawn inside the compiled loop) or a model
 with dropout, each lane passes ``minimize`` its own PRNG key, ``fold_in(key(seed + lane seed),
@@ -115,7 +119,7 @@ class Lane:
 
 @dataclasses.dataclass(frozen=True)
 class Group:
-    """Runs that share one compiled, vmapped call."""
+    """Runs that share one compiled call (their lanes mapped or vmapped: :func:`_lanes_mapped`)."""
 
     data_index: int
     data_name: str
@@ -330,12 +334,29 @@ def _lanes_call(group: Group, solve: Callable[..., Any], mapped: bool,
             return jax.tree.map(lambda a: a[None], solve(*squeezed))
 
         return jax.jit(single)
-    if mapped:  # every input has a lane axis (the datasets' groups)
+    if mapped:
         def mapped_call(*lane_args):
-            return jax.lax.map(lambda a: solve(*a), lane_args)
+            laned = tuple(a for a, axis in zip(lane_args, in_axes, strict=True) if axis is not None)
+
+            def one(lane):  # one lane's inputs: the laned ones sliced, the rest as they are
+                it = iter(lane)
+                return solve(*(a if axis is None else next(it)
+                               for a, axis in zip(lane_args, in_axes, strict=True)))
+
+            return jax.lax.map(one, laned)
 
         return jax.jit(mapped_call)
     return jax.jit(jax.vmap(solve, in_axes=in_axes))
+
+
+def _map_lanes_on(platform: str) -> bool:
+    """Whether a group's lanes run one after another (``lax.map``) rather than vmapped on
+    ``platform``: on the CPU. Every lane has its own data (its seed draws it), so vmapping
+    shares no reads of it; a vmapped loop runs until its slowest lane stops, computing every
+    lane each step, and JAX traces a batched ``while_loop`` several times and XLA compiles a
+    larger program. Mapped lanes each stop on their own. On an accelerator the lanes of one
+    vmapped call run in parallel, and vmap stays."""
+    return platform == "cpu"
 
 
 def _group_call(cfg: ExperimentSpec, group: Group, problem: GroupProblem) -> Callable[..., Any]:
@@ -355,7 +376,7 @@ def _group_call(cfg: ExperimentSpec, group: Group, problem: GroupProblem) -> Cal
                               record_every=run.record_every)
             return result, result.value
 
-        return _lanes_call(group, solve_problem, False, (0, 0, None))
+        return _lanes_call(group, solve_problem, _lanes_mapped(cfg, problem), (0, 0, None))
     stochastic = _is_stochastic(cfg, problem)
     # proximal_gradient with an l1 / elastic-net regularizer: the penalty goes through the
     # solver's prox (the problem's objective is the smooth part; Result.value is f + g).
@@ -385,14 +406,22 @@ def _group_call(cfg: ExperimentSpec, group: Group, problem: GroupProblem) -> Cal
         train_loss = full_train_loss(result.params, X, y) if stochastic else result.value
         return result, train_loss
 
-    # Under vmap the loop's per-iteration conds (a reshuffle at each epoch boundary, metrics
-    # every record_every steps) see a per-lane predicate and become selects that compute both
-    # branches on every step: the shuffle's sort and the full-data metrics would run every
-    # iteration. lax.map runs the lanes one after another inside the same compiled call, each
-    # with its own unbatched conds (measured on mlp_dropout.toml: see the closing note of
-    # issue 7).
-    mapped = stochastic or (run.record_every > 1 and bool(metrics))
-    return _lanes_call(group, solve, mapped, (0,) * 6)
+    return _lanes_call(group, solve, _lanes_mapped(cfg, problem), (0,) * 6)
+
+
+def _lanes_mapped(cfg: ExperimentSpec, problem: GroupProblem) -> bool:
+    """Whether the group's lanes run one after another in its call (``lax.map``), not vmapped.
+
+    On the CPU always (:func:`_map_lanes_on`). Elsewhere for groups whose loop has
+    per-iteration conds: under vmap they see a per-lane predicate and become selects that
+    compute both branches on every step, so a minibatch run's reshuffle (a sort) and the
+    full-data metrics of ``record_every > 1`` would run every iteration (measured on
+    mlp_dropout.toml: see the closing note of issue 7)."""
+    if _map_lanes_on(jax.default_backend()):
+        return True
+    if isinstance(problem, TestProblem):
+        return False
+    return _is_stochastic(cfg, problem) or cfg.run.record_every > 1  # metrics: val_metric
 
 
 def _problem(cfg: ExperimentSpec, group: Group, datasets, test_problems) -> GroupProblem:
@@ -660,6 +689,7 @@ def _run_group(cfg: ExperimentSpec, group: Group, out_dir: Path, ready: _Compile
     # first time compile) an indexing op per field and shape.
     result, train_losses = jax.device_get((result, train_losses))
     n_lanes = len(group.lanes)
+    shares = _time_shares(result, n_lanes, _lanes_mapped(cfg, problem))
     for i, lane in enumerate(group.lanes):
         res = result.lane(i)
         status = Status(int(res.status))
@@ -683,7 +713,7 @@ def _run_group(cfg: ExperimentSpec, group: Group, out_dir: Path, ready: _Compile
             "val_metric": float(finite_val[-1]) if finite_val.size else float("nan"),
             "num_fun_evals": int(res.num_fun_evals),
             "num_grad_evals": int(res.num_grad_evals),
-            "wall_time_s": wall / n_lanes,
+            "wall_time_s": wall * shares[i],
             "compile_time_s": ready.compile_time,
             "compile_mode": ready.compile_mode,
             "lanes_in_call": n_lanes,
@@ -696,6 +726,19 @@ def _run_group(cfg: ExperimentSpec, group: Group, out_dir: Path, ready: _Compile
         atomic_write(out_dir / "runs" / f"{lane.run_id}.json",
                      json.dumps({"fingerprint": lane.fingerprint, "row": row}, indent=1))
         written.append(lane.run_id)
+
+
+def _time_shares(result: Any, n_lanes: int, mapped: bool) -> np.ndarray:
+    """Each lane's share of its group call's wall time. Mapped lanes run one after another,
+    each as long as its own run: the call's time is split by each lane's objective and
+    gradient evaluations (the lanes share the loss and the solver, so an evaluation costs
+    each alike). Vmapped lanes run in lockstep until the last one stops: an equal split."""
+    work = (np.asarray(result.num_fun_evals, dtype=float)
+            + np.asarray(result.num_grad_evals, dtype=float)).reshape(-1)
+    if not mapped or work.shape != (n_lanes,) or not np.all(np.isfinite(work)) \
+            or work.sum() <= 0:
+        return np.full(n_lanes, 1.0 / n_lanes)
+    return work / work.sum()
 
 
 def _load_record(out_dir: Path, lane: Lane) -> dict[str, Any] | None:

@@ -2,13 +2,16 @@
 
 A solve on a small problem runs in about a millisecond once compiled, but XLA:CPU spends one
 to four seconds compiling it at full optimisation: for the problems users start with, the
-compiler is the whole wait. Two per-call XLA options cut that backend time about three-fold
+compiler is the whole wait. Three per-call XLA options cut that backend time about three-fold
 (measured in ``experiments/benchmarks/RESULTS.md``) at the price of code that runs about two
 to three times slower (1.7-3.4x measured on small solves):
 
 - ``xla_backend_optimization_level=0``: LLVM's cheapest optimisation pipeline;
 - ``xla_cpu_use_fusion_emitters=False``: XLA:CPU's classic kernel emitters, which compile each
-  fusion faster than the newer MLIR ones.
+  fusion faster than the newer MLIR ones;
+- ``xla_cpu_parallel_codegen_split_count=1``: one LLVM module instead of pieces compiled in
+  parallel; at level 0 the pieces' set-up costs more than the parallelism saves (a further
+  0.6-0.8x of the fast compile, the same run time; ``experiments/benchmarks/RESULTS.md``).
 
 Both change how the program is compiled, not what it computes: the same HLO operations run,
 so results agree with the optimised program to floating-point reassociation (tested on the
@@ -70,6 +73,7 @@ _BYTES_PER_S = 5e10
 _FAST_CANDIDATES = {
     "xla_backend_optimization_level": 0,
     "xla_cpu_use_fusion_emitters": False,
+    "xla_cpu_parallel_codegen_split_count": 1,
 }
 
 
