@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tomllib
+import types
 from pathlib import Path
 
 import jax
@@ -300,6 +301,38 @@ def test_sweep_lanes_run_in_one_call_and_equal_independent_runs(tiny_cfg, tmp_pa
     assert row["iterations"] == int(ref.iterations)
     # Same float64 arithmetic, batched vs unbatched matrix products: agreement to round-off.
     assert row["final_loss"] == pytest.approx(float(ref.value), rel=1e-10)
+
+
+def test_cpu_lanes_run_mapped_and_each_gets_its_share_of_the_call_time(tmp_path):
+    from lossopt.experiment._runner import _lanes_mapped
+
+    cfg = resolve_config(tomllib.loads(TINY.replace("[0.05, 0.2]", "[0.02, 0.4]")
+                                       .replace("gtol = 1e-10", "gtol = 1e-6")
+                                       .replace("max_iters = 40", "max_iters = 400")))
+    # On the CPU the lanes run one after another (each stops on its own), for every group.
+    assert jax.default_backend() == "cpu" and _lanes_mapped(cfg, object())
+    res = run_experiment(cfg, out_dir=tmp_path)
+    gd = [r for r in res.rows if r["solver"] == "gradient_descent"]
+    fast = [r for r in gd if r["hyperparameters"]["learning_rate"] == 0.4]
+    slow = [r for r in gd if r["hyperparameters"]["learning_rate"] == 0.02]
+    assert all(r["status"] == "CONVERGED" for r in fast)
+    assert min(r["iterations"] for r in slow) > 3 * max(r["iterations"] for r in fast)
+    # The call's time is split by evaluations: a lane that stopped early took less of it.
+    evals = [r["num_fun_evals"] + r["num_grad_evals"] for r in gd]
+    walls = [r["wall_time_s"] for r in gd]
+    for e, w in zip(evals, walls, strict=True):
+        assert w / sum(walls) == pytest.approx(e / sum(evals), rel=1e-9)
+    assert max(r["wall_time_s"] for r in fast) < min(r["wall_time_s"] for r in slow)
+
+
+def test_vmapped_lanes_share_the_call_time_equally():
+    from lossopt.experiment._runner import _time_shares
+
+    counts = types.SimpleNamespace(num_fun_evals=np.array([3, 30]), num_grad_evals=np.array([3, 30]))
+    np.testing.assert_allclose(_time_shares(counts, 2, mapped=False), [0.5, 0.5])
+    np.testing.assert_allclose(_time_shares(counts, 2, mapped=True), [1 / 11, 10 / 11])
+    none = types.SimpleNamespace(num_fun_evals=np.zeros(2), num_grad_evals=np.zeros(2))
+    np.testing.assert_allclose(_time_shares(none, 2, mapped=True), [0.5, 0.5])
 
 
 CLASSIFICATION = """
