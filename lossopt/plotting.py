@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from lossopt.comparison import MatplotlibFigure
+
 __all__ = ["convergence_figure", "plot_convergence", "plot_loss_shapes", "plot_profiles",
            "plot_results", "profile_figures", "read_trace"]
 
@@ -94,7 +96,7 @@ def convergence_figure(
     *,
     title: str = "",
     band: str = "minmax",
-):
+) -> MatplotlibFigure:
     """The suboptimality of every run, against iterations (top row) and wall time (bottom).
 
     One column of panels per dataset x loss (per problem for test problems). The y axis is
@@ -311,7 +313,9 @@ def plot_profiles(table_path: str | Path, out_dir: str | Path) -> list[Path]:
             _save(figures[1], out / "data_profile.png")]
 
 
-def profile_figures(table_path: str | Path) -> tuple[Any, Any] | tuple[()]:
+def profile_figures(
+    table_path: str | Path,
+) -> tuple[MatplotlibFigure, MatplotlibFigure] | tuple[()]:
     """The (performance profile, data profile) Figures of :func:`plot_profiles`, or ``()``
     when the table covers fewer than two problems."""
     from lossopt.comparison import plot_data_profile, plot_performance_profile
