@@ -72,8 +72,12 @@ def test_equinox_model_params_are_optimised_directly_by_minimize():
 
 
 def _gpu_check(*args: str) -> subprocess.CompletedProcess:
+    from conftest import TEST_XLA_FLAGS
+
     env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)  # one device per platform, whatever the caller set
+    # One device per platform, whatever the caller set; the suite's cheap-compile flags stay.
+    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                                if f in TEST_XLA_FLAGS)
     return subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "gpu_check.py"), "--quick", *args],
         capture_output=True, text=True, timeout=600, cwd=ROOT, env=env,
