@@ -162,7 +162,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _say(console, ("error:", "bold red"), f" cannot write the results: {err}; the runs "
              "whose records were written are kept: run again to resume")
         return 1
-    _print_summary(result.rows, _console())
+    _print_summary(result.rows, _wide(120))
     if result.rows and not result.interrupted:
         _write_outputs(result, cfg, console)
     _say(console, f"{result.ran} runs computed, {result.skipped} already complete (skipped); "
