@@ -10,7 +10,7 @@ static only when they hold a literal zero (a feature switched off compiles to no
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, TypeVar, dataclass_transform
 
 import jax
 
@@ -44,7 +44,14 @@ def is_literal_zero(value: Any) -> bool:
     return type(value) in (int, float) and value == 0
 
 
-def pytree_dataclass(cls: type) -> type:
+_T = TypeVar("_T")
+
+
+# dataclass_transform: type checkers (mypy, pyright) see the solvers and penalties as the
+# frozen dataclasses they are, with their fields as keyword arguments of the constructor.
+@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, static_field,
+                                                            leaf_unless_zero))
+def pytree_dataclass(cls: type[_T]) -> type[_T]:
     """Make ``cls`` a frozen dataclass and register it as a pytree.
 
     Fields declared with :func:`static_field` become auxiliary data; every other field is a

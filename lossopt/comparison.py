@@ -57,6 +57,9 @@ from lossopt.solvers import LBFGS, Result, Status, minimize
 
 #: ``matplotlib.figure.Figure``: matplotlib is optional and imported only when a figure is drawn.
 MatplotlibFigure = Any
+#: A ``rich.table.Table`` and a ``pandas.DataFrame`` (named, not imported: both load on use).
+RichTable = Any
+PandasDataFrame = Any
 
 __all__ = [
     "Comparison",
@@ -155,7 +158,7 @@ class TimeToTolerance:
     runs: tuple[dict[str, Any], ...]
     summary: tuple[dict[str, Any], ...]
 
-    def table(self):
+    def table(self) -> RichTable:
         """A ``rich.table.Table`` of :attr:`summary` ("-": not reached by the median start)."""
         from rich.table import Table
 
@@ -242,7 +245,7 @@ class Comparison:
                              for c in columns])
         return atomic_write(path, buffer.getvalue())
 
-    def to_pandas(self, kind: str = "iterations"):
+    def to_pandas(self, kind: str = "iterations") -> PandasDataFrame:
         """:meth:`to_rows` as a ``pandas.DataFrame``.
 
         Raises:
@@ -260,7 +263,7 @@ class Comparison:
 
     # ---- summaries -------------------------------------------------------------------------
 
-    def table(self, per: str = "run"):
+    def table(self, per: str = "run") -> RichTable:
         """A ``rich.table.Table``: one row per run (``per="run"``) or per solver (``per="solver"``:
         status counts and medians over starts). Fits a 100-column console."""
         from rich.table import Table
@@ -336,7 +339,7 @@ class Comparison:
 
     # ---- figures ---------------------------------------------------------------------------
 
-    def plot(self, *, band: str = "minmax", floor: float | None = None):
+    def plot(self, *, band: str = "minmax", floor: float | None = None) -> MatplotlibFigure:
         """A matplotlib ``Figure`` of the comparison (see :func:`lossopt._compare._figures.
         plot_comparison` for what each panel shows).
 

@@ -158,13 +158,9 @@ def test_every_docstring_of_the_module_is_in_one_notation(path):
 # single backticks; fenced blocks (```python) are code and are not read (``w ** 2`` is Python
 # there), and neither is a ``$`` that is not LaTeX (``$.losses[1].delta``, ``$LOSSOPT_CACHE_DIR``).
 
-# docs/configs.md is being edited by the lead (its `data.n_samples <= 10**7` is the one power
-# left in a guide); it joins GUIDES when that change lands.
-_GUIDES_NOT_YET = {"docs/configs.md"}
-GUIDES = sorted(
-    path.relative_to(ROOT).as_posix() for path in (ROOT / "docs").glob("*.md")
-    if path.relative_to(ROOT).as_posix() not in _GUIDES_NOT_YET
-)
+# The README and every page of the site.
+GUIDES = ["README.md", *sorted(path.relative_to(ROOT).as_posix()
+                              for path in (ROOT / "docs").glob("*.md"))]
 _FENCE = re.compile(r"^[ \t]*```.*?^[ \t]*```[^\n]*$", re.M | re.S)
 _MD_SPAN = re.compile(r"`([^`\n]+)`")
 _MD_LATEX = re.compile(r"\$\$|\\[A-Za-z]{2,}|\\[()\[\]]")
