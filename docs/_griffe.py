@@ -5,8 +5,8 @@ as Markdown on the site.
   ``>>>`` sessions render as code instead of running text;
 - a doctest session in running text (a ``>>>`` paragraph outside an ``Examples`` section)
   is a code block, not nested quotes;
-- a ``.. math::`` block (LaTeX) is display math for MathJax (``pymdownx.arithmatex``), and a
-  paragraph's closing ``::`` (a reST literal block) becomes ``:`` before its indented code;
+- a paragraph's closing ``::`` (a reST literal block) becomes ``:`` before its indented code
+  (math is plain text in code spans: the conventions of docs/loss_functions.md);
 - Sphinx roles (``:func:`name```, ``:class:`~lossopt.Result```) become code spans;
 - names a module's ``__all__`` lists but provides lazily (a module ``__getattr__``, as
   ``lossopt.experiment`` does for its runner) are found by importing the module, and documented
@@ -25,20 +25,13 @@ import griffe
 
 _ROLE = re.compile(r":(?:py:)?(?:func|class|meth|attr|mod|data|exc|obj|const):`~?([^`]+)`")
 _EXAMPLE = re.compile(r"^(\s*)Example:[ \t]*$", re.M)
-_MATH = re.compile(r"^\.\. math::[ \t]*(.*)\n((?:[ \t]+\S.*(?:\n|$))*)", re.M)
 _LITERAL = re.compile(r"(\S)::[ \t]*$", re.M)
 
 
 def markdown_docstring(text: str) -> str:
     text = _EXAMPLE.sub(r"\1Examples:", text)
-    text = _LITERAL.sub(r"\1:", _MATH.sub(_display_math, text))
+    text = _LITERAL.sub(r"\1:", text)
     return _fence_sessions(_ROLE.sub(r"`\1`", text))
-
-
-def _display_math(match: re.Match[str]) -> str:
-    lines = [match.group(1), *match.group(2).splitlines()]
-    formula = "\n".join(line.strip() for line in lines if line.strip())
-    return f"$$\n{formula}\n$$\n"
 
 
 def _fence_sessions(text: str) -> str:

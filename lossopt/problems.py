@@ -4,7 +4,7 @@ Each :class:`Problem` bundles an objective ``fun(params, *args)`` in lossopt's c
 in ``args``), its standard starting point ``x0``, the known minimum ``f_star`` (and the
 minimiser ``x_star`` where it is known and unique), and ``source``, which says where ``f_star``
 comes from. Least-squares problems also carry ``residuals`` with
-``fun(x, *args) == sum(residuals(x, *args) ** 2)`` exactly (no factor 1/2: MGH's convention).
+``fun(x, *args) == sum(residuals(x, *args)^2)`` exactly (no factor 1/2: MGH's convention).
 
 - **MGH** (tag ``"mgh"``): all 35 problems of More, Garbow & Hillstrom (1981), written from the
   paper's definitions, with its standard starting points. ``f_star`` is the paper's value;

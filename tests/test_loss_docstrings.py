@@ -83,12 +83,7 @@ def test_references_name_a_source_or_say_none_with_a_reason(name):
 # unpacks keyword arguments (``f(z, **shape)``) is not a power.
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTATION_FILES = sorted(
-    path.relative_to(ROOT).as_posix()
-    for pattern in ("lossopt/losses/*.py", "lossopt/gradcheck/*.py", "lossopt/solvers/*.py",
-                    "lossopt/prox.py", "lossopt/regularizers.py", "lossopt/derivatives.py")
-    for path in ROOT.glob(pattern)
-)
+NOTATION_FILES = sorted(path.relative_to(ROOT).as_posix() for path in ROOT.glob("lossopt/**/*.py"))
 _SPAN = re.compile(r"``(.+?)``", re.S)
 _POWER = re.compile(r"[\w)\]]\s*\*\*\s*[\w(\-.]")  # an operand on each side: not **kwargs
 _LATEX = re.compile(r"\\[A-Za-z]+|\.\. math::")
@@ -102,9 +97,14 @@ _UNICODE_MATH = re.compile(
 
 def notation_errors(doc: str) -> list[str]:
     """What in ``doc`` breaks the notation: ``**`` powers and LaTeX in code spans, Unicode
-    math anywhere; the doctest lines are skipped."""
-    prose = "\n".join(line for line in doc.splitlines()
-                      if not line.lstrip().startswith((">>>", "...")))
+    math anywhere; doctest sessions (a ``>>>`` line and what follows it up to a blank line:
+    the code and its expected output) are skipped."""
+    kept, in_session = [], False
+    for line in doc.splitlines():
+        in_session = line.lstrip().startswith(">>>") or (in_session and bool(line.strip()))
+        if not in_session:
+            kept.append(line)
+    prose = "\n".join(kept)
     errors = [f"``{s}``: power written '**' (write '^')" for s in _SPAN.findall(prose)
               if _POWER.search(s)]
     errors += [f"LaTeX {m.group()!r}: plain text in ``code spans`` instead"
@@ -125,6 +125,8 @@ def test_the_notation_check_rejects_the_other_notation_and_reads_no_doctest():
     assert notation_errors("Half squared error ``l = (p - t)^2 / 2``.") == []
     assert notation_errors("Call ``rho_hat(z, **shape)``; ``f(**kwargs)``.") == []
     assert notation_errors("Example:\n    >>> float(jnp.sum(w ** 2))\n    ...     x**2\n") == []
+    assert notation_errors("Example:\n    >>> print(s)\n    'a\\n'\n") == []  # expected output
+    assert len(notation_errors("Example:\n    >>> f()\n\n    After it: ``x**2``.")) == 1
     assert len(notation_errors("Mean squared error ``l = r**2``.")) == 1
     assert len(notation_errors("Error ``O(h ** 4)`` and ``(1 - p)**(gamma - 2)``.")) == 2
     assert len(notation_errors("Spans lines: ``a +\n    b**2``.")) == 1

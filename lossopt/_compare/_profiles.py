@@ -63,11 +63,8 @@ def performance_profile(
     """Dolan & More's performance profile of each solver over a set of problems.
 
     With ``t[p, s]`` the cost of solver ``s`` on problem ``p`` (``inf`` when unsolved), the
-    performance ratio and the profile are
-
-    .. math::
-        r_{p,s} = \\frac{t_{p,s}}{\\min_{s'} t_{p,s'}}, \\qquad
-        \\rho_s(\\tau) = \\frac{1}{|P|}\\,\\bigl|\\{p \\in P : r_{p,s} \\le \\tau\\}\\bigr|.
+    performance ratio and the profile are ``r[p, s] = t[p, s] / min_s' t[p, s']`` and
+    ``rho_s(tau) = |{p in P : r[p, s] <= tau}| / |P|``.
 
     An unsolved pair has ``r = inf`` (it never counts; Dolan & More's ``r_M`` is any bound above
     every finite ratio), and so does every solver on a problem that no solver solved.
@@ -120,10 +117,7 @@ def data_profile(
     With ``t[p, s]`` the number of evaluations solver ``s`` needed on problem ``p`` (``inf``
     when unsolved) and ``n_p`` the number of variables of ``p``, budgets are counted in
     simplex gradients (``n_p + 1`` evaluations, the cost of one forward-difference gradient):
-
-    .. math::
-        d_s(\\alpha) = \\frac{1}{|P|}\\,
-        \\Bigl|\\Bigl\\{p \\in P : \\frac{t_{p,s}}{n_p + 1} \\le \\alpha\\Bigr\\}\\Bigr|.
+    ``d_s(alpha) = |{p in P : t[p, s] / (n_p + 1) <= alpha}| / |P|``.
 
     Which test counts as "solved" is the caller's (More & Wild use
     ``f(x_0) - f(x) >= (1 - tau)(f(x_0) - f_L)``); :meth:`lossopt.comparison.Comparison.

@@ -43,7 +43,7 @@ class Problem:
             ``x0``), else None.
         source: where ``f_star`` comes from (paper and problem number, or the reference solve).
         residuals: for least-squares problems ``residuals(params, *args) -> (m,)`` with
-            ``fun == sum(residuals ** 2)`` exactly (no factor 1/2, MGH's convention); None
+            ``fun == sum(residuals^2)`` exactly (no factor 1/2, MGH's convention); None
             otherwise.
         n: number of parameters (the size of ``x0``).
         tags: labels such as ``"mgh"``, ``"least_squares"``, ``"zero_residual"``,
@@ -112,7 +112,7 @@ def register(name: str, tags: tuple[str, ...]) -> Callable[[Callable[..., Proble
 
 @functools.cache
 def sum_of_squares(residuals: Callable[..., Any]) -> Callable[..., Any]:
-    """The objective ``sum(residuals(x, *args) ** 2)`` of a least-squares problem."""
+    """The objective ``sum(residuals(x, *args)^2)`` of a least-squares problem."""
 
     def fun(x, *args):
         return jnp.sum(jnp.square(residuals(x, *args)))

@@ -1,6 +1,6 @@
 """The 35 More-Garbow-Hillstrom (1981) least-squares test problems.
 
-Each problem is ``f(x) = sum_i r_i(x) ** 2`` (no factor 1/2: the paper's convention) with
+Each problem is ``f(x) = sum_i r_i(x)^2`` (no factor 1/2: the paper's convention) with
 residuals ``r_i`` written here from the paper's definitions (problem numbers and names are the
 paper's; indices below are 1-based as in the paper). Data (the paper's tables of ``y_i``,
 ``t_i``, ``u_i``) is passed in ``args``; structural constants (``m`` for the linear problems,

@@ -121,11 +121,8 @@ def _standardize(X_train, X_val):
 
 
 def nonlinear_target(X: np.ndarray) -> np.ndarray:
-    r"""The noise-free target of ``kind = "nonlinear_regression"``.
-
-    .. math::
-
-        f(x) = \sum_{j=0}^{d-1} \sin(2 x_j) + \sum_{j=0}^{d-1} x_j\, x_{(j+1) \bmod d}
+    """The noise-free target of ``kind = "nonlinear_regression"``:
+    ``f(x) = sum_j sin(2 x_j) + sum_j x_j x_((j+1) mod d)``, ``j = 0, ..., d-1``.
 
     A sine of every feature plus the products of cyclically adjacent features (``d = 1``:
     ``sin(2 x) + x^2``). For standard normal features the best affine fit explains about 5% of
