@@ -231,19 +231,35 @@ def plot_loss_shapes(loss_entries: Sequence[dict[str, Any]], path: str | Path) -
             groups.setdefault(kind, []).append((label, name, losses.get(name, **hyper)))
     if not groups:
         groups = {"regression": [("mse", "mse", losses.mse)]}
+    def curves(grids):  # every loss along its panel's axis, in one program
+        return {kind: [fn(*shape_inputs(kind, name, grids[kind]), reduction="none")
+                       for _, name, fn in items] for kind, items in groups.items()}
+
+    grids = {kind: jnp.asarray(_SHAPE_AXES[kind][0]) for kind in groups}
+    values = _run_fast(curves, grids)
     fig, axes = _figure(len(groups))
     for ax, (kind, items) in zip(axes, groups.items(), strict=True):
         x, xlabel = _SHAPE_AXES[kind]
-        x = jnp.asarray(x)
-        for label, name, fn in items:
-            inputs, targets = shape_inputs(kind, name, x)
-            ax.plot(np.asarray(x), np.asarray(fn(inputs, targets, reduction="none")), label=label)
+        for (label, _, _), y in zip(items, values[kind], strict=True):
+            ax.plot(x, np.asarray(y), label=label)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("loss")
         ax.set_title(f"{kind} losses")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     return _save(fig, Path(path))
+
+
+def _run_fast(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` as one ``jax.jit`` program compiled with ``compile="fast"``'s options:
+    evaluated op by op, each new operation would be compiled on its own at XLA's full
+    optimisation (a few tens of milliseconds each, dozens for a figure's losses)."""
+    import jax
+
+    from lossopt.solvers._compile import compile_lowered
+
+    compiled, _ = compile_lowered(jax.jit(fn).lower(*args), "fast", 1)
+    return jax.device_get(compiled(*args))
 
 
 # kind -> (x grid, axis label) of the loss-shape panels

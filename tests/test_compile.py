@@ -187,6 +187,17 @@ def test_explicit_modes_and_other_backends():
         lossopt.minimize(rosenbrock, jnp.zeros(2), Newton(), compile="quick")
 
 
+def test_a_fast_option_this_jaxlib_does_not_know_is_left_out(monkeypatch):
+    candidates = {**_compile._FAST_CANDIDATES, "xla_cpu_no_such_option_for_the_test": True}
+    monkeypatch.setattr(_compile, "_FAST_CANDIDATES", candidates)
+    _compile.fast_options.cache_clear()
+    try:
+        assert dict(_compile.fast_options("cpu")) == {
+            k: v for k, v in candidates.items() if k != "xla_cpu_no_such_option_for_the_test"}
+    finally:
+        _compile.fast_options.cache_clear()
+
+
 def test_sweep_takes_compile_and_agrees_across_modes():
     lrs = jnp.array([0.02, 0.05])
     runs = {mode: lossopt.sweep(quadratic, jnp.zeros(6), GradientDescent, {"learning_rate": lrs},

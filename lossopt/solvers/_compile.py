@@ -90,18 +90,24 @@ def check_mode(mode: Any) -> str:
 def fast_options(platform: str) -> tuple[tuple[str, Any], ...]:
     """The fast-compile XLA options this jaxlib accepts on ``platform`` (empty off the CPU).
 
-    Each candidate is tried once on a one-line program, so an option that a future jaxlib
-    drops is left out instead of failing every solve.
+    The candidates are tried together on a one-line program (one compile, the common case),
+    and one by one only if that fails, so an option that a future jaxlib drops is left out
+    instead of failing every solve.
     """
     if platform != "cpu":
         return ()
     probe = jax.device_put(np.float32(0), jax.local_devices(backend="cpu")[0])
     lowered = jax.jit(lambda x: x + 1).lower(probe)
+    try:
+        lowered.compile(dict(_FAST_CANDIDATES))
+        return tuple(_FAST_CANDIDATES.items())
+    except Exception:  # one is unknown to this jaxlib (XLA: "No such compile option")
+        pass
     accepted = []
     for name, value in _FAST_CANDIDATES.items():
         try:
             lowered.compile({name: value})
-        except Exception:  # unknown to this jaxlib (XLA: "No such compile option")
+        except Exception:
             continue
         accepted.append((name, value))
     return tuple(accepted)
