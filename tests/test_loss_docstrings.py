@@ -104,11 +104,16 @@ def notation_errors(doc: str) -> list[str]:
         in_session = line.lstrip().startswith(">>>") or (in_session and bool(line.strip()))
         if not in_session:
             kept.append(line)
-    prose = "\n".join(kept)
-    errors = [f"``{s}``: power written '**' (write '^')" for s in _SPAN.findall(prose)
+    return _errors("\n".join(kept), _SPAN, _LATEX, "``")
+
+
+def _errors(prose: str, span: re.Pattern[str], latex: re.Pattern[str], tick: str) -> list[str]:
+    """The notation errors of ``prose``: ``**`` powers in its code spans (``span``), LaTeX
+    (``latex``) and Unicode math anywhere; ``tick`` quotes a span in the message."""
+    errors = [f"{tick}{s}{tick}: power written '**' (write '^')" for s in span.findall(prose)
               if _POWER.search(s)]
-    errors += [f"LaTeX {m.group()!r}: plain text in ``code spans`` instead"
-               for m in _LATEX.finditer(prose)]
+    errors += [f"LaTeX {m.group()!r}: plain text in {tick}code spans{tick} instead"
+               for m in latex.finditer(prose)]
     errors += [f"Unicode math {m.group()!r}: plain ASCII instead"
                for m in _UNICODE_MATH.finditer(prose)]
     return errors
@@ -170,14 +175,7 @@ _MD_LATEX = re.compile(r"\$\$|\\[A-Za-z]{2,}|\\[()\[\]]")
 
 def guide_errors(text: str) -> list[str]:
     """What in a guide's Markdown breaks the notation, outside its fenced code blocks."""
-    prose = _FENCE.sub("", text)
-    errors = [f"`{s}`: power written '**' (write '^')" for s in _MD_SPAN.findall(prose)
-              if _POWER.search(s)]
-    errors += [f"LaTeX {m.group()!r}: plain text in `code spans` instead"
-               for m in _MD_LATEX.finditer(prose)]
-    errors += [f"Unicode math {m.group()!r}: plain ASCII instead"
-               for m in _UNICODE_MATH.finditer(prose)]
-    return errors
+    return _errors(_FENCE.sub("", text), _MD_SPAN, _MD_LATEX, "`")
 
 
 def test_the_guide_check_reads_prose_and_math_but_not_code():
