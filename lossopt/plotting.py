@@ -115,6 +115,7 @@ def convergence_figure(
         ``median:<config>``, ``band:<config>``, ``stop:<config>:<STATUS>``).
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     from lossopt._compare._figures import _BANDS, draw_runs, legend_handles
 
@@ -126,7 +127,7 @@ def convergence_figure(
     # Up to three panels a row; each panel is a pair: iterations above, wall time below.
     cols = min(max(len(panels), 1), 3)
     pairs = -(-max(len(panels), 1) // cols)
-    fig = Figure(figsize=(4.6 * cols + 2.5, 3.6 * 2 * pairs), layout="constrained")
+    fig = Figure(figsize=(4.6 * cols, 3.6 * 2 * pairs))
     grid = fig.subplots(2 * pairs, cols, squeeze=False)
     axes = {(row, j): grid[2 * (j // cols) + row, j % cols]
             for j in range(len(panels)) for row in (0, 1)}
@@ -170,16 +171,39 @@ def convergence_figure(
                         line.set_ydata(np.minimum(line.get_ydata(), top))
             ax.grid(True, which="major", alpha=0.3)
             ax.set_xlabel("iteration" if x_kind == "iteration" else TIME_LABEL)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # wall times' labels stay apart
             ax.set_ylabel("f - f*" if known else "f - f_best (same data and seed)")
             if row_axis == 0:
                 ax.set_title(name)
     handles = legend_handles(
         colours, statuses,
         band_label=f"median line, band: {_BANDS[band]}" if several_seeds else None)
-    fig.legend(handles=handles, loc="outside right upper", fontsize=7)
+    _legend_at_the_right(fig, handles, fontsize=7)
     if title:
-        fig.suptitle(title, x=0.01, ha="left")
+        fig.suptitle(title, x=0.01, y=1 - 0.1 / fig.get_size_inches()[1], ha="left", va="top")
     return fig
+
+
+def _legend_at_the_right(fig: Any, handles: Sequence[Any], *, fontsize: float) -> None:
+    """The figure's legend beside its panels, the figure widened to hold it; margins in inches.
+
+    Instead of a layout engine: matplotlib's constrained layout measures every text (each log
+    axis's tick labels) several times per save, about a second for a convergence figure. Only
+    the legend is measured here; the margins fit the panels' tick and axis labels at the
+    default font size.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    legend = fig.legend(handles=handles, loc="upper left", fontsize=fontsize)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    legend_width = legend.get_window_extent(renderer).width / fig.dpi + 0.2
+    panels_width, height = fig.get_size_inches()
+    width = panels_width + legend_width
+    fig.set_size_inches(width, height)
+    fig.subplots_adjust(left=0.75 / width, right=1 - (legend_width + 0.1) / width,
+                        bottom=0.55 / height, top=1 - 0.7 / height,
+                        wspace=0.85 / 3.85, hspace=0.95 / 2.9)
+    legend.set_bbox_to_anchor((1 - legend_width / width, 1 - 0.3 / height), fig.transFigure)
 
 
 def plot_convergence(
