@@ -28,8 +28,14 @@ def _figure(n_panels: int, *, width: float = 5.0, height: float = 3.8):
 
     cols = min(n_panels, 3)
     rows = -(-n_panels // cols)
-    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    fig_width, fig_height = width * cols, height * rows
+    fig = Figure(figsize=(fig_width, fig_height))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    # Margins in inches for the tick and axis labels and a title (no layout engine: see
+    # _legend_at_the_right).
+    fig.subplots_adjust(left=0.7 / fig_width, right=1 - 0.15 / fig_width,
+                        bottom=0.6 / fig_height, top=1 - 0.4 / fig_height,
+                        wspace=0.75 / (width - 0.75), hspace=1.0 / (height - 1.0))
     for ax in axes[n_panels:]:
         ax.set_visible(False)
     return fig, axes[:n_panels]
