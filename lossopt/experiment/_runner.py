@@ -526,12 +526,16 @@ def _group_inputs(cfg: ExperimentSpec, group: Group, datasets: dict[tuple[int, i
     shapes = {(d.X_train.shape, d.X_val.shape) for d in lane_data}
     if len(shapes) != 1:  # pragma: no cover - split sizes depend only on n and the fraction
         raise ConfigError(f"datasets of the seeds differ in shape: {shapes}")
+    # Converted on the host, then put on the device: jnp.asarray would compile a small copy or
+    # conversion program of its own (at XLA's full optimisation) for every dtype and shape.
     X, y, Xv, yv = (
-        jnp.asarray(a, dtype=dtype if a.dtype.kind == "f" else None) for a in _stack(lane_data)
+        jax.device_put(np.asarray(a, dtype=dtype if a.dtype.kind == "f" else None))
+        for a in _stack(lane_data)
     )
-    traced = {k: jnp.asarray([lane.traced[k] for lane in group.lanes], dtype=X.dtype)
+    traced = {k: jax.device_put(np.asarray([lane.traced[k] for lane in group.lanes],
+                                           dtype=X.dtype))
               for k in group.lanes[0].traced}
-    keys = jax.vmap(jax.random.key)(jnp.asarray([cfg.seed + lane.seed for lane in group.lanes]))
+    keys = jax.vmap(jax.random.key)(np.asarray([cfg.seed + lane.seed for lane in group.lanes]))
     return place_group_inputs(mesh, traced, keys, X, y, Xv, yv)
 
 
