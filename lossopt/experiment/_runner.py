@@ -349,16 +349,6 @@ def _lanes_call(group: Group, solve: Callable[..., Any], mapped: bool,
     return jax.jit(jax.vmap(solve, in_axes=in_axes))
 
 
-def _map_lanes_on(platform: str) -> bool:
-    """Whether a group's lanes run one after another (``lax.map``) rather than vmapped on
-    ``platform``: on the CPU. Every lane has its own data (its seed draws it), so vmapping
-    shares no reads of it; a vmapped loop runs until its slowest lane stops, computing every
-    lane each step, and JAX traces a batched ``while_loop`` several times and XLA compiles a
-    larger program. Mapped lanes each stop on their own. On an accelerator the lanes of one
-    vmapped call run in parallel, and vmap stays."""
-    return platform == "cpu"
-
-
 def _group_call(cfg: ExperimentSpec, group: Group, problem: GroupProblem) -> Callable[..., Any]:
     """The group's jitted function of its inputs (:func:`_group_inputs`, a leading lane axis
     on each but a test problem's data): ``(Result, train_loss)``; vmapped over lanes, or
@@ -412,12 +402,16 @@ def _group_call(cfg: ExperimentSpec, group: Group, problem: GroupProblem) -> Cal
 def _lanes_mapped(cfg: ExperimentSpec, problem: GroupProblem) -> bool:
     """Whether the group's lanes run one after another in its call (``lax.map``), not vmapped.
 
-    On the CPU always (:func:`_map_lanes_on`). Elsewhere for groups whose loop has
-    per-iteration conds: under vmap they see a per-lane predicate and become selects that
-    compute both branches on every step, so a minibatch run's reshuffle (a sort) and the
-    full-data metrics of ``record_every > 1`` would run every iteration (measured on
-    mlp_dropout.toml: see the closing note of issue 7)."""
-    if _map_lanes_on(jax.default_backend()):
+    On the CPU always: every lane has its own data (its seed draws it), so vmapping shares no
+    reads of it; a vmapped loop runs until its slowest lane stops, computing every lane each
+    step, and JAX traces a batched ``while_loop`` several times and XLA compiles a larger
+    program, while mapped lanes each stop on their own. On an accelerator the lanes of one
+    vmapped call run in parallel, except for groups whose loop has per-iteration conds: under
+    vmap they see a per-lane predicate and become selects that compute both branches on every
+    step, so a minibatch run's reshuffle (a sort) and the full-data metrics of
+    ``record_every > 1`` would run every iteration (measured on mlp_dropout.toml: see the
+    closing note of issue 7)."""
+    if jax.default_backend() == "cpu":
         return True
     if isinstance(problem, TestProblem):
         return False
@@ -737,10 +731,8 @@ def _time_shares(result: Any, n_lanes: int, mapped: bool) -> np.ndarray:
     each as long as its own run: the call's time is split by each lane's objective and
     gradient evaluations (the lanes share the loss and the solver, so an evaluation costs
     each alike). Vmapped lanes run in lockstep until the last one stops: an equal split."""
-    work = (np.asarray(result.num_fun_evals, dtype=float)
-            + np.asarray(result.num_grad_evals, dtype=float)).reshape(-1)
-    if not mapped or work.shape != (n_lanes,) or not np.all(np.isfinite(work)) \
-            or work.sum() <= 0:
+    work = np.asarray(result.num_fun_evals, dtype=float) + np.asarray(result.num_grad_evals)
+    if not mapped or work.sum() <= 0:
         return np.full(n_lanes, 1.0 / n_lanes)
     return work / work.sum()
 
