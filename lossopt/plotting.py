@@ -28,17 +28,27 @@ def _figure(n_panels: int, *, width: float = 5.0, height: float = 3.8):
 
     cols = min(n_panels, 3)
     rows = -(-n_panels // cols)
-    fig_width, fig_height = width * cols, height * rows
-    fig = Figure(figsize=(fig_width, fig_height))
+    fig = Figure(figsize=(width * cols, height * rows))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    # Margins in inches for the tick and axis labels and a title (no layout engine: see
-    # _legend_at_the_right).
-    fig.subplots_adjust(left=0.7 / fig_width, right=1 - 0.15 / fig_width,
-                        bottom=0.6 / fig_height, top=1 - 0.4 / fig_height,
-                        wspace=0.75 / (width - 0.75), hspace=1.0 / (height - 1.0))
+    _margins(fig, rows, cols, left=0.7, right=0.15, bottom=0.6, top=0.4, gap_x=0.75, gap_y=1.0)
     for ax in axes[n_panels:]:
         ax.set_visible(False)
     return fig, axes[:n_panels]
+
+
+def _margins(fig: Any, rows: int, cols: int, *, left: float, right: float, bottom: float,
+             top: float, gap_x: float, gap_y: float) -> None:
+    """Place the ``rows x cols`` panels with margins and gaps between panels given in inches
+    (room for tick labels, axis labels and titles), for the figure's current size.
+
+    Instead of a layout engine: matplotlib's constrained layout measures every text (each log
+    axis's tick labels) several times per save, about a second for a convergence figure.
+    """
+    width, height = fig.get_size_inches()
+    panel_w = (width - left - right - (cols - 1) * gap_x) / cols
+    panel_h = (height - bottom - top - (rows - 1) * gap_y) / rows
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height,
+                        top=1 - top / height, wspace=gap_x / panel_w, hspace=gap_y / panel_h)
 
 
 def _save(fig, path: Path) -> Path:
@@ -184,20 +194,17 @@ def convergence_figure(
     handles = legend_handles(
         colours, statuses,
         band_label=f"median line, band: {_BANDS[band]}" if several_seeds else None)
-    _legend_at_the_right(fig, handles, fontsize=7)
+    legend_width = _legend_at_the_right(fig, handles, fontsize=7)
+    _margins(fig, 2 * pairs, cols, left=0.75, right=legend_width + 0.1, bottom=0.55, top=0.7,
+             gap_x=0.85, gap_y=0.95)
     if title:
         fig.suptitle(title, x=0.01, y=1 - 0.1 / fig.get_size_inches()[1], ha="left", va="top")
     return fig
 
 
-def _legend_at_the_right(fig: Any, handles: Sequence[Any], *, fontsize: float) -> None:
-    """The figure's legend beside its panels, the figure widened to hold it; margins in inches.
-
-    Instead of a layout engine: matplotlib's constrained layout measures every text (each log
-    axis's tick labels) several times per save, about a second for a convergence figure. Only
-    the legend is measured here; the margins fit the panels' tick and axis labels at the
-    default font size.
-    """
+def _legend_at_the_right(fig: Any, handles: Sequence[Any], *, fontsize: float) -> float:
+    """The figure's legend beside its panels, the figure widened by the legend's measured
+    width (the one text measured: see :func:`_margins`); returns that width in inches."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     legend = fig.legend(handles=handles, loc="upper left", fontsize=fontsize)
@@ -206,10 +213,8 @@ def _legend_at_the_right(fig: Any, handles: Sequence[Any], *, fontsize: float) -
     panels_width, height = fig.get_size_inches()
     width = panels_width + legend_width
     fig.set_size_inches(width, height)
-    fig.subplots_adjust(left=0.75 / width, right=1 - (legend_width + 0.1) / width,
-                        bottom=0.55 / height, top=1 - 0.7 / height,
-                        wspace=0.85 / 3.85, hspace=0.95 / 2.9)
     legend.set_bbox_to_anchor((1 - legend_width / width, 1 - 0.3 / height), fig.transFigure)
+    return legend_width
 
 
 def plot_convergence(
