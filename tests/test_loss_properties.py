@@ -13,6 +13,8 @@ draw valid inputs at a given error scale. A registered loss without a recipe fai
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,18 +30,49 @@ def _entries():
     return [e for e in losses.catalog() if e.name in RECIPES]
 
 
-def _flat_problem(entry, first, rest, kwargs):
-    """``(x0, f)`` with ``f(x)`` the summed loss as a function of the flattened first argument."""
-    recipe = RECIPES[entry.name]
-    fn = losses.get(entry.name, **recipe.hyper)
-    rest, kwargs = _as_jax(rest), _as_jax(kwargs)
-    x0, unravel = ravel_pytree(_as_jax(first))
+@functools.cache
+def _derivatives(name, scalar_kwargs):
+    """``(x, template, rest, kwargs) -> (gradient, Hessian)`` of the summed loss ``name`` in its
+    flattened first argument: one jitted program for both.
+
+    Built once per loss and scalar keyword arguments (a witness's hyperparameters, closed over
+    as the concrete values the loss saw when these tests called it eagerly); the data -- the
+    first argument's template, the other arguments and array keyword arguments -- are
+    arguments, so every draw of one shape shares one compile across this file's tests.
+    (Evaluated eagerly, every primitive and jitted helper of a loss compiled on its own.) The
+    Hessian is ``jax.hessian``'s ``jacfwd(jacrev(f))``; the gradient is its inner
+    ``jacrev(f)``, returned as the forward pass's auxiliary output.
+    """
+    recipe = RECIPES[name]
+    fn = losses.get(name, **recipe.hyper)
+    scalars = _as_jax(dict(scalar_kwargs))
     extra = {"reduction": "sum"} if recipe.reduce else {}
 
-    def f(x):
-        return jnp.sum(fn(unravel(x), *rest, **kwargs, **extra))
+    def f(x, template, rest, kwargs):
+        _, unravel = ravel_pytree(template)
+        return jnp.sum(fn(unravel(x), *rest, **kwargs, **scalars, **extra))
 
-    return x0, f
+    def twice(x, *data):
+        g = jax.jacrev(f)(x, *data)
+        return g, g
+
+    def grad_and_hessian(x, *data):
+        h, g = jax.jacfwd(twice, has_aux=True)(x, *data)
+        return g, h
+
+    return jax.jit(grad_and_hessian)
+
+
+def _flat_problem(entry, first, rest, kwargs):
+    """``(x0, grad, hessian)``: the summed loss's derivatives in the flattened first argument."""
+    scalar = {k: v for k, v in kwargs.items() if isinstance(v, (str, bool, int, float))}
+    arrays = _as_jax({k: v for k, v in kwargs.items() if k not in scalar})
+    both = _derivatives(entry.name, tuple(sorted(scalar.items())))
+    template, rest = _as_jax(first), _as_jax(rest)
+    x0 = np.concatenate([np.ravel(np.asarray(leaf, np.float64))
+                         for leaf in jax.tree.leaves(template)])
+    return (x0, lambda x: both(x, template, rest, arrays)[0],
+            lambda x: both(x, template, rest, arrays)[1])
 
 
 def test_every_registered_loss_has_a_recipe():
@@ -53,15 +86,15 @@ def test_convexity_claim(entry):
     rng = np.random.default_rng(11)
     if entry.convex:
         for _ in range(3):
-            x, f = _flat_problem(entry, *recipe.draw(rng, None))
-            h = np.asarray(jax.hessian(f)(x))
+            x, _, hessian = _flat_problem(entry, *recipe.draw(rng, None))
+            h = np.asarray(hessian(x))
             eig = np.linalg.eigvalsh(0.5 * (h + h.T))
             # PSD up to float64 round-off relative to the largest curvature.
             assert eig.min() >= -1e-9 * max(1.0, np.abs(eig).max()), (entry.name, eig)
     else:
         assert recipe.witness is not None, f"{entry.name} claims non-convexity: give a witness"
-        x, f = _flat_problem(entry, *recipe.witness())
-        h = np.asarray(jax.hessian(f)(x))
+        x, _, hessian = _flat_problem(entry, *recipe.witness())
+        h = np.asarray(hessian(x))
         assert np.linalg.eigvalsh(0.5 * (h + h.T)).min() < -1e-6, entry.name
 
 
@@ -70,9 +103,8 @@ def test_robustness_claim(entry):
     recipe = RECIPES[entry.name]
 
     def grad_norm(scale):
-        x, f = _flat_problem(entry, *recipe.draw(np.random.default_rng(5), scale))
-        g = jax.grad(f)(x)
-        return float(jnp.max(jnp.abs(g)))
+        x, grad, _ = _flat_problem(entry, *recipe.draw(np.random.default_rng(5), scale))
+        return float(np.max(np.abs(np.asarray(grad(x)))))
 
     moderate, huge = grad_norm(1e2), grad_norm(1e6)
     if entry.robust:
@@ -84,10 +116,9 @@ def test_robustness_claim(entry):
 
 @pytest.mark.parametrize("entry", [e for e in _entries() if e.smooth], ids=lambda e: e.name)
 def test_smooth_losses_have_hessians_matching_gradient_differences(entry):
-    x0, f = _flat_problem(entry, *RECIPES[entry.name].draw(np.random.default_rng(3), None))
-    x = np.asarray(x0)
-    grad = jax.jit(jax.grad(f))
-    h = np.asarray(jax.hessian(f)(x0))
+    draw = RECIPES[entry.name].draw(np.random.default_rng(3), None)
+    x, grad, hessian = _flat_problem(entry, *draw)
+    h = np.asarray(hessian(x))
     fd = central_difference(grad, x, step=1e-6).reshape(h.shape)
     # Central differences of the gradient: error ~ step^2 * |f''''| + eps / step ~ 1e-9.
     np.testing.assert_allclose(h, fd, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(h).max()))
