@@ -197,7 +197,8 @@ def test_multi_margin_matches_numpy(p, margin, cw):
 def test_multilabel_margin_matches_numpy():
     _check(losses.multilabel_margin, S, (T_MULTI,), {}, lambda s: np_multilabel_margin(s, T_MULTI))
     # Rows without targets (row 3) and float 0/1 labels: the same values.
-    got = losses.multilabel_margin(jnp.asarray(S), jnp.asarray(T_MULTI, float), reduction="none")
+    got = jax.jit(lambda: losses.multilabel_margin(jnp.asarray(S), jnp.asarray(T_MULTI, float),
+                                                   reduction="none"))()
     np.testing.assert_allclose(np.asarray(got), np_multilabel_margin(S, T_MULTI), rtol=1e-12)
     assert float(got[3]) == 0.0
 
@@ -208,7 +209,8 @@ def test_categorical_hinge_matches_numpy_for_general_targets():
     for t in (np.eye(4)[Y], soft, multi):
         _check(losses.categorical_hinge, S, (t,), {}, functools.partial(
             lambda s, t: np_categorical_hinge(s, t), t=t))
-    ids = losses.categorical_hinge(jnp.asarray(S), jnp.asarray(Y), reduction="none")
+    ids = jax.jit(lambda: losses.categorical_hinge(jnp.asarray(S), jnp.asarray(Y),
+                                                   reduction="none"))()
     np.testing.assert_allclose(np.asarray(ids), np_categorical_hinge(S, np.eye(4)[Y]), rtol=1e-12)
 
 
@@ -216,16 +218,23 @@ def test_categorical_hinge_keras_published_value():
     # tf.keras.losses.CategoricalHinge docstring: y_true = [[0, 1], [0, 0]],
     # y_pred = [[0.6, 0.4], [0.4, 0.6]] -> 1.4.
     s, t = jnp.array([[0.6, 0.4], [0.4, 0.6]]), jnp.array([[0.0, 1.0], [0.0, 0.0]])
-    assert float(losses.categorical_hinge(s, t)) == pytest.approx(1.4, abs=1e-12)
+    w = jnp.array([1.0, 0.0])
+
+    @jax.jit  # one compiled program (inputs closed over: the eager value checks still run)
+    def program():
+        return (losses.categorical_hinge(s, t), losses.categorical_hinge(s, t, reduction="sum"),
+                losses.categorical_hinge(s, t, weights=w),
+                losses.categorical_hinge(s, t, weights=w, reduction="sum"),
+                losses.categorical_hinge(jnp.array([1.0, 0.0, 1.0]), jnp.array([0.0, 1.0, 1.0])))
+
+    mean, total, weighted, weighted_sum, got = program()
+    assert float(mean) == pytest.approx(1.4, abs=1e-12)
     # ... with reduction SUM -> 2.8; with sample_weight=[1, 0] -> 0.6, because Keras divides
     # by the batch size; lossopt's weighted "mean" divides by sum(w): 1.2 (the sum is 0.6 * 2).
-    assert float(losses.categorical_hinge(s, t, reduction="sum")) == pytest.approx(2.8, abs=1e-12)
-    w = jnp.array([1.0, 0.0])
-    assert float(losses.categorical_hinge(s, t, weights=w)) == pytest.approx(1.2, abs=1e-12)
-    assert float(losses.categorical_hinge(s, t, weights=w, reduction="sum")) == pytest.approx(
-        2 * 0.6, abs=1e-12)
+    assert float(total) == pytest.approx(2.8, abs=1e-12)
+    assert float(weighted) == pytest.approx(1.2, abs=1e-12)
+    assert float(weighted_sum) == pytest.approx(2 * 0.6, abs=1e-12)
     # TF 1.14's documented usage: ch([0., 1., 1.], [1., 0., 1.]) -> 1.0 (one example).
-    got = losses.categorical_hinge(jnp.array([1.0, 0.0, 1.0]), jnp.array([0.0, 1.0, 1.0]))
     assert float(got) == pytest.approx(1.0, abs=1e-12)
 
 
@@ -246,9 +255,10 @@ def test_hinge_embedding_and_soft_margin_match_numpy():
            lambda z: np_hinge_embedding(z, PM1, 1.3))
     _check(losses.soft_margin, X6, (PM1,), {}, lambda z: np_soft_margin(z, PM1))
     # soft_margin is BCE on logits with labels (y + 1) / 2, elementwise.
-    ref = losses.sigmoid_binary_cross_entropy(jnp.asarray(X6), jnp.asarray((PM1 + 1) / 2),
-                                              reduction="none")
-    got = losses.soft_margin(jnp.asarray(X6), jnp.asarray(PM1), reduction="none")
+    ref, got = jax.jit(lambda: (  # one compiled program, inputs closed over
+        losses.sigmoid_binary_cross_entropy(jnp.asarray(X6), jnp.asarray((PM1 + 1) / 2),
+                                            reduction="none"),
+        losses.soft_margin(jnp.asarray(X6), jnp.asarray(PM1), reduction="none")))()
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-12)
 
 
@@ -258,8 +268,9 @@ def test_multilabel_soft_margin_matches_numpy_and_is_bce_averaged_over_classes()
     _check(losses.multilabel_soft_margin, S, (t,), {"class_weights": jnp.asarray(CW)},
            lambda x: np_multilabel_soft_margin(x, t, CW))
     # The documented alias: the same "mean" as sigmoid BCE over all N K elements.
-    a = losses.multilabel_soft_margin(jnp.asarray(S), jnp.asarray(t))
-    b = losses.sigmoid_binary_cross_entropy(jnp.asarray(S), jnp.asarray(t))
+    a, b = jax.jit(lambda: (losses.multilabel_soft_margin(jnp.asarray(S), jnp.asarray(t)),
+                            losses.sigmoid_binary_cross_entropy(jnp.asarray(S),
+                                                                jnp.asarray(t))))()
     assert float(a) == pytest.approx(float(b), rel=1e-12)
 
 
@@ -285,14 +296,21 @@ def _vs_torch(theirs, ours, x, their_rest, our_rest, their_kw=None, our_kw=None,
     out = theirs(xt, *their_rest, **their_kw, reduction="none")
     out.sum().backward()
     xj = jnp.asarray(x)
-    got = ours(xj, *our_rest, **our_kw, reduction="none")
-    g = jax.grad(lambda z: jnp.sum(ours(z, *our_rest, **our_kw, reduction="none")))(xj)
+
+    # One compiled program for our side (as in _check: the inputs are closed over, so the
+    # losses' eager value checks still run on them while tracing).
+    @jax.jit
+    def program():
+        return (ours(xj, *our_rest, **our_kw, reduction="none"),
+                jax.grad(lambda z: jnp.sum(ours(z, *our_rest, **our_kw, reduction="none")))(xj),
+                [ours(xj, *our_rest, **our_kw, reduction=mine) for mine, _ in reductions])
+
+    got, g, reduced = program()
     np.testing.assert_allclose(np.asarray(got), per_example(out.detach().numpy()), **TORCH_TOL)
     np.testing.assert_allclose(np.asarray(g), xt.grad.numpy(), **TORCH_TOL)
-    for mine, their in reductions:
+    for (_, their), mine in zip(reductions, reduced, strict=True):
         ref = theirs(xt.detach(), *their_rest, **their_kw, reduction=their).numpy()
-        np.testing.assert_allclose(float(ours(xj, *our_rest, **our_kw, reduction=mine)), ref,
-                                   **TORCH_TOL)
+        np.testing.assert_allclose(float(mine), ref, **TORCH_TOL)
 
 
 @pytest.mark.parametrize("p,margin,weighted", [(1, 1.0, False), (2, 0.7, True), (1, 0.0, True)])
@@ -316,7 +334,7 @@ def test_multilabel_margin_matches_torch_through_the_documented_conversion():
     # PyTorch's format: class indices, each row read up to its first -1.
     t_torch = np.array([[3, 0, -1, 1], [1, -1, 2, 2], [0, 1, 2, -1], [-1, 0, 0, 0],
                         [2, 0, 3, -1]])
-    multi_hot = _torch_to_multi_hot(jnp.asarray(t_torch))
+    multi_hot = jax.jit(_torch_to_multi_hot)(jnp.asarray(t_torch))
     np.testing.assert_array_equal(np.asarray(multi_hot), T_MULTI)
     _vs_torch(torch.nn.functional.multilabel_margin_loss, losses.multilabel_margin, S,
               (torch.tensor(t_torch),), (multi_hot,))
@@ -348,9 +366,15 @@ def test_torch_documented_examples():
     # torch.nn.MultiMarginLoss and MultiLabelMarginLoss docs: x = [[0.1, 0.2, 0.4, 0.8]],
     # y = [3] -> 0.3250; multi-label targets [[3, 0, -1, 1]] -> 0.8500.
     x = jnp.array([[0.1, 0.2, 0.4, 0.8]])
-    assert float(losses.multi_margin(x, jnp.array([3]))) == pytest.approx(0.325, abs=1e-12)
-    t = _torch_to_multi_hot(jnp.array([[3, 0, -1, 1]]))
-    assert float(losses.multilabel_margin(x, t)) == pytest.approx(0.85, abs=1e-12)
+
+    @jax.jit  # one compiled program (inputs closed over: the eager value checks still run)
+    def program():
+        t = _torch_to_multi_hot(jnp.array([[3, 0, -1, 1]]))
+        return losses.multi_margin(x, jnp.array([3])), losses.multilabel_margin(x, t)
+
+    multi, multilabel = program()
+    assert float(multi) == pytest.approx(0.325, abs=1e-12)
+    assert float(multilabel) == pytest.approx(0.85, abs=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,23 +386,30 @@ def test_cosine_similarity_matches_numpy_optax_and_keras():
     p, t = RNG.normal(size=(5, 3)), RNG.normal(size=(5, 3))
     _check(losses.cosine_similarity, p, (t,), {}, lambda z: np_cosine_loss(z, t))
     # Keras' sign: the loss is minus optax's cosine similarity (rtol: round-off only).
-    ref = -np.asarray(optax.losses.cosine_similarity(jnp.asarray(p), jnp.asarray(t)))
-    got = losses.cosine_similarity(jnp.asarray(p), jnp.asarray(t), reduction="none")
-    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-12)
+    ref = -np.asarray(jax.jit(optax.losses.cosine_similarity)(jnp.asarray(p), jnp.asarray(t)))
     # keras.losses.cosine_similarity docstring: [-0., -0.99999994, 0.99999994] (float32;
     # exactly 0, -1, 1 in float64), and keras.losses.CosineSimilarity's mean of the first two
     # rows is -0.5.
-    yt = jnp.array([[0.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
-    yp = jnp.array([[1.0, 0.0], [1.0, 1.0], [-1.0, -1.0]])
-    np.testing.assert_allclose(np.asarray(losses.cosine_similarity(yp, yt, reduction="none")),
-                               [0.0, -1.0, 1.0], atol=1e-15)
-    assert float(losses.cosine_similarity(yp[:2], yt[:2])) == pytest.approx(-0.5, abs=1e-15)
+    yt = np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    yp = np.array([[1.0, 0.0], [1.0, 1.0], [-1.0, -1.0]])
+    z = jnp.array([[0.0, 0.0]])
+
+    @jax.jit  # one compiled program (inputs closed over: the eager value checks still run)
+    def program():
+        return (losses.cosine_similarity(jnp.asarray(p), jnp.asarray(t), reduction="none"),
+                losses.cosine_similarity(jnp.asarray(yp), jnp.asarray(yt), reduction="none"),
+                losses.cosine_similarity(jnp.asarray(yp[:2]), jnp.asarray(yt[:2])),
+                losses.cosine_similarity(jnp.asarray(p.T), jnp.asarray(t.T), axis=0,
+                                         reduction="none"),
+                jax.value_and_grad(lambda q: losses.cosine_similarity(q, jnp.asarray(yt[:1])))(z))
+
+    got, keras_rows, keras_mean, moved, (value, g) = program()
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(keras_rows), [0.0, -1.0, 1.0], atol=1e-15)
+    assert float(keras_mean) == pytest.approx(-0.5, abs=1e-15)
     # axis: the feature axis may be any axis.
-    moved = losses.cosine_similarity(jnp.asarray(p.T), jnp.asarray(t.T), axis=0, reduction="none")
     np.testing.assert_allclose(np.asarray(moved), np.asarray(got), rtol=1e-14)
     # A zero vector gives 0 (Keras' documented rule) with a zero gradient, not NaN.
-    z = jnp.array([[0.0, 0.0]])
-    value, g = jax.value_and_grad(lambda q: losses.cosine_similarity(q, yt[:1]))(z)
     assert float(value) == 0.0 and np.all(np.asarray(g) == 0.0)
 
 
@@ -390,18 +421,20 @@ def test_circle_matches_the_keras_distance_form(gamma, margin):
     g = _check(losses.circle, e, (labels,), {"gamma": gamma, "margin": margin}, ref,
                grad_atol=1e-6)  # gamma = 256 makes the gradient ~1e2: differences ~1e-8
     assert np.all(g[5] != 0)  # anchor 5 still enters the other anchors' negatives
-    assert float(losses.circle(jnp.asarray(e), jnp.asarray(labels), gamma=gamma, margin=margin,
-                               reduction="none")[5]) == 0.0
+    per_anchor, a, b = jax.jit(lambda: (  # one compiled program, inputs closed over
+        losses.circle(jnp.asarray(e), jnp.asarray(labels), gamma=gamma, margin=margin,
+                      reduction="none"),
+        losses.circle(jnp.asarray(e), jnp.asarray(labels), gamma=gamma, margin=margin),
+        losses.circle(jnp.asarray(3.0 * e), jnp.asarray(labels), gamma=gamma, margin=margin)))()
+    assert float(per_anchor[5]) == 0.0
     # Scale invariance: normalised inside.
-    a = losses.circle(jnp.asarray(e), jnp.asarray(labels), gamma=gamma, margin=margin)
-    b = losses.circle(jnp.asarray(3.0 * e), jnp.asarray(labels), gamma=gamma, margin=margin)
     assert float(a) == pytest.approx(float(b), rel=1e-12)
 
 
 def test_circle_is_finite_at_huge_gamma_and_separated_embeddings():
     e = jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
     y = jnp.array([0, 0, 1, 1])
-    value, g = jax.value_and_grad(lambda z: losses.circle(z, y, gamma=1e4))(e)
+    value, g = jax.jit(jax.value_and_grad(lambda z: losses.circle(z, y, gamma=1e4)))(e)
     # Each anchor's negative at cosine 1 dominates: l ~ gamma (a_p (D_p - s_p) + a_n (s_n - D_n))
     # = 1e4 (1.4 * 0.6 + 1.4 * 0.6) = 16800 (softplus of a huge argument is the argument).
     assert float(value) == pytest.approx(16800.0, rel=1e-9)
@@ -426,13 +459,19 @@ def test_binary_focal_matches_the_keras_formula(gamma, alpha, ls):
 def test_binary_focal_keras_published_values_and_limits():
     # keras.losses.binary_focal_crossentropy docstring: y_true = [[0, 1], [0, 0]],
     # y_pred = [[0.6, 0.4], [0.4, 0.6]], gamma = 2 -> [0.330, 0.206] (mean over the last axis).
-    got = losses.binary_focal(jnp.array([[0.6, 0.4], [0.4, 0.6]]), jnp.array([[0, 1], [0, 0]]),
-                              reduction="none").mean(-1)
+    ys = YB * 0.8 + 0.1
+
+    @jax.jit  # one compiled program (inputs closed over: the eager value checks still run)
+    def program():
+        return (losses.binary_focal(jnp.array([[0.6, 0.4], [0.4, 0.6]]),
+                                    jnp.array([[0, 1], [0, 0]]), reduction="none").mean(-1),
+                losses.binary_focal(jnp.asarray(PB), jnp.asarray(YB), gamma=0.0,
+                                    label_smoothing=0.2),
+                losses.binary_cross_entropy(jnp.asarray(PB), jnp.asarray(ys)))
+
+    got, a, b = program()
     np.testing.assert_allclose(np.asarray(got), [0.330, 0.206], atol=5e-4)  # 3 printed digits
     # gamma = 0, no alpha: binary_cross_entropy on the smoothed labels.
-    ys = YB * 0.8 + 0.1
-    a = losses.binary_focal(jnp.asarray(PB), jnp.asarray(YB), gamma=0.0, label_smoothing=0.2)
-    b = losses.binary_cross_entropy(jnp.asarray(PB), jnp.asarray(ys))
     assert float(a) == pytest.approx(float(b), rel=1e-12)
 
 
@@ -464,16 +503,22 @@ def test_categorical_focal_keras_published_values_and_limits():
     # [2.63401289e-04, 6.75912094e-01] (float32).
     y_true = jnp.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     y_pred = jnp.array([[0.05, 0.9, 0.05], [0.1, 0.85, 0.05]])
-    got = losses.categorical_focal(y_pred, y_true, alpha=0.25, reduction="none")
+    p, y = _simplex((4, 3)), RNG.integers(0, 3, size=4)
+
+    @jax.jit  # one compiled program (inputs closed over: the eager value checks still run)
+    def program():
+        pj, yj = jnp.asarray(p), jnp.asarray(y)
+        return (losses.categorical_focal(y_pred, y_true, alpha=0.25, reduction="none"),
+                losses.categorical_focal(pj, yj, gamma=0.0, label_smoothing=0.2),
+                losses.categorical_cross_entropy(pj, yj, label_smoothing=0.2),
+                losses.categorical_focal(pj, jnp.asarray(np.eye(3)[y]), label_smoothing=0.2),
+                losses.categorical_focal(pj, yj, label_smoothing=0.2))
+
+    got, a, b, c, d = program()
     np.testing.assert_allclose(np.asarray(got), [2.63401289e-04, 6.75912094e-01], rtol=1e-6)
     # gamma = 0, alpha None: categorical_cross_entropy with the same label smoothing.
-    p, y = _simplex((4, 3)), RNG.integers(0, 3, size=4)
-    a = losses.categorical_focal(jnp.asarray(p), jnp.asarray(y), gamma=0.0, label_smoothing=0.2)
-    b = losses.categorical_cross_entropy(jnp.asarray(p), jnp.asarray(y), label_smoothing=0.2)
     assert float(a) == pytest.approx(float(b), rel=1e-12)
     # Class ids and one-hot rows agree.
-    c = losses.categorical_focal(jnp.asarray(p), jnp.asarray(np.eye(3)[y]), label_smoothing=0.2)
-    d = losses.categorical_focal(jnp.asarray(p), jnp.asarray(y), label_smoothing=0.2)
     assert float(c) == pytest.approx(float(d), rel=1e-12)
 
 
@@ -485,22 +530,29 @@ def test_categorical_focal_keras_published_values_and_limits():
 @pytest.mark.parametrize("q", [1e-3, 0.3, 0.7, 1.0])
 def test_generalized_cross_entropy_matches_numpy(q):
     _check(losses.generalized_cross_entropy, S, (Y,), {"q": q}, lambda x: np_gce(x, Y, q))
-    soft = losses.generalized_cross_entropy(jnp.asarray(S), jnp.asarray(np.eye(4)[Y]), q=q,
-                                            reduction="none")
+    soft = jax.jit(lambda: losses.generalized_cross_entropy(
+        jnp.asarray(S), jnp.asarray(np.eye(4)[Y]), q=q, reduction="none"))()
     np.testing.assert_allclose(np.asarray(soft), np_gce(S, Y, q), rtol=1e-10)
 
 
 def test_generalized_cross_entropy_tends_to_cross_entropy_as_q_goes_to_0():
     x, y = jnp.asarray(S), jnp.asarray(Y)
-    ce = np.asarray(losses.softmax_cross_entropy(x, y, reduction="none"))
-    g_ce = np.asarray(jax.grad(lambda z: losses.softmax_cross_entropy(z, y, reduction="sum"))(x))
-    for q in (1e-2, 1e-4, 1e-6, 1e-8):
-        gce = np.asarray(losses.generalized_cross_entropy(x, y, q=q, reduction="none"))
+    qs = (1e-2, 1e-4, 1e-6, 1e-8)
+
+    @jax.jit  # one compiled program (inputs closed over: the eager value checks still run)
+    def program():
+        ce = losses.softmax_cross_entropy(x, y, reduction="none")
+        g_ce = jax.grad(lambda z: losses.softmax_cross_entropy(z, y, reduction="sum"))(x)
+        gces = [(losses.generalized_cross_entropy(x, y, q=q, reduction="none"),
+                 jax.grad(lambda z, q=q: losses.generalized_cross_entropy(
+                     z, y, q=q, reduction="sum"))(x)) for q in qs]
+        return ce, g_ce, gces
+
+    ce, g_ce, gces = jax.tree.map(np.asarray, program())
+    for q, (gce, g) in zip(qs, gces, strict=True):
         # (1 - p^q) / q = -log p - q (log p)^2 / 2 + O(q^2): the gap is q ce^2 / 2 to first order.
         np.testing.assert_allclose(ce - gce, q * ce**2 / 2, rtol=2 * q * ce.max() + 1e-7,
                                    atol=1e-15)
-        g = np.asarray(jax.grad(lambda z, q=q: losses.generalized_cross_entropy(
-            z, y, q=q, reduction="sum"))(x))
         # The gradient p_y^q (p - e_y) -> p - e_y, with |p_y^q - 1| <= q |log p_y|.
         np.testing.assert_allclose(g, g_ce, atol=2 * q * ce.max())
     # q = 1 is 1 - p_y.
@@ -525,10 +577,11 @@ def test_poisson_nll_on_rates_matches_numpy(full):
 
 def test_poisson_nll_default_is_unchanged_and_the_modes_agree():
     x = np.log(RATES)
-    got = losses.poisson_nll(jnp.asarray(x), jnp.asarray(COUNTS), reduction="none")
+    got, on_rates = jax.jit(lambda: (  # one compiled program, inputs closed over
+        losses.poisson_nll(jnp.asarray(x), jnp.asarray(COUNTS), reduction="none"),
+        losses.poisson_nll(jnp.asarray(RATES), jnp.asarray(COUNTS), log_input=False,
+                           eps=1e-300, reduction="none")))()
     np.testing.assert_allclose(np.asarray(got), RATES - COUNTS * x, rtol=1e-12)  # exp(x) - c x
-    on_rates = losses.poisson_nll(jnp.asarray(RATES), jnp.asarray(COUNTS), log_input=False,
-                                  eps=1e-300, reduction="none")
     np.testing.assert_allclose(np.asarray(on_rates), np.asarray(got), rtol=1e-12)
 
 
@@ -549,7 +602,8 @@ def test_poisson_is_keras_poisson():
     got = losses.poisson(jnp.array([[1.0, 1.0], [0.0, 0.0]]), jnp.array([[0.0, 1.0], [0.0, 0.0]]))
     assert float(got) == pytest.approx(0.5, abs=1e-7)  # 1 - log(1 + 1e-7) = 1 - 1e-7
     # A rate of 0 with a positive count: finite value and gradient 1 - c / eps.
-    value, g = jax.value_and_grad(lambda r: losses.poisson(r, jnp.array([2.0])))(jnp.array([0.0]))
+    value, g = jax.jit(jax.value_and_grad(lambda r: losses.poisson(r, jnp.array([2.0]))))(
+        jnp.array([0.0]))
     assert np.isfinite(float(value)) and float(g[0]) == pytest.approx(1 - 2 / 1e-7, rel=1e-12)
 
 
@@ -568,8 +622,9 @@ def test_gaussian_nll_variance_shapes_match_numpy(vshape, expand):
     ref = lambda m: _np_gaussian(m, YG, expand(var))
     _check(losses.gaussian_nll, MU, (YG,), {"variance": jnp.asarray(var)}, ref)
     # The gradient with respect to a shared variance sums over the entries that share it.
-    gv = jax.grad(lambda v: losses.gaussian_nll(jnp.asarray(MU), jnp.asarray(YG), variance=v,
-                                                reduction="sum"))(jnp.asarray(var))
+    gv = jax.jit(jax.grad(lambda v: losses.gaussian_nll(jnp.asarray(MU), jnp.asarray(YG),
+                                                        variance=v, reduction="sum")))(
+        jnp.asarray(var))
     g_ref = central_difference(lambda v: np.sum(_np_gaussian(MU, YG, expand(v))), var,
                                step=1e-6)
     np.testing.assert_allclose(np.asarray(gv), g_ref, atol=1e-7 * max(1, np.abs(g_ref).max()))
@@ -622,7 +677,8 @@ def test_kl_divergence_log_inputs_match_numpy(log_p, log_t):
     np.testing.assert_allclose(np.asarray(got), ref(first), rtol=1e-10)
     eager = losses.kl_divergence(jnp.asarray(first), jnp.asarray(tgt), **kw, reduction="none")
     np.testing.assert_allclose(np.asarray(eager), ref(first), rtol=1e-10)
-    g = jax.grad(lambda z: fn(z, jnp.asarray(tgt), **kw, reduction="sum"))(jnp.asarray(first))
+    g = jax.jit(jax.grad(lambda z: fn(z, jnp.asarray(tgt), **kw, reduction="sum")))(
+        jnp.asarray(first))
     g_ref = central_difference(lambda z: np.sum(ref(z)), first, step=1e-6)
     np.testing.assert_allclose(np.asarray(g), g_ref, atol=1e-7 * np.abs(g_ref).max())
 
@@ -647,8 +703,9 @@ def test_kl_divergence_log_inputs_match_optax_and_handle_zero_mass():
     plain = losses.kl_divergence(jnp.asarray(KP), jnp.asarray(np.exp(lt)), reduction="none")
     np.testing.assert_allclose(np.asarray(plain), np.asarray(both), rtol=1e-12)
     # Gradient with respect to the log-targets: finite, 0 at the zero-mass entry.
-    g = jax.grad(lambda z: losses.kl_divergence(jnp.asarray(lp), z, log_predictions=True,
-                                                log_target=True, reduction="sum"))(jnp.asarray(lt))
+    g = jax.jit(jax.grad(lambda z: losses.kl_divergence(
+        jnp.asarray(lp), z, log_predictions=True, log_target=True, reduction="sum")))(
+        jnp.asarray(lt))
     assert np.all(np.isfinite(np.asarray(g))) and float(g[0, 1]) == 0.0
 
 
