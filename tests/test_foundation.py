@@ -24,9 +24,11 @@ def test_reduce_loss_mask_excludes_entries_from_value_and_denominator():
     values = jnp.array([1.0, jnp.inf, 3.0, jnp.nan])
     mask = jnp.array([True, False, True, False])
     # Masked entries may hold inf/NaN (an ignored class id): they must not leak.
-    assert float(reduce_loss(values, mask=mask)) == 2.0
-    assert float(reduce_loss(values, mask=mask, reduction="sum")) == 4.0
-    g = jax.grad(lambda v: reduce_loss(v, mask=mask))(values)
+    mean, total, g = jax.jit(lambda v: (  # one compiled program, not one per operation
+        reduce_loss(v, mask=mask), reduce_loss(v, mask=mask, reduction="sum"),
+        jax.grad(lambda u: reduce_loss(u, mask=mask))(v)))(values)
+    assert float(mean) == 2.0
+    assert float(total) == 4.0
     np.testing.assert_array_equal(g, [0.5, 0.0, 0.5, 0.0])
 
 
@@ -98,7 +100,7 @@ def test_regularizers_over_pytrees_match_closed_forms():
 
 
 def test_l1_subgradient_is_minimum_norm_at_zero():
-    g = jax.grad(lambda p: regularizers.l1(p, 2.0))(jnp.array([0.0, -1.0, 3.0]))
+    g = jax.jit(jax.grad(lambda p: regularizers.l1(p, 2.0)))(jnp.array([0.0, -1.0, 3.0]))
     np.testing.assert_array_equal(g, [0.0, -2.0, 2.0])
 
 
@@ -150,15 +152,20 @@ def test_grad_hessian_matrix_and_hvp_match_closed_forms(problem):
     g_ref, H_ref = _reference_gradient_and_hessian(params, X, y)
     # Tree comparisons (chex): the results keep the params' structure ({"b": (), "w": (3,)})
     # as well as matching the closed forms to float64 rounding.
-    g = lossopt.grad(_objective, params, X, y)
-    chex.assert_trees_all_close(g, {"b": g_ref[0], "w": g_ref[1:]}, rtol=1e-12)
-    H = lossopt.hessian_matrix(_objective, params, X, y)
-    np.testing.assert_allclose(H, H_ref, rtol=1e-12)
     v = {"w": np.array([1.0, -1.0, 0.5]), "b": np.array(2.0)}
-    hv = lossopt.hvp(_objective, params, v, X, y)
+
+    @jax.jit  # the four helpers in one compiled program (eagerly: one per operation)
+    def derivatives(params, v, X, y):
+        return (lossopt.grad(_objective, params, X, y),
+                lossopt.hessian_matrix(_objective, params, X, y),
+                lossopt.hvp(_objective, params, v, X, y),
+                lossopt.hessian(_objective, params, X, y))
+
+    g, H, hv, hess_tree = derivatives(params, v, X, y)
+    chex.assert_trees_all_close(g, {"b": g_ref[0], "w": g_ref[1:]}, rtol=1e-12)
+    np.testing.assert_allclose(H, H_ref, rtol=1e-12)
     expected = H_ref @ np.concatenate([[2.0], v["w"]])
     chex.assert_trees_all_close(hv, {"b": expected[0], "w": expected[1:]}, rtol=1e-12)
-    hess_tree = lossopt.hessian(_objective, params, X, y)
     chex.assert_trees_all_close(
         hess_tree,
         {"b": {"b": H_ref[0, 0], "w": H_ref[0, 1:]}, "w": {"b": H_ref[1:, 0], "w": H_ref[1:, 1:]}},
