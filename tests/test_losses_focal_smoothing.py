@@ -76,20 +76,29 @@ def test_softmax_focal_label_smoothing_with_alpha_and_a_class_mask():
     keep[:, 3] = False  # class 3 masked out: the uniform part is ls / 3 over the kept classes
     ids = IDS % 3
     alpha = np.array([0.5, 1.0, 2.0, 7.0])
-    got = losses.softmax_focal(jnp.asarray(X_CAT), jnp.asarray(ids), gamma=1.5, alpha=alpha,
-                               label_smoothing=0.3, where=jnp.asarray(keep), reduction="none")
+    # Jitted, inputs closed over (the eager value checks still run): one compile, not one per
+    # operation.
+    got = jax.jit(lambda: losses.softmax_focal(
+        jnp.asarray(X_CAT), jnp.asarray(ids), gamma=1.5, alpha=alpha, label_smoothing=0.3,
+        where=jnp.asarray(keep), reduction="none"))()
     want = _np_softmax_focal(X_CAT, np.eye(4)[ids], 1.5, alpha, 0.3, keep)
     np.testing.assert_allclose(got, want, rtol=1e-11)  # float64, as above
 
 
 def test_zero_smoothing_is_the_default_and_bad_values_raise():
     x, y = jnp.asarray(X_BIN), jnp.asarray(Y_BIN)
-    assert np.array_equal(losses.sigmoid_focal(x, y, label_smoothing=0.0, reduction="none"),
-                          losses.sigmoid_focal(x, y, reduction="none"))
-    assert np.array_equal(losses.softmax_focal(jnp.asarray(X_CAT), jnp.asarray(IDS),
-                                               label_smoothing=0.0, reduction="none"),
-                          losses.softmax_focal(jnp.asarray(X_CAT), jnp.asarray(IDS),
-                                               reduction="none"))
+
+    @jax.jit  # one compiled program (inputs closed over: the eager value checks still run)
+    def program():
+        xc, ids = jnp.asarray(X_CAT), jnp.asarray(IDS)
+        return (losses.sigmoid_focal(x, y, label_smoothing=0.0, reduction="none"),
+                losses.sigmoid_focal(x, y, reduction="none"),
+                losses.softmax_focal(xc, ids, label_smoothing=0.0, reduction="none"),
+                losses.softmax_focal(xc, ids, reduction="none"))
+
+    sig_zero, sig_default, soft_zero, soft_default = program()
+    assert np.array_equal(sig_zero, sig_default)
+    assert np.array_equal(soft_zero, soft_default)
     for fn, args in [(losses.sigmoid_focal, (x, y)),
                      (losses.softmax_focal, (jnp.asarray(X_CAT), jnp.asarray(IDS)))]:
         with pytest.raises(ValueError, match="label_smoothing"):
