@@ -29,11 +29,18 @@ def test_combine_seed_document_example():
     # The seed: mean squared error + 0.5 * mean softmax cross-entropy, in numpy.
     log_softmax = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     expected = np.mean((y_reg - p_reg) ** 2) + 0.5 * np.mean(-(labels * log_softmax).sum(-1))
-    task_losses = {
-        "regression": losses.mse(jnp.asarray(p_reg), jnp.asarray(y_reg)),
-        "classification": losses.softmax_cross_entropy(jnp.asarray(logits), jnp.asarray(labels)),
-    }
-    got = losses.combine(task_losses, task_weights={"regression": 1.0, "classification": 0.5})
+
+    @jax.jit  # one compiled program (inputs closed over: the eager value checks still run)
+    def combined():
+        task_losses = {
+            "regression": losses.mse(jnp.asarray(p_reg), jnp.asarray(y_reg)),
+            "classification": losses.softmax_cross_entropy(jnp.asarray(logits),
+                                                           jnp.asarray(labels)),
+        }
+        return losses.combine(task_losses, task_weights={"regression": 1.0,
+                                                         "classification": 0.5})
+
+    got = combined()
     assert float(got) == pytest.approx(expected, rel=1e-13)  # float64, same sums
 
 
@@ -46,16 +53,23 @@ def test_combine_is_linear_and_differentiable_through_a_model():
     w, x, y = (jnp.asarray(rng.normal(size=s)) for s in [(3,), (10, 3), (10,)])
     weights = {"a": 0.3, "b": 2.0}
     total = lambda w: losses.combine(task_losses(w, x, y), task_weights=weights)
-    ga = jax.grad(lambda w: task_losses(w, x, y)["a"])(w)
-    gb = jax.grad(lambda w: task_losses(w, x, y)["b"])(w)
-    # Linearity: the gradient of the combination is the combination of the gradients.
-    np.testing.assert_allclose(jax.grad(total)(w), 0.3 * ga + 2.0 * gb, rtol=1e-13)
     values = {"a": jnp.asarray(1.5), "b": jnp.asarray(-0.25)}
-    assert float(losses.combine(values)) == 1.25  # default weights 1
+
+    @jax.jit  # one compiled program, not one per operation
+    def program(w, values):
+        return (jax.grad(lambda w: task_losses(w, x, y)["a"])(w),
+                jax.grad(lambda w: task_losses(w, x, y)["b"])(w),
+                jax.grad(total)(w),
+                losses.combine(values),
+                jax.grad(lambda v: losses.combine(v, task_weights=weights))(values),
+                jax.hessian(lambda v: losses.combine(v, task_weights=weights))(values))
+
+    ga, gb, g_total, default_weights, g, h = program(w, values)
+    # Linearity: the gradient of the combination is the combination of the gradients.
+    np.testing.assert_allclose(g_total, 0.3 * np.asarray(ga) + 2.0 * np.asarray(gb), rtol=1e-13)
+    assert float(default_weights) == 1.25  # default weights 1
     # The first argument is a pytree: gradient w.r.t. the loss values is the weights.
-    g = jax.grad(lambda v: losses.combine(v, task_weights=weights))(values)
     assert {k: float(v) for k, v in g.items()} == weights
-    h = jax.hessian(lambda v: losses.combine(v, task_weights=weights))(values)
     assert all(float(v) == 0.0 for row in h.values() for v in row.values())
 
 
@@ -68,15 +82,16 @@ def test_uncertainty_weighting_formula_and_optimal_log_variance(kind):
     # Kendall et al.: L/(2 sigma^2) + log sigma (regression), L/sigma^2 + log sigma
     # (classification), with s = log sigma^2, so log sigma = s/2.
     expected = (3.0 / (2 * math.exp(0.2)) + 0.1) + (c_seg * 0.4 / math.exp(-0.7) - 0.35)
-    got = losses.uncertainty_weighted(values, s, kinds=kinds)
+    f = lambda s: losses.uncertainty_weighted(values, s, kinds=kinds)
+    program = jax.jit(lambda s: (f(s), jax.grad(f)(s), jax.hessian(f)(s)))  # one compile
+    got, _, _ = program(s)
     assert float(got) == pytest.approx(expected, rel=1e-14)
     # d/ds (c e^-s L + s/2) = 0 at s = log(2 c L): the learned weight 1/sigma^2 is 1/(2 c L).
-    best = {"depth": jnp.log(2 * 0.5 * 3.0), "seg": jnp.log(2 * c_seg * 0.4)}
-    grad = jax.grad(lambda s: losses.uncertainty_weighted(values, s, kinds=kinds))(best)
+    best = {"depth": jnp.asarray(np.log(2 * 0.5 * 3.0)), "seg": jnp.asarray(np.log(2 * c_seg * 0.4))}
+    _, grad, hess = program(best)
     for v in grad.values():
         assert abs(float(v)) < 1e-14  # exact optimum up to round-off
     # ... and it is a minimum: d2/ds2 = c e^-s L = 1/2 > 0.
-    hess = jax.hessian(lambda s: losses.uncertainty_weighted(values, s, kinds=kinds))(best)
     assert float(hess["depth"]["depth"]) == pytest.approx(0.5, rel=1e-13)
 
 
