@@ -87,7 +87,8 @@ def test_uncertainty_weighting_formula_and_optimal_log_variance(kind):
     got, _, _ = program(s)
     assert float(got) == pytest.approx(expected, rel=1e-14)
     # d/ds (c e^-s L + s/2) = 0 at s = log(2 c L): the learned weight 1/sigma^2 is 1/(2 c L).
-    best = {"depth": jnp.asarray(np.log(2 * 0.5 * 3.0)), "seg": jnp.asarray(np.log(2 * c_seg * 0.4))}
+    best = {"depth": jnp.asarray(np.log(2 * 0.5 * 3.0)),
+            "seg": jnp.asarray(np.log(2 * c_seg * 0.4))}
     _, grad, hess = program(best)
     for v in grad.values():
         assert abs(float(v)) < 1e-14  # exact optimum up to round-off
