@@ -173,17 +173,21 @@ def test_cosine_embedding_and_margin_ranking_match_pytorch_formulas():
     cos = np.sum(x1 * x2, -1) / (np.linalg.norm(x1, axis=-1) * np.linalg.norm(x2, axis=-1))
     # torch.nn.CosineEmbeddingLoss docs: 1 - cos if y = 1, max(0, cos - margin) if y = -1.
     expected = np.where(y == 1, 1 - cos, np.maximum(0, cos - 0.1))
-    got = losses.cosine_embedding(jnp.asarray(x1), jnp.asarray(x2), jnp.asarray(y), margin=0.1,
-                                  reduction="none")
+    # Jitted, inputs closed over (the eager value checks still run): one compile, not one per
+    # operation.
+    got = jax.jit(lambda: losses.cosine_embedding(jnp.asarray(x1), jnp.asarray(x2),
+                                                  jnp.asarray(y), margin=0.1,
+                                                  reduction="none"))()
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)  # float64 round-off
     s1, s2 = x1[:, 0], x2[:, 0]
     # torch.nn.MarginRankingLoss docs: max(0, -y (x1 - x2) + margin).
     expected = np.maximum(0, -y * (s1 - s2) + 0.3)
-    got = losses.margin_ranking(jnp.asarray(s1), jnp.asarray(s2), jnp.asarray(y), margin=0.3,
-                                reduction="none")
+    got = jax.jit(lambda: losses.margin_ranking(jnp.asarray(s1), jnp.asarray(s2),
+                                                jnp.asarray(y), margin=0.3, reduction="none"))()
     np.testing.assert_allclose(got, expected, rtol=1e-14, atol=1e-15)
     # At the hinge the minimum-norm subgradient 0 (jnp.maximum would give 1/2).
-    g = jax.grad(losses.margin_ranking)(jnp.asarray([1.0]), jnp.asarray([1.0]), jnp.asarray([1]))
+    g = jax.jit(jax.grad(losses.margin_ranking))(jnp.asarray([1.0]), jnp.asarray([1.0]),
+                                                 jnp.asarray([1]))
     assert float(g[0]) == 0.0
 
 

@@ -224,9 +224,9 @@ def test_nll_pytorch_weighted_mean_by_hand():
     # torch.nn.NLLLoss(weight=[3, 1, 1], ignore_index=-100):
     # (3 * -log .5 + 1 * -log .8) / (3 + 1); the ignored row counts in neither sum.
     lp = jnp.log(jnp.array([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8], [0.2, 0.2, 0.6]]))
-    got = losses.nll(
+    got = jax.jit(lambda: losses.nll(  # one compile; inputs closed over, so checked eagerly
         lp, jnp.array([0, 2, -100]), class_weights=jnp.array([3.0, 1.0, 1.0]), ignore_index=-100
-    )
+    ))()
     expected = (3 * -np.log(0.5) - np.log(0.8)) / 4
     assert float(got) == pytest.approx(expected, rel=1e-14)  # closed form, a few ulps
 
