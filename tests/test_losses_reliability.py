@@ -296,7 +296,7 @@ def test_nan_in_the_first_argument_gives_a_nan_loss(name, flat):
 )
 def test_reported_nan_cases_give_nan_value_and_gradient(call):
     # Before: 0.0 (3.658 for Tukey) with gradient 0, i.e. a perfect fit.
-    value, grad = jax.value_and_grad(call)(jnp.array([np.nan]))
+    value, grad = jax.jit(jax.value_and_grad(call))(jnp.array([np.nan]))  # one compile
     assert np.isnan(float(value)) and np.isnan(float(grad[0]))
 
 
@@ -386,10 +386,12 @@ def test_masked_wrong_class_logits_give_the_reference_value(seed, gamma):
         jitted = _jit_none(name)(xj, yj, **kw)  # gamma traced
         np.testing.assert_allclose(np.asarray(eager), ref, rtol=1e-10, err_msg=name)
         np.testing.assert_allclose(np.asarray(jitted), ref, rtol=1e-10, err_msg=name)
-    # One-hot float labels take the soft path: 0 * -inf must be 0 there too.
-    soft = losses.softmax_cross_entropy(xj, jnp.asarray(np.eye(k)[y]), reduction="none")
+    # One-hot float labels take the soft path: 0 * -inf must be 0 there too. (One jitted
+    # program, inputs closed over so that the eager value checks still run.)
+    soft, g = jax.jit(lambda: (
+        losses.softmax_cross_entropy(xj, jnp.asarray(np.eye(k)[y]), reduction="none"),
+        jax.grad(lambda a: losses.softmax_cross_entropy(a, yj, reduction="sum"))(xj)))()
     np.testing.assert_allclose(np.asarray(soft), ref_ce, rtol=1e-10)
-    g = jax.grad(lambda a: losses.softmax_cross_entropy(a, yj, reduction="sum"))(xj)
     p = np.exp(_np_log_softmax(x))
     np.testing.assert_allclose(np.asarray(g), p - np.eye(k)[y], atol=1e-12)  # softmax - onehot
 
@@ -397,9 +399,12 @@ def test_masked_wrong_class_logits_give_the_reference_value(seed, gamma):
 def test_reported_masked_logit_case():
     lg = jnp.array([[0.0, -jnp.inf, 1.0]])
     ref = math.log(1 + math.e)  # -log softmax_0 over the two unmasked classes
-    assert math.isclose(float(losses.softmax_cross_entropy(lg, jnp.array([0]))), ref)
+    # One jitted program, inputs closed over (the eager value checks still run).
+    ce, focal = jax.jit(lambda: (losses.softmax_cross_entropy(lg, jnp.array([0])),
+                                 losses.softmax_focal(lg, jnp.array([0]))))()
+    assert math.isclose(float(ce), ref)
     p0 = 1 / (1 + math.e)
-    assert math.isclose(float(losses.softmax_focal(lg, jnp.array([0]))), (1 - p0) ** 2 * ref)
+    assert math.isclose(float(focal), (1 - p0) ** 2 * ref)
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,8 +445,8 @@ def test_ctc_empty_target_is_minus_log_of_the_all_blank_path(seed, padded, blank
 def test_ctc_empty_target_gradient_is_softmax_minus_blank():
     rng = np.random.default_rng(3)
     logits, frame_pad = rng.normal(size=(2, 3, 3)), np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    g = jax.grad(lambda x: losses.ctc(x, jnp.asarray(frame_pad), jnp.zeros((2, 0), int),
-                                      jnp.zeros((2, 0)), blank_id=1, reduction="sum"))(
+    g = jax.jit(jax.grad(lambda x: losses.ctc(x, jnp.asarray(frame_pad), jnp.zeros((2, 0), int),
+                                              jnp.zeros((2, 0)), blank_id=1, reduction="sum")))(
         jnp.asarray(logits))
     # d/dx_t (-log p_t(blank)) = softmax(x_t) - e_blank on every unpadded frame, 0 on padding.
     expected = (np.exp(_np_log_softmax(logits)) - np.eye(3)[1]) * (frame_pad == 0)[..., None]
