@@ -247,14 +247,16 @@ def test_ranking_softmax_matches_optax_and_numpy(draws):
     wy = np.where(keep, iw * y, 0)
     p = np.where(keep, _np_softmax(s, keep), 0)
     np.testing.assert_allclose(g, wy.sum(-1, keepdims=True) * p - wy, atol=1e-12)
-    opt = optax.losses.ranking_softmax_loss(jnp.asarray(s), jnp.asarray(y), where=jnp.asarray(
-        keep), weights=jnp.asarray(iw), reduce_fn=None)
+    opt = jax.jit(lambda: optax.losses.ranking_softmax_loss(  # jitted: one compile, not one
+        jnp.asarray(s), jnp.asarray(y), where=jnp.asarray(keep), weights=jnp.asarray(iw),
+        reduce_fn=None))()  # per operation
     np.testing.assert_allclose(got, np.asarray(opt), rtol=RTOL)
     # optax's default reduce_fn=jnp.mean averages over the lists with a valid item.
     keep[1] = False
-    opt_mean = optax.losses.ranking_softmax_loss(jnp.asarray(s), jnp.asarray(y),
-                                                 where=jnp.asarray(keep))
-    ours = losses.ranking_softmax(jnp.asarray(s), jnp.asarray(y), where=jnp.asarray(keep))
+    # One jitted program, inputs closed over (our eager value checks still run).
+    opt_mean, ours = jax.jit(lambda: (
+        optax.losses.ranking_softmax_loss(jnp.asarray(s), jnp.asarray(y), where=jnp.asarray(keep)),
+        losses.ranking_softmax(jnp.asarray(s), jnp.asarray(y), where=jnp.asarray(keep))))()
     np.testing.assert_allclose(float(ours), float(opt_mean), rtol=RTOL)
 
 
@@ -287,7 +289,8 @@ def test_fenchel_young_shannon_is_the_softmax_cross_entropy(draws, kind):
 def test_fenchel_young_shannon_with_soft_labels_is_optax_fy_plus_negentropy(draws):
     x, q = draws["x"], draws["soft"]
     fy_optax = optax.losses.make_fenchel_young_loss(jax.scipy.special.logsumexp)
-    ref = np.asarray(fy_optax(jnp.asarray(x), jnp.asarray(q))) + np.sum(q * np.log(q), -1)
+    ref = np.asarray(jax.jit(fy_optax)(jnp.asarray(x), jnp.asarray(q))) + np.sum(q * np.log(q),
+                                                                                 -1)
     got = vg(losses.fenchel_young, x, q)[0]
     np.testing.assert_allclose(got, ref, rtol=1e-12)
     np.testing.assert_allclose(got, vg(losses.kl_divergence_with_logits, x, q)[0], rtol=1e-12)
@@ -686,17 +689,23 @@ def test_all_masked_rows_give_zero_and_are_left_out_of_the_mean(masked, case):
 def test_where_of_the_row_shape_masks_whole_examples(masked):
     x, ids, keep = jnp.asarray(masked["x"]), jnp.asarray(masked["ids"]), masked["keep"]
     rows = np.array([True, False, True, True, False, True])
-    got = losses.softmax_cross_entropy(x, ids, where=jnp.asarray(rows), reduction="none")
-    full = losses.softmax_cross_entropy(x, ids, reduction="none")
+    every = jnp.ones(keep.shape, bool)
+
+    @jax.jit  # one compiled program (inputs closed over: the eager value checks still run)
+    def program():
+        return (losses.softmax_cross_entropy(x, ids, where=jnp.asarray(rows), reduction="none"),
+                losses.softmax_cross_entropy(x, ids, reduction="none"),
+                optax.losses.softmax_cross_entropy(
+                    x, jnp.asarray(np.eye(masked["k"])[masked["ids"]]), where=jnp.asarray(rows)),
+                losses.poly_loss(x, ids, where=every, reduction="none"),
+                losses.poly_loss(x, ids, reduction="none"))
+
+    got, full, opt, poly_every, poly = program()
     np.testing.assert_allclose(np.asarray(got), np.where(rows, np.asarray(full), 0), rtol=RTOL)
     # optax broadcasts a row mask the same way.
-    opt = optax.losses.softmax_cross_entropy(x, jnp.asarray(np.eye(masked["k"])[masked["ids"]]),
-                                             where=jnp.asarray(rows))
     np.testing.assert_allclose(np.asarray(got), np.asarray(opt), rtol=RTOL)
     # A full mask that keeps everything is the unmasked loss.
-    every = jnp.ones(keep.shape, bool)
-    np.testing.assert_allclose(np.asarray(losses.poly_loss(x, ids, where=every, reduction="none")),
-                               np.asarray(losses.poly_loss(x, ids, reduction="none")), rtol=RTOL)
+    np.testing.assert_allclose(np.asarray(poly_every), np.asarray(poly), rtol=RTOL)
 
 
 def test_where_follows_the_class_axis_and_works_under_jit(masked):
@@ -722,8 +731,8 @@ def test_where_against_torch_with_minus_inf_logits(masked):
     xt = torch.tensor(np.where(keep, x, -np.inf), requires_grad=True)
     ref = torch.nn.functional.cross_entropy(xt, torch.tensor(ids), reduction="sum")
     ref.backward()
-    value, g = jax.value_and_grad(lambda z: losses.softmax_cross_entropy(
-        z, jnp.asarray(ids), where=jnp.asarray(keep), reduction="sum"))(jnp.asarray(x))
+    value, g = jax.jit(jax.value_and_grad(lambda z: losses.softmax_cross_entropy(
+        z, jnp.asarray(ids), where=jnp.asarray(keep), reduction="sum")))(jnp.asarray(x))
     assert math.isclose(float(value), ref.item(), rel_tol=1e-12)
     np.testing.assert_allclose(np.asarray(g), xt.grad.numpy(), atol=1e-12)
 
