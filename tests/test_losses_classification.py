@@ -398,8 +398,10 @@ def test_seed_document_cce_example():
     y_pred = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.3, 0.5]])
     # The seed divides the total by n = y_true.shape[0]: our mean over examples.
     expected = -np.sum(y_true * np.log(y_pred)) / y_true.shape[0]
-    one_hot = losses.categorical_cross_entropy(jnp.asarray(y_pred), jnp.asarray(y_true, float))
-    from_ids = losses.categorical_cross_entropy(jnp.asarray(y_pred), jnp.asarray([0, 1, 2]))
+    # One jitted program, inputs closed over (the eager value checks still run).
+    one_hot, from_ids = jax.jit(lambda: (
+        losses.categorical_cross_entropy(jnp.asarray(y_pred), jnp.asarray(y_true, float)),
+        losses.categorical_cross_entropy(jnp.asarray(y_pred), jnp.asarray([0, 1, 2]))))()
     assert float(one_hot) == pytest.approx(expected, rel=1e-14)  # a few ulps
     assert float(from_ids) == pytest.approx(expected, rel=1e-14)
     assert round(expected, 4) == 0.4243  # -(ln .7 + ln .8 + ln .5) / 3, by hand
@@ -409,12 +411,12 @@ def test_pytorch_weighted_mean_with_ignore_index_by_hand():
     # torch.nn.CrossEntropyLoss(weight=[3, 1, 1], ignore_index=-100) on these logits gives
     # (3 * log(1 + 2 e^-2) + 1 * log 3) / (3 + 1): the ignored row counts in neither sum.
     logits = jnp.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0], [5.0, -1.0, 0.0]])
-    got = losses.softmax_cross_entropy(
+    got = jax.jit(lambda: losses.softmax_cross_entropy(  # one compile; inputs closed over
         logits,
         jnp.array([0, 2, -100]),
         class_weights=jnp.array([3.0, 1.0, 1.0]),
         ignore_index=-100,
-    )
+    ))()
     expected = (3 * np.log1p(2 * np.exp(-2.0)) + np.log(3.0)) / 4
     assert float(got) == pytest.approx(expected, rel=1e-14)  # closed form, a few ulps
 
@@ -467,8 +469,9 @@ def test_one_hot_labels_equal_class_ids_with_every_option():
     for name in ("softmax_cross_entropy", "categorical_cross_entropy"):
         first = jnp.asarray(x if name.startswith("softmax") else simplex(rng))
         fn = getattr(losses, name)
-        a = fn(first, jnp.asarray(y), **kw)
-        b = fn(first, jnp.asarray(np.eye(K)[y]), **kw)
+        # One jitted program, inputs closed over (the eager value checks still run).
+        a, b = jax.jit(lambda fn=fn, first=first: (
+            fn(first, jnp.asarray(y), **kw), fn(first, jnp.asarray(np.eye(K)[y]), **kw)))()
         assert float(a) == pytest.approx(float(b), rel=1e-14), name  # same terms, same order
 
 
@@ -951,9 +954,11 @@ def test_second_call_does_not_retrace():
 
 def test_vmap_over_batches_and_traced_hyperparameters():
     rng = np.random.default_rng(14)
-    x = jnp.asarray(rng.normal(size=(3, N, K)))
-    y = jnp.asarray(rng.integers(0, K, size=(3, N)))
-    z, yb = x[0, :, 0], (y[0] > 1).astype(x.dtype)
+    # Slices taken in numpy (the same values): eager jnp indexing compiles one program each.
+    x_np, y_np = rng.normal(size=(3, N, K)), rng.integers(0, K, size=(3, N))
+    x, y = jnp.asarray(x_np), jnp.asarray(y_np)
+    z_np, yb_np = x_np[0, :, 0], (y_np[0] > 1).astype(x_np.dtype)
+    z, yb = jnp.asarray(z_np), jnp.asarray(yb_np)
     gammas = jnp.array([0.0, 1.0, 2.0])
 
     @jax.jit
@@ -965,7 +970,7 @@ def test_vmap_over_batches_and_traced_hyperparameters():
     batched, sweep = run(x, y, gammas)
     for i, g in enumerate([0.0, 1.0, 2.0]):
         # float64 references: round-off only.
-        lane = ref_softmax_focal(np.asarray(x[i]), np.asarray(y[i]), gamma=1.0)[0].mean()
+        lane = ref_softmax_focal(x_np[i], y_np[i], gamma=1.0)[0].mean()
         np.testing.assert_allclose(batched[i], lane, rtol=1e-12)
-        ref = ref_sigmoid_focal(np.asarray(z), np.asarray(yb), gamma=g)[0].mean()
+        ref = ref_sigmoid_focal(z_np, yb_np, gamma=g)[0].mean()
         np.testing.assert_allclose(sweep[i], ref, rtol=1e-12)
