@@ -241,12 +241,15 @@ def test_categorical_hinge_keras_published_value():
 def test_categorical_hinge_differs_from_crammer_singer_as_documented():
     # s_y = 0.5 above negative wrong scores: Keras' neg is 0 (the true class's (1 - t) s = 0).
     s, y = jnp.array([[0.5, -1.0, -1.0]]), jnp.array([0])
-    assert float(losses.categorical_hinge(s, y)) == pytest.approx(0.5, abs=1e-12)
-    assert float(losses.multiclass_hinge(s, y)) == 0.0
+    s2 = jnp.array([[0.5, 0.2, -1.0]])
+    # One jitted program, inputs closed over (the eager value checks still run).
+    keras, crammer, keras2, crammer2 = jax.jit(lambda: (
+        losses.categorical_hinge(s, y), losses.multiclass_hinge(s, y),
+        losses.categorical_hinge(s2, y), losses.multiclass_hinge(s2, y)))()
+    assert float(keras) == pytest.approx(0.5, abs=1e-12)
+    assert float(crammer) == 0.0
     # With a non-negative wrong score they agree.
-    s = jnp.array([[0.5, 0.2, -1.0]])
-    assert float(losses.categorical_hinge(s, y)) == pytest.approx(
-        float(losses.multiclass_hinge(s, y)), abs=1e-12)
+    assert float(keras2) == pytest.approx(float(crammer2), abs=1e-12)
 
 
 def test_hinge_embedding_and_soft_margin_match_numpy():
@@ -485,8 +488,8 @@ def test_categorical_focal_matches_the_keras_formula(gamma, alpha, ls):
         kw = {"gamma": gamma, "alpha": jnp.asarray(alpha), "label_smoothing": ls}
         # Probabilities are perturbed off the simplex by the differences: compare the gradient
         # with the reference's, which is not renormalised either.
-        got = losses.categorical_focal(jnp.asarray(p), jnp.asarray(labels), **kw,
-                                       reduction="none")
+        got = jax.jit(lambda kw=kw, labels=labels: losses.categorical_focal(  # one compile;
+            jnp.asarray(p), jnp.asarray(labels), **kw, reduction="none"))()  # inputs concrete
         ref = np_categorical_focal(p, t, gamma, alpha, ls)
         np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-10)
         g = jax.grad(lambda q, kw=kw, labels=labels: losses.categorical_focal(
@@ -821,8 +824,10 @@ def test_edge_table_value_gradient_and_hessian_are_finite(case, dtype):
     for what, arr in (("value", values), ("gradient", grad), ("Hessian", hess)):
         assert np.all(np.isfinite(np.asarray(arr))), (case_id, what, arr)
     assert values.dtype == dtype
-    if dtype == np.float64:  # eagerly, the value checks accept the edge points too
-        np.testing.assert_allclose(np.asarray(values), np.asarray(call(xj)), rtol=1e-12)
+    if dtype == np.float64:  # with concrete inputs, the value checks accept the edge points too
+        # (closed over, so concrete while tracing: the checks run as eagerly, in one compile)
+        np.testing.assert_allclose(np.asarray(values), np.asarray(jax.jit(lambda: call(xj))()),
+                                   rtol=1e-12)
     if kink is not None:
         np.testing.assert_array_equal(np.asarray(grad)[0], kink)  # minimum-norm subgradient
 
