@@ -32,8 +32,9 @@ def _entries():
 
 @functools.cache
 def _derivatives(name, scalar_kwargs):
-    """``(x, template, rest, kwargs) -> (gradient, Hessian)`` of the summed loss ``name`` in its
-    flattened first argument: one jitted program for both.
+    """``(program, f)``: ``f(x, template, rest, kwargs)`` is the summed loss ``name`` in its
+    flattened first argument, ``program`` (same arguments) its ``(gradient, Hessian)`` as one
+    jitted program.
 
     Built once per loss and scalar keyword arguments (a witness's hyperparameters, closed over
     as the concrete values the loss saw when these tests called it eagerly); the data -- the
@@ -60,17 +61,20 @@ def _derivatives(name, scalar_kwargs):
         h, g = jax.jacfwd(twice, has_aux=True)(x, *data)
         return g, h
 
-    return jax.jit(grad_and_hessian)
+    return jax.jit(grad_and_hessian), f
 
 
 def _flat_problem(entry, first, rest, kwargs):
     """``(x0, grad, hessian)``: the summed loss's derivatives in the flattened first argument."""
     scalar = {k: v for k, v in kwargs.items() if isinstance(v, (str, bool, int, float))}
     arrays = _as_jax({k: v for k, v in kwargs.items() if k not in scalar})
-    both = _derivatives(entry.name, tuple(sorted(scalar.items())))
+    both, f = _derivatives(entry.name, tuple(sorted(scalar.items())))
     template, rest = _as_jax(first), _as_jax(rest)
     x0 = np.concatenate([np.ravel(np.asarray(leaf, np.float64))
                          for leaf in jax.tree.leaves(template)])
+    # The loss's value checks on the other arguments, concrete here (closed over), as when
+    # these tests closed over them: a trace only, nothing is compiled.
+    jax.eval_shape(lambda x: f(x, template, rest, arrays), x0)
     return (x0, lambda x: both(x, template, rest, arrays)[0],
             lambda x: both(x, template, rest, arrays)[1])
 
