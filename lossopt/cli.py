@@ -195,10 +195,11 @@ def _check(cfg, base, console, out_dir) -> int:
         group = c.description.rsplit(" (", 1)[0]  # the runs have a column of their own
         table.add_row(group, str(c.runs), f"{c.lower_time_s * 1e3:.0f} ms")
     _wide(140).print(table)
+    programs = len({c.program for c in checks})
     _say(console,
-         f"config OK: {len(checks)} compiled calls, {sum(c.runs for c in checks)} runs, "
-         f"every call traced in {time.perf_counter() - t0:.1f} s; nothing was compiled, run or "
-         "written")
+         f"config OK: {len(checks)} calls of {programs} compiled programs, "
+         f"{sum(c.runs for c in checks)} runs, every program traced in "
+         f"{time.perf_counter() - t0:.1f} s; nothing was compiled, run or written")
     return 0
 
 
@@ -321,12 +322,17 @@ def _seconds(seconds: float) -> str:
 def _print_summary(rows, console) -> None:
     """Print :func:`summary_table` and the total compile and run time."""
     console.print(summary_table(rows))
-    # Each compiled call is shared by its lanes (their rows repeat its compile time).
-    calls = {(r["loss"], r["solver"], r["data"], r["compile_time_s"]): r for r in rows}
-    compile_s = sum(r["compile_time_s"] for r in calls.values())
+    # A compiled program is shared by the lanes of its calls, and its calls by the losses of
+    # one solver setting: their rows repeat its compile time and id (records written before
+    # compile_id existed: one program per call).
+    calls = {(r["loss"], r["solver"], r["data"], r["compile_time_s"]) for r in rows}
+    programs = {r.get("compile_id") or (r["loss"], r["solver"], r["data"]): r["compile_time_s"]
+                for r in rows}
+    compile_s = sum(programs.values())
     run_s = sum(r["wall_time_s"] for r in rows)
-    _say(console, f"{len(calls)} compiled calls: {compile_s:.1f} s compiling, {run_s:.2f} s "
-                  "running (compile times overlap when groups compile ahead)")
+    _say(console, f"{len(calls)} calls of {len(programs)} compiled programs: {compile_s:.1f} s "
+                  f"compiling, {run_s:.2f} s running (compile times overlap when programs "
+                  "compile ahead)")
 
 
 def _compile_cell(rows) -> str:

@@ -99,8 +99,17 @@ def test_default_run_through_the_console_script(tmp_path):
     # Newton on least squares converges in one step (the objective is quadratic).
     newton = [r for r in rows if r["loss"] == "mse" and r["solver"] == "newton"]
     assert newton and all(r["status"] == "CONVERGED" and r["iterations"] <= 2 for r in newton)
-    # The compiled solver loops went to the persistent cache for the next run to reuse.
-    assert len(list((tmp_path / "jax-cache").iterdir())) >= 5
+    # The compiled solver loops went to the persistent cache for the next run to reuse: one
+    # program per solver setting (--quick: one learning rate), its three losses switching
+    # inside it: three programs, each called once per loss.
+    assert len(list((tmp_path / "jax-cache").iterdir())) >= 3
+    programs = {}
+    for r in rows:
+        programs.setdefault(r["compile_id"], set()).add((r["loss"], r["solver"]))
+    assert sorted(programs.values(), key=sorted) == [
+        {(loss, solver) for loss in ("mse", "mae", "huber delta=1.0")}
+        for solver in ("gradient_descent", "newton", "subgradient")]
+    assert all(r["calls_per_compile"] == 3 for r in rows)
 
 
 def test_compile_cache_location(monkeypatch, tmp_path):
@@ -147,16 +156,16 @@ def test_every_shipped_config_checks_at_full_size_without_compiling(config, monk
 def test_check_names_the_group_whose_call_cannot_be_traced(tiny_cfg, monkeypatch):
     import lossopt.experiment._runner as runner
 
-    real = runner._group_call
+    real = runner._program_call
 
-    def broken(cfg, group, problem):
+    def broken(cfg, group, problems):
         if group.solver_name == "subgradient":
             def fails(*args):
                 raise ValueError("shapes (3,) and (4,) do not match")
             return jax.jit(fails)
-        return real(cfg, group, problem)
+        return real(cfg, group, problems)
 
-    monkeypatch.setattr(runner, "_group_call", broken)
+    monkeypatch.setattr(runner, "_program_call", broken)
     with pytest.raises(ConfigError, match=r"group '.*subgradient.*' cannot be traced: ValueError: "
                                           r"shapes \(3,\) and \(4,\)"):
         check_experiment(tiny_cfg)
@@ -167,7 +176,7 @@ def test_check_command_writes_nothing_and_exits_2_on_a_bad_config(tmp_path):
     # The embedded default (every shipped config is checked in-process above).
     proc = _run_cli("--quick", "--check", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "config OK: 9 compiled calls, 9 runs" in " ".join(proc.stderr.split())
+    assert "config OK: 9 calls of 3 compiled programs, 9 runs" in " ".join(proc.stderr.split())
     assert "linear_regression | huber delta=1.0 | newton" in proc.stdout
     assert [p.name for p in tmp_path.iterdir()] == []  # no results folder, no cache
     bad = _run_cli("--check", "--set", "run.batch_size=1000", cwd=tmp_path)
@@ -335,6 +344,42 @@ def test_vmapped_lanes_share_the_call_time_equally():
     np.testing.assert_allclose(_time_shares(none, 2, mapped=True), [0.5, 0.5])
 
 
+def test_the_losses_of_a_solver_setting_share_one_program_and_equal_a_program_each(
+        tmp_path, monkeypatch):
+    import lossopt.experiment._runner as runner
+
+    cfg = resolve_config(tomllib.loads(TINY.replace(
+        '[[solvers]]\nname = "gradient_descent"',
+        '[[losses]]\nname = "huber"\ndelta = 0.5\n[[losses]]\nname = "quantile"\ntau = 0.3\n'
+        '[[solvers]]\nname = "gradient_descent"', 1)))
+    shared = run_experiment(cfg, out_dir=tmp_path / "shared")
+    # Two programs (gradient descent, subgradient), each called once per loss: 3 x 2 calls.
+    programs = {r["compile_id"] for r in shared.rows}
+    assert len(shared.rows) == 18 and len(programs) == 2
+    assert all(r["calls_per_compile"] == 3 for r in shared.rows)
+    for compile_id in programs:
+        rows = [r for r in shared.rows if r["compile_id"] == compile_id]
+        assert {r["loss"] for r in rows} == {"mse", "huber delta=0.5", "quantile tau=0.3"}
+        assert len({r["solver"] for r in rows}) == 1
+
+    monkeypatch.setattr(runner, "_program_key", lambda group, problem: None)
+    alone = run_experiment(cfg, out_dir=tmp_path / "alone")  # a program per group, as before
+    assert len({r["compile_id"] for r in alone.rows}) == 6
+    assert all(r["calls_per_compile"] == 1 for r in alone.rows)
+    # The same operations in one branch of a switch: the same results, run for run.
+    skip = {"wall_time_s", "compile_time_s", "compile_id", "calls_per_compile"}
+    by_id = {r["run_id"]: r for r in alone.rows}
+    for r in shared.rows:
+        other = by_id[r["run_id"]]
+        for key, value in r.items():
+            if key in skip:
+                continue
+            if isinstance(value, float):
+                assert value == pytest.approx(other[key], rel=1e-12, abs=1e-300), (key, r)
+            else:
+                assert value == other[key], (key, r)
+
+
 CLASSIFICATION = """
 name = "binary"
 [data]
@@ -416,14 +461,14 @@ def test_compiling_ahead_changes_nothing_and_a_later_group_error_comes_first(
     # The second group's call fails to trace: every group is traced before anything is
     # written, so the error names the group and nothing runs or is written (not even the
     # first group's records, as an error raised in the second group's turn would leave).
-    real = runner._group_call
+    real = runner._program_call
 
-    def broken(cfg, group, problem):
+    def broken(cfg, group, problems):
         if group.solver_name == "subgradient":
             raise ValueError("shapes (3,) and (4,) do not match")
-        return real(cfg, group, problem)
+        return real(cfg, group, problems)
 
-    monkeypatch.setattr(runner, "_group_call", broken)
+    monkeypatch.setattr(runner, "_program_call", broken)
     seen = []
     with pytest.raises(ConfigError, match=r"`solvers\[1\]` \(subgradient\): group .* cannot be "
                                           r"traced: ValueError: shapes"):

@@ -13,6 +13,13 @@ steps --, which are mapped there too: vmap would turn those conds into selects t
 both branches every step. A run's ``wall_time_s`` is its share of the call's time
 (:func:`_time_shares`).
 
+The groups of one solver setting on one dataset -- the config's losses -- share one compiled
+*program* (:func:`_programs`): the loop is compiled once with a ``lax.switch`` on a traced loss
+index, and each group calls it with its own index, so only its loss runs and its call is
+timed on its own. A config of three losses and three solvers compiles three programs, not
+nine; the results are those of one program per group (the same operations: bit-identical on
+the quickstart).
+
 Training runs: with ``run.batch_size`` (minibatches, drawn inside the compiled loop) or a model
 with dropout, each lane passes ``minimize`` its own PRNG key, ``fold_in(key(seed + lane seed),
 1)`` (initialisation uses ``key(seed + lane seed)`` itself), so a run is reproducible and seeds
@@ -48,6 +55,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import itertools
@@ -87,7 +95,8 @@ SUMMARY_COLUMNS = (
     "run_id", "data", "loss", "solver", "hyperparameters", "seed", "status", "converged",
     "iterations", "final_loss", "train_loss", "grad_norm", "val_metric_name", "val_metric",
     "num_fun_evals", "num_grad_evals", "wall_time_s", "compile_time_s", "compile_mode",
-    "lanes_in_call", "devices", "n_params", "f_star", "f_minus_f_star",
+    "compile_id", "calls_per_compile", "lanes_in_call", "devices", "n_params", "f_star",
+    "f_minus_f_star",
 )
 
 # fold_in data that derives a lane's training key (minibatch shuffles, dropout) from its
@@ -349,44 +358,66 @@ def _lanes_call(group: Group, solve: Callable[..., Any], mapped: bool,
     return jax.jit(jax.vmap(solve, in_axes=in_axes))
 
 
-def _group_call(cfg: ExperimentSpec, group: Group, problem: GroupProblem) -> Callable[..., Any]:
-    """The group's jitted function of its inputs (:func:`_group_inputs`, a leading lane axis
-    on each but a test problem's data): ``(Result, train_loss)``; vmapped over lanes, or
-    mapped (``lax.map``) for groups whose loop has per-iteration conds (see below)."""
+def _switched(index: Any, fns: list[Callable[..., Any]]) -> Callable[..., Any]:
+    """``fns[index]`` as one function: the function itself when there is one, else a
+    ``lax.switch`` on the traced ``index`` (keyword arguments, such as a dropout ``key``, are
+    bound in every branch). Only the chosen branch runs."""
+    if len(fns) == 1:
+        return fns[0]
+
+    def call(*args, **kwargs):
+        return jax.lax.switch(index, [functools.partial(f, **kwargs) for f in fns], *args)
+
+    return call
+
+
+def _program_call(cfg: ExperimentSpec, group: Group,
+                  problems: list[GroupProblem]) -> Callable[..., Any]:
+    """The jitted function of a program's calls: ``(Result, train_loss)`` of the inputs of
+    :func:`_group_inputs` (the loss index, then a leading lane axis on each but a test
+    problem's data). ``group`` is any of the program's groups (they share the solver setting,
+    the data and the model); ``problems`` are their problems, in the order of the loss index
+    (:func:`_programs`). The lanes are mapped or vmapped (:func:`_lanes_mapped`)."""
     from lossopt.solvers import minimize
 
     run = cfg.run
+    problem = problems[0]
     if isinstance(problem, TestProblem):
         fun = problem.problem.fun
 
-        def solve_problem(traced, x0, args):
+        def solve_problem(index, traced, x0, args):
             solver = make_solver(group.solver_name, {**group.static, **traced})
             result = minimize(fun, x0, solver, args=args, max_iters=run.max_iters,
                               gtol=run.gtol, ftol=run.ftol, xtol=run.xtol,
                               record_every=run.record_every)
             return result, result.value
 
-        return _lanes_call(group, solve_problem, _lanes_mapped(cfg, problem), (0, 0, None))
+        return _lanes_call(group, solve_problem, _lanes_mapped(cfg, problem),
+                           (None, 0, 0, None))
     stochastic = _is_stochastic(cfg, problem)
     # proximal_gradient with an l1 / elastic-net regularizer: the penalty goes through the
     # solver's prox (the problem's objective is the smooth part; Result.value is f + g).
     penalty = prox_penalty(group.solver_name, cfg.regularizer)
     extra = {} if penalty is None else {"prox": penalty}
-    # Metrics see (X, y, Xv, yv): the validation metric and, for stochastic runs, the full
-    # training objective in evaluation mode (the trace's `loss` is then a minibatch one).
-    metrics = {"val_metric": lambda p, X, y, Xv, yv: problem.metric(p, Xv, yv)}
-    def full_train_loss(p, X, y):  # the training objective in evaluation mode, penalty included
-        value = problem.train_loss(p, X, y)
-        return value if penalty is None else value + penalty.value(p)
 
-    if stochastic:
-        metrics["train_loss"] = lambda p, X, y, Xv, yv: full_train_loss(p, X, y)
+    def solve(index, traced, key, X, y, Xv, yv):
+        objective = _switched(index, [p.objective for p in problems])
+        metric = _switched(index, [p.metric for p in problems])
+        train = _switched(index, [p.train_loss for p in problems])
 
-    def solve(traced, key, X, y, Xv, yv):
+        def full_train_loss(p, X, y):  # the training objective in evaluation mode, penalty included
+            value = train(p, X, y)
+            return value if penalty is None else value + penalty.value(p)
+
+        # Metrics see (X, y, Xv, yv): the validation metric and, for stochastic runs, the full
+        # training objective in evaluation mode (the trace's `loss` is then a minibatch one).
+        metrics = {"val_metric": lambda p, X, y, Xv, yv: metric(p, Xv, yv)}
+        if stochastic:
+            metrics["train_loss"] = lambda p, X, y, Xv, yv: full_train_loss(p, X, y)
         solver = make_solver(group.solver_name, {**group.static, **traced, **extra})
         params0 = problem.model.init(key, X.shape[1], X.dtype)
         result = minimize(
-            problem.objective, params0, solver, args=(X, y), max_iters=run.max_iters,
+            objective, params0, solver, args=(X, y), max_iters=run.max_iters,
             gtol=run.gtol, ftol=run.ftol, xtol=run.xtol,
             metrics=metrics, metric_args=(X, y, Xv, yv), record_every=run.record_every,
             key=jax.random.fold_in(key, TRAIN_KEY_STREAM) if stochastic else None,
@@ -396,7 +427,7 @@ def _group_call(cfg: ExperimentSpec, group: Group, problem: GroupProblem) -> Cal
         train_loss = full_train_loss(result.params, X, y) if stochastic else result.value
         return result, train_loss
 
-    return _lanes_call(group, solve, _lanes_mapped(cfg, problem), (0,) * 6)
+    return _lanes_call(group, solve, _lanes_mapped(cfg, problem), (None,) + (0,) * 6)
 
 
 def _lanes_mapped(cfg: ExperimentSpec, problem: GroupProblem) -> bool:
@@ -504,8 +535,19 @@ def place_group_inputs(mesh: Mesh | None, traced, keys, X, y, Xv, yv):
 
 
 def _group_inputs(cfg: ExperimentSpec, group: Group, datasets: dict[tuple[int, int], Dataset],
-                  mesh: Mesh | None, problem: GroupProblem) -> tuple[Any, ...]:
-    """The inputs of the group's compiled call (lanes stacked, placed)."""
+                  mesh: Mesh | None, problem: GroupProblem, index: int = 0) -> tuple[Any, ...]:
+    """The inputs of the group's call of its program: the group's loss ``index`` in the
+    program (:func:`_programs`), then the lanes' inputs (stacked, placed)."""
+    loss_index = jax.device_put(np.int32(index))
+    if mesh is not None:
+        from lossopt.distributed import replicate
+
+        loss_index = replicate(loss_index, mesh)
+    return (loss_index, *_lane_inputs(cfg, group, datasets, mesh, problem))
+
+
+def _lane_inputs(cfg: ExperimentSpec, group: Group, datasets: dict[tuple[int, int], Dataset],
+                 mesh: Mesh | None, problem: GroupProblem) -> tuple[Any, ...]:
     dtype = jnp.dtype(cfg.run.dtype)
     if isinstance(problem, TestProblem):  # (traced, x0 per lane, shared data)
         p = problem.problem
@@ -533,44 +575,87 @@ def _group_inputs(cfg: ExperimentSpec, group: Group, datasets: dict[tuple[int, i
     return place_group_inputs(mesh, traced, keys, X, y, Xv, yv)
 
 
+# --- programs: the groups that share one compiled call ------------------------------------------
+
+
+def _program_key(group: Group, problem: GroupProblem) -> tuple[Any, ...] | None:
+    """Groups with equal keys share one compiled program (None: a program of its own).
+
+    They are the losses of one solver setting on one dataset with one model: the same lanes
+    (the solver entry's hyperparameter grid x the seeds), the same inputs and parameter
+    shapes, only the loss differs, so one loop compiled with a ``lax.switch`` on the loss
+    index (:func:`_switched`) serves them all. Test problems each have their own objective and
+    start: a program each."""
+    if isinstance(problem, TestProblem):
+        return None
+    return (group.data_index, group.solver_index, json.dumps(group.static, sort_keys=True),
+            len(group.lanes), repr(problem.model), problem.metric_name, problem.needs_key)
+
+
+def _programs(groups: list[Group], problems: list[GroupProblem]) -> list[list[int]]:
+    """The indices of the groups in each program, programs in the order of their first
+    group; a group's loss index in its program is its position in the list."""
+    programs: list[list[int]] = []
+    where: dict[tuple[Any, ...], int] = {}
+    for i, (group, problem) in enumerate(zip(groups, problems, strict=True)):
+        key = _program_key(group, problem)
+        if key is not None and key in where:
+            programs[where[key]].append(i)
+            continue
+        if key is not None:
+            where[key] = len(programs)
+        programs.append([i])
+    return programs
+
+
 @dataclasses.dataclass(frozen=True)
 class _Traced:
-    """A group's problem and its call, traced and lowered (not compiled)."""
+    """A program's call, traced and lowered (not compiled)."""
 
-    problem: GroupProblem
     lowered: Any  # a jax.stages.Lowered
     lower_time: float
 
 
-def _trace_group(cfg: ExperimentSpec, group: Group, problem: GroupProblem, datasets,
-                 mesh) -> _Traced:
-    """Trace and lower a group's call: what only the model, loss and solver code can check
+def _trace_program(cfg: ExperimentSpec, groups: list[Group], problems: list[GroupProblem],
+                   datasets, mesh) -> _Traced:
+    """Trace and lower a program's call: what only the model, loss and solver code can check
     (a loss hyperparameter out of range, an optax option of the wrong type, shapes, dtypes).
+    ``groups`` and ``problems`` are the program's, in the order of the loss index.
 
     Raises:
         ConfigError: naming the config entry at fault -- ``losses[i]`` when the objective
             alone cannot be evaluated, else ``solvers[j]`` -- the group and the error.
     """
-    inputs = _group_inputs(cfg, group, datasets, mesh, problem)
+    inputs = _group_inputs(cfg, groups[0], datasets, mesh, problems[0])
     t0 = time.perf_counter()
     try:
-        lowered = _group_call(cfg, group, problem).lower(*inputs)
-    except Exception as err:  # the group's own code failed: name its entry and the group
-        entry = (f"losses[{group.loss_index}]` ({group.loss_label})"
-                 if _objective_fails(problem, inputs) else
-                 f"solvers[{group.solver_index}]` ({group.solver_name})")
-        raise ConfigError(
-            f"`{entry}: group {group.description!r} cannot be traced: "
-            f"{type(err).__name__}: {err}"
-        ) from err
-    return _Traced(problem, lowered, time.perf_counter() - t0)
+        lowered = _program_call(cfg, groups[0], problems).lower(*inputs)
+    except Exception as err:
+        if len(groups) == 1:
+            _raise_untraceable(groups[0], problems[0], inputs, err)
+        for group, problem in zip(groups, problems, strict=True):  # find the group at fault
+            _trace_program(cfg, [group], [problem], datasets, mesh)
+        raise  # pragma: no cover - each group traces alone but not together
+    return _Traced(lowered, time.perf_counter() - t0)
+
+
+def _raise_untraceable(group: Group, problem: GroupProblem, inputs: tuple[Any, ...],
+                       err: Exception) -> None:
+    """Raise the ConfigError for a group whose call failed to trace with ``err``."""
+    entry = (f"losses[{group.loss_index}]` ({group.loss_label})"
+             if _objective_fails(problem, inputs) else
+             f"solvers[{group.solver_index}]` ({group.solver_name})")
+    raise ConfigError(
+        f"`{entry}: group {group.description!r} cannot be traced: "
+        f"{type(err).__name__}: {err}"
+    ) from err
 
 
 def _objective_fails(problem: GroupProblem, inputs: tuple[Any, ...]) -> bool:
     """Whether the objective alone fails to trace on one lane's data (shapes only)."""
     if isinstance(problem, TestProblem):
         return False  # the catalogue's objectives trace at their own start points
-    _, keys, X, y, _, _ = inputs
+    _, _, keys, X, y, _, _ = inputs
 
     def value(key, X, y):
         return problem.objective(problem.model.init(key, X.shape[1], X.dtype), X, y)
@@ -584,46 +669,48 @@ def _objective_fails(problem: GroupProblem, inputs: tuple[Any, ...]) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class _Compiled:
-    """A group's problem, the inputs of its call, the compiled call and its compile time."""
+    """A program compiled: the compiled call, its compile time and mode, and its id."""
 
-    problem: GroupProblem
-    inputs: tuple[Any, ...]
     compiled: Any  # a jax.stages.Compiled
     compile_time: float
     compile_mode: str  # "fast" or "optimized" (run.compile resolved)
+    compile_id: str  # the same in the rows of every group of the program
+    calls: int  # the program's groups: calls of it
 
 
 class _AheadOfTime:
-    """Compiles the next groups while the current one runs.
+    """Compiles the next programs while the current one runs.
 
-    XLA compilation dominates a CPU run of a config (a solver loop takes 1-3 s to compile and
-    often less to run) and releases the GIL, so the groups' calls, all traced and lowered before
-    anything runs (:func:`_trace_group`, in the calling thread: JAX's thread-local
+    XLA compilation dominates a CPU run of a config (a solver loop takes 0.5-3 s to compile and
+    often less to run) and releases the GIL, so the programs' calls, all traced and lowered
+    before anything runs (:func:`_trace_program`, in the calling thread: JAX's thread-local
     configuration applies as usual), are compiled in a small thread pool ahead of their turn:
-    the first ones while the later groups are still being traced, each next one while the
-    groups before it run and write their files. Each group compiles once; results are
-    unchanged (the same programs run, in the config's order); ``compile_time_s`` is then the
-    compile's wall time under that overlap. ``ahead=0`` (or several processes, whose compiles
-    should happen in the same order) compiles each group just before it runs.
+    the first ones while the later programs are still being traced, each next one while the
+    groups before it run and write their files. Each program compiles once and is kept until
+    its last group has run; results are unchanged (the same programs run, in the config's
+    order); ``compile_time_s`` is then the compile's wall time under that overlap. ``ahead=0``
+    (or several processes, whose compiles should happen in the same order) compiles each
+    program just before its first group runs.
     """
 
-    def __init__(self, cfg, groups: list[Group], datasets, mesh, ahead: int):
-        self.cfg, self.groups, self.datasets, self.mesh = cfg, groups, datasets, mesh
+    def __init__(self, cfg, ahead: int):
+        self.cfg = cfg
         self.ahead = 0 if jax.process_count() > 1 else ahead
-        self.traced: list[_Traced] = []  # of groups[:len(traced)], in order
-        self.pending: dict[int, Future] = {}  # group index -> Future of (compiled, time, mode)
+        self.traced: list[tuple[_Traced, str, int]] = []  # per program: (traced, id, calls)
+        self.pending: dict[int, Future] = {}  # program index -> Future of (compiled, time, mode)
+        self.ready: dict[int, _Compiled] = {}
         self.pool = (ThreadPoolExecutor(self.ahead, thread_name_prefix="lossopt-compile")
                      if self.ahead > 0 else None)
 
-    def add(self, traced: _Traced) -> None:
-        """The next group's traced call; the first ``ahead + 1`` start compiling at once."""
-        self.traced.append(traced)
+    def add(self, traced: _Traced, compile_id: str, calls: int) -> None:
+        """The next program's traced call; the first ``ahead + 1`` start compiling at once."""
+        self.traced.append((traced, compile_id, calls))
         i = len(self.traced) - 1
         if self.pool is not None and i <= self.ahead:
             self.pending[i] = self._start(i)
 
     def _start(self, i: int) -> Future:
-        lowered = self.traced[i].lowered
+        lowered = self.traced[i][0].lowered
 
         def compile_():
             t0 = time.perf_counter()
@@ -641,16 +728,19 @@ class _AheadOfTime:
         return future
 
     def get(self, i: int) -> _Compiled:
-        """Group ``i`` compiled, with its inputs; starts compiling the next ``ahead`` first."""
+        """Program ``i`` compiled; starts compiling the next ``ahead`` programs first."""
         for j in range(i, min(i + 1 + self.ahead, len(self.traced))):
-            if j not in self.pending:
+            if j not in self.pending and j not in self.ready:
                 self.pending[j] = self._start(j)
-        compiled, seconds, mode = self.pending.pop(i).result()
-        # The inputs are built again (the same arrays the call was lowered for) rather than
-        # kept from tracing: every group's stacked data at once could be large.
-        problem = self.traced[i].problem
-        inputs = _group_inputs(self.cfg, self.groups[i], self.datasets, self.mesh, problem)
-        return _Compiled(problem, inputs, compiled, seconds, mode)
+        if i not in self.ready:
+            compiled, seconds, mode = self.pending.pop(i).result()
+            _, compile_id, calls = self.traced[i]
+            self.ready[i] = _Compiled(compiled, seconds, mode, compile_id, calls)
+        return self.ready[i]
+
+    def release(self, i: int) -> None:
+        """Program ``i`` has run its last group: its executable can go."""
+        self.ready.pop(i, None)
 
     def close(self) -> None:
         if self.pool is not None:  # a compile already running finishes; queued ones are dropped
@@ -669,17 +759,18 @@ def _compile_ahead() -> int:
     return ahead
 
 
-def _run_group(cfg: ExperimentSpec, group: Group, out_dir: Path, ready: _Compiled,
-               written: list[str]) -> None:
-    """Run one compiled group call; write its traces and records (a record last: it marks
-    the run complete), appending each run id to ``written`` once its record is on disk."""
+def _run_group(cfg: ExperimentSpec, group: Group, problem: GroupProblem, inputs: tuple[Any, ...],
+               out_dir: Path, ready: _Compiled, written: list[str]) -> None:
+    """Run one group's call of its compiled program (``inputs``: :func:`_group_inputs`); write
+    its traces and records (a record last: it marks the run complete), appending each run id
+    to ``written`` once its record is on disk."""
     from lossopt.solvers import Status
 
-    problem, inputs, compiled = ready.problem, ready.inputs, ready.compiled
+    compiled = ready.compiled
     if isinstance(problem, TestProblem):
         n_devices, f_star = 1, float(problem.problem.f_star)
     else:  # the devices the compiled program splits the training examples over
-        n_devices, f_star = len(compiled.input_shardings[0][2].device_set), None
+        n_devices, f_star = len(compiled.input_shardings[0][3].device_set), None
     t0 = time.perf_counter()
     result, train_losses = jax.block_until_ready(compiled(*inputs))
     wall = time.perf_counter() - t0
@@ -714,6 +805,8 @@ def _run_group(cfg: ExperimentSpec, group: Group, out_dir: Path, ready: _Compile
             "wall_time_s": wall * shares[i],
             "compile_time_s": ready.compile_time,
             "compile_mode": ready.compile_mode,
+            "compile_id": ready.compile_id,
+            "calls_per_compile": ready.calls,
             "lanes_in_call": n_lanes,
             "devices": n_devices,
             "n_params": int(problem.n_params),
@@ -818,7 +911,7 @@ def _prepare(cfg: ExperimentSpec, base: Path, out: Path | None = None):
     the data loaded (and its digests), the groups planned, every group's problem built (once)
     and checked, the results folder checked.
 
-    Then :func:`_trace_group` traces each group, in :func:`run_experiment` and
+    Then :func:`_trace_program` traces each program, in :func:`run_experiment` and
     :func:`check_experiment` alike.
 
     Returns:
@@ -879,6 +972,13 @@ def _prepare(cfg: ExperimentSpec, base: Path, out: Path | None = None):
             total_key="n_samples" if data.kind in SYNTHETIC else "max_samples",
         )
     return groups, problems, datasets, mesh
+
+
+def _compile_id(groups: list[Group]) -> str:
+    """A program's id in the rows of its runs: a hash of its runs' fingerprints, so that rows
+    of one program -- and only those -- share it, across reruns too."""
+    blob = " ".join(lane.fingerprint for g in groups for lane in g.lanes)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def _problem_digest(problem: Any) -> str:
@@ -946,15 +1046,22 @@ def run_experiment(
             complete.append(group)
         else:
             todo.append((group, problem))
-    compiler = _AheadOfTime(cfg, [g for g, _ in todo], datasets, mesh, ahead)
+    programs = _programs([g for g, _ in todo], [p for _, p in todo])
+    program_of = {i: (k, index) for k, members in enumerate(programs)
+                  for index, i in enumerate(members)}
+    last_use = {k: members[-1] for k, members in enumerate(programs)}
+    compiler = _AheadOfTime(cfg, ahead)
     written: list[str] = []  # run ids whose record this call wrote
     interrupted = False
     try:
-        # Trace every group that will run before anything is written. Complete groups are not
-        # traced again: their records carry this config's and this data's fingerprint, so
-        # their calls traced when they ran (a rerun of a finished config stays quick).
-        for group, problem in todo:
-            compiler.add(_trace_group(cfg, group, problem, datasets, mesh))
+        # Trace every program that will run before anything is written. Complete groups are
+        # not traced again: their records carry this config's and this data's fingerprint,
+        # so their calls traced when they ran (a rerun of a finished config stays quick).
+        for members in programs:
+            member_groups = [todo[i][0] for i in members]
+            traced = _trace_program(cfg, member_groups, [todo[i][1] for i in members],
+                                    datasets, mesh)
+            compiler.add(traced, _compile_id(member_groups), len(members))
         try:
             for name in _OUTPUT_FOLDERS:
                 (out / name).mkdir(parents=True, exist_ok=True)
@@ -968,8 +1075,13 @@ def run_experiment(
         for done, group in enumerate(complete, start=1):  # each group reported once, skipped first
             if progress is not None:
                 progress(done, len(groups), group.description)
-        for i, (group, _) in enumerate(todo):
-            _run_group(cfg, group, out, compiler.get(i), written)
+        for i, (group, problem) in enumerate(todo):
+            k, index = program_of[i]
+            ready = compiler.get(k)
+            inputs = _group_inputs(cfg, group, datasets, mesh, problem, index)
+            _run_group(cfg, group, problem, inputs, out, ready, written)
+            if last_use[k] == i:
+                compiler.release(k)
             done += 1
             if progress is not None:
                 progress(done, len(groups), group.description)
@@ -996,7 +1108,8 @@ class GroupCheck:
 
     description: str
     runs: int
-    lower_time_s: float
+    lower_time_s: float  # of the group's program (shared by the program's groups)
+    program: int = 0  # the index of the compiled program that runs the group
 
 
 def check_experiment(cfg: ExperimentSpec, base: Path | None = None, *,
@@ -1005,7 +1118,7 @@ def check_experiment(cfg: ExperimentSpec, base: Path | None = None, *,
 
     Loads the data, plans the groups, makes every check :func:`run_experiment` makes before it
     writes anything -- the same code -- including the results folder (``out_dir``, default
-    ``output.dir``) and the tracing and lowering of every group's compiled call, which finds
+    ``output.dir``) and the tracing and lowering of every compiled program, which finds
     what only the model, loss and solver code can find (a loss hyperparameter out of range,
     an optax option of the wrong type, shapes, dtypes, a loss that does not fit the model's
     output); compiles and runs nothing, and writes no file. A long config is checked in
@@ -1022,13 +1135,16 @@ def check_experiment(cfg: ExperimentSpec, base: Path | None = None, *,
         >>> from lossopt.experiment import check_experiment, load_config
         >>> cfg, base = load_config(None, ["run.dtype='float32'"], quick=True)
         >>> checks = check_experiment(cfg, base)
-        >>> len(checks), sum(c.runs for c in checks)
-        (9, 9)
+        >>> len(checks), sum(c.runs for c in checks), len({c.program for c in checks})
+        (9, 9, 3)
     """
     out = Path(out_dir or cfg.output.dir)
     groups, problems, datasets, mesh = _prepare(cfg, base or Path.cwd(), out)
-    checks = []
-    for group, problem in zip(groups, problems, strict=True):
-        traced = _trace_group(cfg, group, problem, datasets, mesh)
-        checks.append(GroupCheck(group.description, len(group.lanes), traced.lower_time))
-    return checks
+    checks: list[GroupCheck | None] = [None] * len(groups)
+    for k, members in enumerate(_programs(groups, problems)):
+        traced = _trace_program(cfg, [groups[i] for i in members],
+                                [problems[i] for i in members], datasets, mesh)
+        for i in members:
+            checks[i] = GroupCheck(groups[i].description, len(groups[i].lanes),
+                                   traced.lower_time, k)
+    return [c for c in checks if c is not None]
