@@ -618,3 +618,32 @@ def test_summary_keeps_datasets_apart():
     text = out.getvalue()
     assert "data" in text and "synthetic" in text and "breast_cancer" in text
     assert "0.25" in text and "2.5" in text and "1.15" not in text
+
+
+@pytest.mark.parametrize("kind", ["sklearn:diabetes", "sklearn:breast_cancer", "sklearn:iris",
+                                  "sklearn:wine", "sklearn:digits"])
+def test_scikit_learn_datasets_are_read_from_its_files_as_its_loaders_return_them(kind):
+    import sklearn.datasets as skd
+
+    from lossopt.experiment import _data
+
+    X, y = _data._read_sklearn_files(kind)
+    bunch = getattr(skd, _data.SKLEARN[kind][0])()
+    np.testing.assert_array_equal(y, bunch.target)
+    # diabetes: centred and scaled here with numpy, there with sklearn.preprocessing.scale
+    np.testing.assert_allclose(X, bunch.data, rtol=0, atol=1e-15)
+    assert X.dtype == np.float64
+
+
+def test_scikit_learn_datasets_fall_back_to_the_loader_when_the_files_are_elsewhere(monkeypatch):
+    import importlib.util
+
+    from lossopt.experiment import _data
+
+    read = _data._load_sklearn("sklearn:iris")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert _data._read_sklearn_files("sklearn:iris") is None
+    loaded = _data._load_sklearn("sklearn:iris")
+    assert loaded[2] == read[2] == "multiclass"
+    np.testing.assert_array_equal(loaded[0], read[0])
+    np.testing.assert_array_equal(loaded[1], read[1])
