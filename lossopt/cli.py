@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -141,6 +142,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         enable_compile_cache(cache)
     out_dir = args.out or cfg.output.dir
     _say(console, "lossopt run ", (cfg.name, "bold"), f" -> {out_dir}")
+    # matplotlib's import (~0.6 s) runs in the background once the first group has run: every
+    # call is traced by then, and the main thread mostly waits for the next compile.
+    warm = threading.Thread(target=_import_plotting, daemon=True, name="lossopt-warm-plots")
     columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     try:
@@ -148,6 +152,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             task = bar.add_task("checking", total=None)
 
             def progress(done: int, total: int, description: str) -> None:
+                if cfg.output.plots and warm.ident is None:  # not started yet
+                    warm.start()
                 bar.update(task, completed=done, total=total, description=description[:60])
 
             result = run_experiment(cfg, base, out_dir=out_dir, force=args.force,
@@ -172,6 +178,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
              " completed runs were kept; run again to resume")
         return 130
     return 0
+
+
+def _import_plotting() -> None:
+    import importlib
+
+    for module in ("matplotlib.figure", "matplotlib.backends.backend_agg", "lossopt.plotting"):
+        importlib.import_module(module)
 
 
 def _check(cfg, base, console, out_dir) -> int:
