@@ -344,27 +344,34 @@ def test_vmapped_lanes_share_the_call_time_equally():
     np.testing.assert_allclose(_time_shares(none, 2, mapped=True), [0.5, 0.5])
 
 
+@pytest.mark.parametrize("data, losses", [
+    ("linear_regression", ("mse", "huber delta=0.5", "quantile tau=0.3")),
+    # counts: poisson_nll's R^2 is of exp(outputs), mse's of the outputs: two metric branches
+    ("poisson", ("mse", "poisson_nll")),
+])
 def test_the_losses_of_a_solver_setting_share_one_program_and_equal_a_program_each(
-        tmp_path, monkeypatch):
+        data, losses, tmp_path, monkeypatch):
     import lossopt.experiment._runner as runner
 
+    entries = "".join(
+        f'[[losses]]\nname = "{name}"\n' + "".join(f"{opt.replace('=', ' = ')}\n" for opt in rest)
+        for name, *rest in (loss.split() for loss in losses[1:]))
     cfg = resolve_config(tomllib.loads(TINY.replace(
-        '[[solvers]]\nname = "gradient_descent"',
-        '[[losses]]\nname = "huber"\ndelta = 0.5\n[[losses]]\nname = "quantile"\ntau = 0.3\n'
-        '[[solvers]]\nname = "gradient_descent"', 1)))
+        '[[solvers]]\nname = "gradient_descent"', entries + '[[solvers]]\nname = "gradient_descent"',
+        1).replace('kind = "linear_regression"', f'kind = "{data}"')))
     shared = run_experiment(cfg, out_dir=tmp_path / "shared")
-    # Two programs (gradient descent, subgradient), each called once per loss: 3 x 2 calls.
+    # Two programs (gradient descent, subgradient), each called once per loss.
     programs = {r["compile_id"] for r in shared.rows}
-    assert len(shared.rows) == 18 and len(programs) == 2
-    assert all(r["calls_per_compile"] == 3 for r in shared.rows)
+    assert len(shared.rows) == 6 * len(losses) and len(programs) == 2
+    assert all(r["calls_per_compile"] == len(losses) for r in shared.rows)
     for compile_id in programs:
         rows = [r for r in shared.rows if r["compile_id"] == compile_id]
-        assert {r["loss"] for r in rows} == {"mse", "huber delta=0.5", "quantile tau=0.3"}
+        assert {r["loss"] for r in rows} == set(losses)
         assert len({r["solver"] for r in rows}) == 1
 
     monkeypatch.setattr(runner, "_program_key", lambda group, problem: None)
     alone = run_experiment(cfg, out_dir=tmp_path / "alone")  # a program per group, as before
-    assert len({r["compile_id"] for r in alone.rows}) == 6
+    assert len({r["compile_id"] for r in alone.rows}) == 2 * len(losses)
     assert all(r["calls_per_compile"] == 1 for r in alone.rows)
     # The same operations in one branch of a switch: the same results, run for run.
     skip = {"wall_time_s", "compile_time_s", "compile_id", "calls_per_compile"}

@@ -130,6 +130,9 @@ class Problem:
     label: str
     train_loss: Callable[..., jax.Array]
     needs_key: bool = False
+    # Problems of one model and dataset with equal metric_key compute the same metric (it
+    # depends on the task, the outputs and whether they are log-rates, not on the loss).
+    metric_key: tuple[Any, ...] = ()
 
 
 def _regularizer(cfg: RegularizerSpec | None):
@@ -251,4 +254,5 @@ def build_problem(
     n_params = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
     label = name + "".join(f" {k}={v}" for k, v in hyper.items())
     needs_key = kind == "mlp" and model.dropout > 0
-    return Problem(objective, metric, metric_name, model, n_params, label, train_loss, needs_key)
+    return Problem(objective, metric, metric_name, model, n_params, label, train_loss, needs_key,
+                   (metric_name, outputs, name == "poisson_nll"))

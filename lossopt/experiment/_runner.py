@@ -400,9 +400,14 @@ def _program_call(cfg: ExperimentSpec, group: Group,
     penalty = prox_penalty(group.solver_name, cfg.regularizer)
     extra = {} if penalty is None else {"prox": penalty}
 
+    # The losses of a program often share their validation metric: one branch per metric.
+    metric_of = {p.metric_key: p.metric for p in problems}
+    metric_index = [list(metric_of).index(p.metric_key) for p in problems]
+
     def solve(index, traced, key, X, y, Xv, yv):
         objective = _switched(index, [p.objective for p in problems])
-        metric = _switched(index, [p.metric for p in problems])
+        metric = _switched(jnp.asarray(metric_index, jnp.int32)[index]
+                           if len(metric_of) > 1 else index, list(metric_of.values()))
         train = _switched(index, [p.train_loss for p in problems])
 
         def full_train_loss(p, X, y):  # the training objective in evaluation mode, penalty included
