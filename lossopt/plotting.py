@@ -133,7 +133,7 @@ def convergence_figure(
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    from lossopt._compare._figures import _BANDS, draw_runs, legend_handles
+    from lossopt._compare._figures import _BANDS, draw_runs, legend_handles, log_axis
 
     panel = _panel_key(rows)
     panels = list(dict.fromkeys(panel(r) for r in rows))
@@ -179,7 +179,7 @@ def convergence_figure(
                 for s in draw_runs(ax, config, colours[config], runs, band=band, floor=floor):
                     if s not in statuses:
                         statuses.append(s)
-            ax.set_yscale("log")
+            log_axis(ax)
             if top is not None and ax.get_ylim()[1] > top:
                 ax.set_ylim(top=top)
                 for line in ax.get_lines():  # stops beyond the top are drawn at it
@@ -189,8 +189,8 @@ def convergence_figure(
             ax.set_xlabel("iteration" if x_kind == "iteration" else TIME_LABEL)
             ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # wall times' labels stay apart
             ax.set_ylabel("f - f*" if known else "f - f_best (same data and seed)")
-            if row_axis == 0:
-                ax.set_title(name)
+            if row_axis == 0:  # y given: matplotlib need not measure the axes to place it
+                ax.set_title(name, y=1.0)
     handles = legend_handles(
         colours, statuses,
         band_label=f"median line, band: {_BANDS[band]}" if several_seeds else None)

@@ -426,3 +426,32 @@ def test_schema_errors_name_the_key_path_expected_and_received(change, message):
     with pytest.raises(ConfigError) as err:
         resolve_config(tomllib.loads(BASE.replace(old, new, 1)))
     assert re.search(message, str(err.value)), str(err.value)
+
+
+@pytest.mark.parametrize("low, high", [(1e-16, 10.0), (0.15, 0.9)])  # 0.15-0.9: minor labels
+def test_log_axes_label_the_ticks_matplotlib_labels_in_plain_text(low, high):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from lossopt._compare._figures import log_axis
+
+    def labels(plain: bool) -> dict[float, str]:
+        fig = Figure()
+        ax = fig.subplots()
+        ax.plot([0, 1], [low, high])
+        log_axis(ax) if plain else ax.set_yscale("log")
+        FigureCanvasAgg(fig).draw()
+        return {round(float(t.get_loc()), 20): t.label1.get_text()
+                for t in ax.yaxis.get_major_ticks() + ax.yaxis.get_minor_ticks()
+                if t.label1.get_text() and low / 10 <= t.get_loc() <= high * 10}
+
+    ours, matplotlibs = labels(True), labels(False)
+    assert set(ours) == set(matplotlibs) and len(ours) >= 2  # the same ticks labelled
+    digits = str.maketrans("\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079",
+                           "-0123456789")
+    for value, text in ours.items():
+        assert "$" not in text and "$" in matplotlibs[value]  # plain text, not mathtext
+        coefficient, _, power = text.rpartition("\u00d7")
+        assert power.startswith("10")
+        shown = float(coefficient or 1) * 10.0 ** int(power[2:].translate(digits))
+        assert shown == pytest.approx(value, rel=1e-12), (text, value)
