@@ -1,33 +1,53 @@
 #!/usr/bin/env bash
-# Wall time of `lossopt run` (the embedded quickstart, then every shipped config with --quick)
-# with a cold compilation cache, for the working tree and a git revision, alternately, in
-# ROUNDS rounds: what a user waits for from a fresh checkout.
-#   bash experiments/benchmarks/bench_lossopt_run.sh [REVISION=57d5757] [ROUNDS=2]
+# Wall and CPU time of `lossopt run` (the embedded quickstart, then every shipped config with
+# --quick) with a cold compilation cache, for the working tree ("now") and a git revision
+# ("then"), alternately, in ROUNDS rounds: what a user waits for from a fresh checkout. Prints
+# each run, then per config the min and median wall and CPU (user + system) seconds of each
+# side and the ratio of the medians (now / then).
+#   bash experiments/benchmarks/bench_lossopt_run.sh [REVISION=57d5757] [ROUNDS=2] [CONFIGS]
+# CONFIGS: a comma-separated subset, e.g. "default,optimizers" (default: all).
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 revision=${1:-57d5757}
 rounds=${2:-2}
+configs=${3:-default,quickstart,optimizers,robust_regression,classification,mlp_dropout,real_data}
 then_dir=$(mktemp -d)/then
 git -C "$root" worktree add --detach "$then_dir" "$revision" -q
 trap 'git -C "$root" worktree remove --force "$then_dir"' EXIT
 work=$(mktemp -d)
+log="$work/times.txt"
 cd "$work"
-run() { # label source [config --quick]
-  local label=$1 src=$2; shift 2
-  local t0 t1
-  t0=$(date +%s.%N)
-  LOSSOPT_CACHE_DIR= PYTHONPATH=$src python -c \
+run() { # label source config
+  local label=$1 src=$2 config=$3 args=()
+  [ "$config" != default ] && args=("$src/configs/$config.toml" --quick)
+  LOSSOPT_CACHE_DIR= PYTHONPATH=$src /usr/bin/time -f "%e %U %S" -o "$work/t" python -c \
     "import sys; from lossopt.cli import main; sys.exit(main(sys.argv[1:]))" \
-    run "$@" --out "out-$label-$RANDOM" > /dev/null 2>&1
+    run "${args[@]}" --out "out-$label-$RANDOM" > /dev/null 2> "$work/err"
   local rc=$?
-  t1=$(date +%s.%N)
-  printf '%-5s rc=%d %6.1f s  %s\n' "$label" "$rc" "$(echo "$t1 - $t0" | bc)" "${1:-quickstart}"
+  read -r wall user sys < <(tail -n 1 "$work/t")
+  [ "$rc" -ne 0 ] && tail -n 3 "$work/err" >&2
+  printf '%-5s rc=%d wall %6.2f s  cpu %6.2f s  %s\n' "$label" "$rc" "$wall" \
+    "$(echo "$user + $sys" | bc)" "$config"
+  echo "$config $label $wall $(echo "$user + $sys" | bc)" >> "$log"
 }
 for _ in $(seq "$rounds"); do
-  run now "$root"
-  run then "$then_dir"
-  for c in quickstart optimizers robust_regression classification mlp_dropout real_data; do
-    run now "$root" "$root/configs/$c.toml" --quick
-    run then "$then_dir" "$then_dir/configs/$c.toml" --quick
+  for c in ${configs//,/ }; do
+    run now "$root" "$c"
+    run then "$then_dir" "$c"
   done
 done
+python3 - "$log" <<'EOF'
+import collections, statistics, sys
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    config, label, wall, cpu = line.split()
+    runs[config, label].append((float(wall), float(cpu)))
+print(f"\n{'config (--quick but default)':28s} {'now wall min/med':>17s} {'then wall min/med':>18s}"
+      f" {'now cpu med':>12s} {'then cpu med':>13s} {'wall now/then':>14s}")
+for config in dict.fromkeys(c for c, _ in runs):
+    now, then = runs[config, "now"], runs[config, "then"]
+    med = lambda xs, i: statistics.median(x[i] for x in xs)  # noqa: E731
+    print(f"{config:28s} {min(x[0] for x in now):7.2f} / {med(now, 0):6.2f}  "
+          f"{min(x[0] for x in then):7.2f} / {med(then, 0):6.2f}  {med(now, 1):11.2f} "
+          f"{med(then, 1):13.2f} {med(now, 0) / med(then, 0):13.2f}x")
+EOF
