@@ -22,27 +22,31 @@ def test_linear_is_affine_with_one_or_several_outputs():
 
 def test_mlp_dropout_is_active_in_training_mode_only():
     model = MLP(hidden=(16, 16), dropout=0.5)
-    params = model.init(jax.random.key(1), 3)
+    # init and apply jitted (n_features and train are Python choices: static): four small
+    # programs instead of every primitive of the forward pass compiled on its own
+    params = jax.jit(model.init, static_argnums=1)(jax.random.key(1), 3)
+    apply = jax.jit(model.apply, static_argnames="train")
     x = jnp.ones((5, 3))
-    eval_out = model.apply(params, x)
-    np.testing.assert_array_equal(eval_out, model.apply(params, x, key=jax.random.key(2)))
-    train_a = model.apply(params, x, key=jax.random.key(2), train=True)
-    train_b = model.apply(params, x, key=jax.random.key(3), train=True)
+    eval_out = apply(params, x)
+    np.testing.assert_array_equal(eval_out, apply(params, x, key=jax.random.key(2)))
+    train_a = apply(params, x, key=jax.random.key(2), train=True)
+    train_b = apply(params, x, key=jax.random.key(3), train=True)
     assert not np.allclose(train_a, eval_out) and not np.allclose(train_a, train_b)
-    np.testing.assert_array_equal(train_a, model.apply(params, x, key=jax.random.key(2),
-                                                       train=True))  # same key, same mask
+    np.testing.assert_array_equal(train_a, apply(params, x, key=jax.random.key(2),
+                                                 train=True))  # same key, same mask
 
 
 def test_mlp_inverted_dropout_keeps_the_expected_activation():
     # With identity-like statistics: the mean over many masks matches the deterministic output
     # (inverted dropout rescales survivors by 1 / (1 - p)).
     model = MLP(hidden=(32,), activation="relu", dropout=0.3)
-    params = model.init(jax.random.key(4), 2)
+    params = jax.jit(model.init, static_argnums=1)(jax.random.key(4), 2)
     x = jnp.ones((1, 2))
     keys = jax.random.split(jax.random.key(5), 4000)
-    outs = jax.vmap(lambda k: model.apply(params, x, key=k, train=True))(keys)
+    # one compiled program for the 4000 masks and one for the deterministic output (and init)
+    outs = jax.jit(jax.vmap(lambda k: model.apply(params, x, key=k, train=True)))(keys)
     # Monte Carlo standard error of the mean over 4000 masks is well below 0.05 here.
-    np.testing.assert_allclose(outs.mean(), model.apply(params, x)[0], atol=0.05)
+    np.testing.assert_allclose(outs.mean(), jax.jit(model.apply)(params, x)[0], atol=0.05)
 
 
 def test_mlp_he_initialisation_scale():
