@@ -133,7 +133,7 @@ def test_gd_armijo_warm_start_on_brown_badly_scaled():
     # that works is ~2**-38). Warm-started with growth 2, a search costs one rejected doubled
     # step and one accepted one (2.02 measured): 2.5 leaves room for an occasional halving.
     assert per_iter <= 2.5
-    assert float(res.value) < float(p.value(jnp.asarray(p.x0)))
+    assert float(res.value) < float(jax.jit(p.value)(jnp.asarray(p.x0)))  # f(x0), compiled once
     # The old behaviour (growth=inf restarts at learning_rate) really was that expensive:
     old = solve(p, GradientDescent(1.0, line_search=Armijo(growth=float("inf"))), max_iters=20)
     assert (int(old.num_fun_evals) - 1) / int(old.iterations) > 30
@@ -165,7 +165,7 @@ def test_gd_armijo_on_meyer_does_not_fail_at_iteration_0():
     # trial), just past the old 40; the scale budget (to t |g| <= eps |x|: 78 trials) has it.
     assert res.status == Status.MAX_ITERS, res.message
     assert int(res.iterations) == iters
-    assert float(res.value) < float(p.value(jnp.asarray(p.x0)))
+    assert float(res.value) < float(jax.jit(p.value)(jnp.asarray(p.x0)))  # f(x0), compiled once
     # With a fixed 40 trials (scale_budget=False) it fails exactly as before, at iteration 0.
     fixed = solve(p, GradientDescent(1.0, line_search=Armijo(scale_budget=False)),
                   max_iters=iters)
