@@ -183,8 +183,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _import_plotting() -> None:
     import importlib
 
-    for module in ("matplotlib.figure", "matplotlib.backends.backend_agg", "lossopt.plotting"):
-        importlib.import_module(module)
+    try:
+        for module in ("matplotlib.figure", "matplotlib.backends.backend_agg", "lossopt.plotting"):
+            importlib.import_module(module)
+    except ImportError:  # pragma: no cover - drawing the figures says what is missing
+        pass
 
 
 def _check(cfg, base, console, out_dir) -> int:
