@@ -344,26 +344,30 @@ def test_vmapped_lanes_share_the_call_time_equally():
     np.testing.assert_allclose(_time_shares(none, 2, mapped=True), [0.5, 0.5])
 
 
-@pytest.mark.parametrize("data, losses", [
-    ("linear_regression", ("mse", "huber delta=0.5", "quantile tau=0.3")),
+@pytest.mark.parametrize("data, losses, solver, lanes", [
+    ("linear_regression", ("mse", "huber delta=0.5", "quantile tau=0.3"),
+     '"gradient_descent"\nlearning_rate = [0.05, 0.2]', 4),
     # counts: poisson_nll's R^2 is of exp(outputs), mse's of the outputs: two metric branches
-    ("poisson", ("mse", "poisson_nll")),
-])
+    ("poisson", ("mse", "poisson_nll"), '"gradient_descent"\nlearning_rate = [0.05, 0.2]', 4),
+    # second derivatives of the switch: Newton's Hessians
+    ("linear_regression", ("mse", "huber delta=0.5"), '"newton"', 2),
+], ids=["regression-gd", "counts-gd", "regression-newton"])
 def test_the_losses_of_a_solver_setting_share_one_program_and_equal_a_program_each(
-        data, losses, tmp_path, monkeypatch):
+        data, losses, solver, lanes, tmp_path, monkeypatch):
     import lossopt.experiment._runner as runner
 
     entries = "".join(
         f'[[losses]]\nname = "{name}"\n' + "".join(f"{opt.replace('=', ' = ')}\n" for opt in rest)
         for name, *rest in (loss.split() for loss in losses[1:]))
     cfg = resolve_config(tomllib.loads(TINY.replace(
-        '[[solvers]]\nname = "gradient_descent"', entries + '[[solvers]]\nname = "gradient_descent"',
-        1).replace('kind = "linear_regression"', f'kind = "{data}"')
+        '[[solvers]]\nname = "gradient_descent"\nlearning_rate = [0.05, 0.2]',
+        f"{entries}[[solvers]]\nname = {solver}", 1)
+        .replace('kind = "linear_regression"', f'kind = "{data}"')
         .replace('[[solvers]]\nname = "subgradient"\nstep_size = 0.1\n', "")))
     shared = run_experiment(cfg, out_dir=tmp_path / "shared")
-    # One program (gradient descent at two learning rates x two seeds), called once per loss.
+    # One program (the solver's lanes: its learning rates x two seeds), called once per loss.
     programs = {r["compile_id"] for r in shared.rows}
-    assert len(shared.rows) == 4 * len(losses) and len(programs) == 1
+    assert len(shared.rows) == lanes * len(losses) and len(programs) == 1
     assert all(r["calls_per_compile"] == len(losses) for r in shared.rows)
     for compile_id in programs:
         rows = [r for r in shared.rows if r["compile_id"] == compile_id]
