@@ -171,6 +171,25 @@ def test_check_names_the_group_whose_call_cannot_be_traced(tiny_cfg, monkeypatch
         check_experiment(tiny_cfg)
 
 
+def test_a_shared_program_that_fails_only_together_is_a_config_error(monkeypatch):
+    import lossopt.experiment._runner as runner
+
+    cfg = resolve_config(tomllib.loads(TINY.replace(
+        '[[solvers]]\nname = "gradient_descent"', '[[losses]]\nname = "huber"\n'
+        '[[solvers]]\nname = "gradient_descent"', 1)))
+    real = runner._program_call
+
+    def broken(cfg, group, problems):
+        if len(problems) > 1:  # each loss traces alone; the shared program does not
+            raise ValueError("branch outputs differ")
+        return real(cfg, group, problems)
+
+    monkeypatch.setattr(runner, "_program_call", broken)
+    with pytest.raises(ConfigError, match=r"`solvers\[0\]` \(gradient_descent\): group .* cannot be "
+                                          r"traced: ValueError: branch outputs differ"):
+        check_experiment(cfg)
+
+
 @pytest.mark.slow(8)
 def test_check_command_writes_nothing_and_exits_2_on_a_bad_config(tmp_path):
     # The embedded default (every shipped config is checked in-process above).

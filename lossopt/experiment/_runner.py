@@ -658,7 +658,8 @@ def _trace_program(cfg: ExperimentSpec, groups: list[Group], problems: list[Grou
             _raise_untraceable(groups[0], problems[0], inputs, err)
         for group, problem in zip(groups, problems, strict=True):  # find the group at fault
             _trace_program(cfg, [group], [problem], datasets, mesh)
-        raise  # pragma: no cover - each group traces alone but not together
+        # Each group traces alone but not together: name the solver entry and the first group.
+        _raise_untraceable(groups[0], problems[0], inputs, err)
     return _Traced(lowered, time.perf_counter() - t0)
 
 
