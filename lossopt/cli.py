@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -424,5 +425,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.handler(args))
 
 
+def console_main() -> None:
+    """The ``lossopt`` console script: :func:`main`, then a prompt exit with its status.
+
+    Once the command has returned, the exit functions registered with :mod:`atexit` run and
+    the output is flushed, and the process then ends without tearing the interpreter down:
+    freeing JAX's compiled programs, XLA's CPU client and every module took about 0.5 s after
+    a ``lossopt run`` on 2 cores, while the user waited for the prompt (0.07 s this way).
+    Nothing is left to write by then (every file is written and closed). An exception
+    escaping :func:`main` ends the process as usual, with its traceback.
+    """
+    _exit_now(main())
+
+
+def _exit_now(code: int) -> None:
+    """Run the :mod:`atexit` functions, flush stdout and stderr, and end the process."""
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe or stream: nothing more to say
+                pass
+        os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console_main()

@@ -193,6 +193,20 @@ def test_cli_losses_table_through_the_console_script():
     assert "hinge" not in out
 
 
+def test_console_script_runs_exit_functions_flushes_and_exits_with_the_status():
+    # console_main ends the process without the interpreter's teardown: what atexit holds
+    # must still run, the output must be complete and the status the command's. `import
+    # lossopt` alone does not import optax (~0.1 s of every command that does not use it).
+    code = ("import atexit, sys; import lossopt; print('optax imported:', 'optax' in sys.modules)"
+            "; atexit.register(print, 'exit functions ran'); sys.argv = ['lossopt']; "
+            "from lossopt.cli import console_main; console_main(); print('not reached')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2  # no command: usage
+    assert proc.stdout.splitlines() == ["optax imported: False", "exit functions ran"]
+    assert proc.stderr.startswith("usage: lossopt")
+
+
 def test_required_hyperparameters_are_marked():
     assert repr(losses.info("gaussian_nll").hyperparameters["variance"]) == "<required>"
 

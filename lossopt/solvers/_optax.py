@@ -6,7 +6,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from lossopt._pytree import PyTree
 from lossopt.solvers._protocol import Objective, StepResult, pytree_dataclass, static_field
@@ -16,6 +15,8 @@ __all__ = ["Optax"]
 
 def _find(tree: Any, key: str) -> Any:
     """``optax.tree.get(tree, key)``, or None when absent or ambiguous."""
+    import optax
+
     try:
         return optax.tree.get(tree, key)
     except KeyError:
@@ -79,6 +80,8 @@ class Optax:
         self, objective: Objective, params: PyTree, value: jax.Array, grad: PyTree,
         state: PyTree,
     ) -> StepResult:
+        import optax  # here, not at import: `import lossopt` need not import optax (~0.1 s)
+
         opt = optax.with_extra_args_support(self.optimizer)
         # optax's own code mixes int32 step counts with Python floats, which JAX's "strict"
         # dtype promotion refuses: run it under standard promotion (a trace-time, scoped
