@@ -306,13 +306,15 @@ _SHAPE_AXES = {
 }
 
 
-def plot_results(out_dir: str | Path, cfg: Any = None, *, figures: bool = True) -> list[Path]:
+def plot_results(out_dir: str | Path, cfg: Any = None, *, figures: bool = True,
+                 loss_shapes: bool = True) -> list[Path]:
     """(Re)draw the figures of a results folder from its files; return the paths written.
 
     Reads ``summary.json`` and ``traces/*.csv``, and ``config.toml`` when ``cfg`` (an
     :class:`~lossopt.experiment.ExperimentSpec` or its dict) is not given. Draws
-    ``convergence.png`` and ``losses.png`` (when ``figures``) and, for a results folder with
-    ``time_to_tolerance.csv`` (several test problems), the performance and data profiles.
+    ``convergence.png`` and ``losses.png`` (when ``figures``; ``loss_shapes=False`` leaves
+    ``losses.png`` out) and, for a results folder with ``time_to_tolerance.csv`` (several
+    test problems), the performance and data profiles.
 
     Raises:
         FileNotFoundError: ``out_dir`` has no ``summary.json``.
@@ -336,7 +338,7 @@ def plot_results(out_dir: str | Path, cfg: Any = None, *, figures: bool = True) 
         if path.is_file():
             traces[r["run_id"]] = read_trace(path)
     written = [plot_convergence(rows, traces, out / "convergence.png", title=cfg.get("name", ""))]
-    if cfg.get("losses"):
+    if cfg.get("losses") and loss_shapes:
         written.append(plot_loss_shapes(cfg["losses"], out / "losses.png"))
     if (out / "time_to_tolerance.csv").is_file():
         written += plot_profiles(out / "time_to_tolerance.csv", out)

@@ -613,6 +613,12 @@ def test_plot_command_redraws_the_figures(tiny_cfg, tmp_path, capsys):
     assert (tmp_path / "convergence.png").stat().st_size > 10_000
     assert main(["plot", str(tmp_path / "missing")]) == 2
     assert "no summary.json" in capsys.readouterr().err
+    # `lossopt run` draws losses.png during the runs and then only the rest.
+    from lossopt.plotting import plot_results
+
+    (tmp_path / "losses.png").unlink()
+    assert plot_results(tmp_path, loss_shapes=False) == [tmp_path / "convergence.png"]
+    assert not (tmp_path / "losses.png").exists()
 
 
 def test_loss_shapes_figure_covers_every_kind_of_supervised_loss(tmp_path):
