@@ -477,6 +477,43 @@ def test_binary_classification_run_matches_an_independent_scipy_fit(tmp_path):
         assert np.isfinite(hinge["final_loss"]) and 0.5 <= hinge["val_metric"] <= 1.0
 
 
+def test_programs_start_compiling_when_traced_and_at_most_a_window_ahead(monkeypatch):
+    import threading
+
+    import lossopt.experiment._runner as runner
+
+    gate = threading.Event()  # the fake compiles wait here, so none finishes early
+    started = []
+
+    def fake_compile(lowered, mode, max_iters):
+        started.append(lowered)
+        gate.wait(timeout=30)
+        return f"compiled {lowered}", types.SimpleNamespace(mode="fast")
+
+    monkeypatch.setattr(runner, "compile_lowered", fake_compile)
+    cfg = types.SimpleNamespace(run=types.SimpleNamespace(compile="fast", max_iters=3))
+    ahead = runner._AheadOfTime(cfg, 2)
+    window = runner._AheadOfTime.WINDOW
+    try:
+        for k in range(window + 2):  # traced one by one: each starts compiling when traced
+            ahead.add(runner._Traced(f"p{k}", 0.0), f"id{k}", 1)
+            assert len(ahead.pending) == min(k + 1, window)
+        assert sorted(ahead.pending) == list(range(window))
+        gate.set()
+        assert ahead.get(0).compiled == "compiled p0"
+        ahead.release(0)  # program 0 has run: the window moves on to the next program
+        assert window in ahead.pending and window + 1 not in ahead.pending
+        assert ahead.get(window + 1).compiled == f"compiled p{window + 1}"
+        ahead.release(window + 1)
+        assert ahead.get(1).compiled == "compiled p1"
+        ahead.pool.shutdown(wait=True)  # every started compile has finished
+        # Each program compiled exactly once (a released one is not compiled again).
+        assert sorted(started) == sorted(f"p{k}" for k in range(window + 2))
+    finally:
+        gate.set()
+        ahead.close()
+
+
 def test_compiling_ahead_changes_nothing_and_a_later_group_error_comes_first(
         tiny_cfg, tmp_path, monkeypatch):
     import lossopt.experiment._runner as runner
