@@ -431,7 +431,8 @@ def _program_call(cfg: ExperimentSpec, group: Group,
     metric_of = {p.metric_key: p.metric for p in problems}
     metric_index = [list(metric_of).index(p.metric_key) for p in problems]
 
-    def solve(index, traced, key, X, y, Xv, yv):
+    def solve(index, traced, seed, X, y, Xv, yv):
+        key = jax.random.key(seed)
         objective = _switched(index, [p.objective for p in problems])
         metric = _switched(jnp.asarray(metric_index, jnp.int32)[index]
                            if len(metric_of) > 1 else index, list(metric_of.values()))
@@ -539,7 +540,7 @@ def device_mesh(devices: str | int | None) -> Mesh | None:
     return data_mesh(list(available) if devices == "all" else list(available[:devices]))
 
 
-def place_group_inputs(mesh: Mesh | None, traced, keys, X, y, Xv, yv):
+def place_group_inputs(mesh: Mesh | None, traced, seeds, X, y, Xv, yv):
     """Place a group call's inputs on ``mesh`` (unchanged when ``mesh`` is None).
 
     The training data ``X``, ``y`` (shape ``(lanes, n, ...)``) is split along the examples axis
@@ -547,12 +548,12 @@ def place_group_inputs(mesh: Mesh | None, traced, keys, X, y, Xv, yv):
     ``n / num_devices`` examples of every lane (``n`` must be a multiple; the runner checks it
     before anything runs). The validation data is split the same way when the device count
     divides its size and replicated otherwise (it is only evaluated, every ``record_every``
-    iterations). Hyperparameters and keys are replicated. ``jax.jit`` then compiles the
+    iterations). Hyperparameters and the lanes' seeds are replicated. ``jax.jit`` then compiles the
     vmapped loop as one SPMD program: each device evaluates the objective on its examples and
     XLA all-reduces the sums.
     """
     if mesh is None:
-        return traced, keys, X, y, Xv, yv
+        return traced, seeds, X, y, Xv, yv
     from lossopt.distributed import replicate
 
     (axis,) = mesh.axis_names
@@ -562,8 +563,8 @@ def place_group_inputs(mesh: Mesh | None, traced, keys, X, y, Xv, yv):
         Xv, yv = (jax.device_put(a, examples) for a in (Xv, yv))
     else:
         Xv, yv = replicate((Xv, yv), mesh)
-    traced, keys = replicate((traced, keys), mesh)
-    return traced, keys, X, y, Xv, yv
+    traced, seeds = replicate((traced, seeds), mesh)
+    return traced, seeds, X, y, Xv, yv
 
 
 def _group_inputs(cfg: ExperimentSpec, group: Group, datasets: dict[tuple[int, int], Dataset],
@@ -603,8 +604,11 @@ def _lane_inputs(cfg: ExperimentSpec, group: Group, datasets: dict[tuple[int, in
     traced = {k: jax.device_put(np.asarray([lane.traced[k] for lane in group.lanes],
                                            dtype=X.dtype))
               for k in group.lanes[0].traced}
-    keys = jax.vmap(jax.random.key)(np.asarray([cfg.seed + lane.seed for lane in group.lanes]))
-    return place_group_inputs(mesh, traced, keys, X, y, Xv, yv)
+    # Each lane's seed (its key is made inside the program: a key array made here would
+    # compile a small program of its own for every lane count, ~50 ms each).
+    seeds = jax.device_put(np.asarray([cfg.seed + lane.seed for lane in group.lanes],
+                                      dtype=np.int64 if jax.config.jax_enable_x64 else np.int32))
+    return place_group_inputs(mesh, traced, seeds, X, y, Xv, yv)
 
 
 # --- programs: the groups that share one compiled call ------------------------------------------
@@ -688,13 +692,14 @@ def _objective_fails(problem: GroupProblem, inputs: tuple[Any, ...]) -> bool:
     """Whether the objective alone fails to trace on one lane's data (shapes only)."""
     if isinstance(problem, TestProblem):
         return False  # the catalogue's objectives trace at their own start points
-    _, _, keys, X, y, _, _ = inputs
+    _, _, seeds, X, y, _, _ = inputs
 
-    def value(key, X, y):
-        return problem.objective(problem.model.init(key, X.shape[1], X.dtype), X, y)
+    def value(seed, X, y):
+        return problem.objective(problem.model.init(jax.random.key(seed), X.shape[1], X.dtype),
+                                 X, y)
 
     try:
-        jax.eval_shape(value, keys[0], X[0], y[0])
+        jax.eval_shape(value, seeds[0], X[0], y[0])
     except Exception:
         return True
     return False
