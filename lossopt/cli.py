@@ -147,7 +147,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # the next compile: a background thread then imports matplotlib (~0.6 s) and draws
     # losses.png, which depends on the config alone (~0.3 s less at the end of the run).
     early = _EarlyFigures(Path(out_dir), cfg.to_dict().get("losses") or [])
-    warm = threading.Thread(target=early.draw, daemon=True, name="lossopt-warm-plots")
     columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     try:
@@ -155,8 +154,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             task = bar.add_task("checking", total=None)
 
             def progress(done: int, total: int, description: str) -> None:
-                if cfg.output.plots and warm.ident is None:  # not started yet
-                    warm.start()
+                if cfg.output.plots:
+                    early.start()
                 bar.update(task, completed=done, total=total, description=description[:60])
 
             result = run_experiment(cfg, base, out_dir=out_dir, force=args.force,
@@ -173,7 +172,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1
     _print_summary(result.rows, _wide(120))
     if result.rows and not result.interrupted:
-        _write_outputs(result, cfg, console, early.result(warm))
+        _write_outputs(result, cfg, console, early.result())
     _say(console, f"{result.ran} runs computed, {result.skipped} already complete (skipped); "
                   f"results in {result.out_dir}")
     if result.interrupted:
@@ -190,8 +189,14 @@ class _EarlyFigures:
         self.out_dir = out_dir
         self.loss_entries = loss_entries
         self.losses_png: Path | None = None
+        self.thread = threading.Thread(target=self._draw, daemon=True, name="lossopt-warm-plots")
 
-    def draw(self) -> None:
+    def start(self) -> None:
+        """Start drawing in the background (once; later calls do nothing)."""
+        if self.thread.ident is None:
+            self.thread.start()
+
+    def _draw(self) -> None:
         import importlib
 
         try:
@@ -206,11 +211,11 @@ class _EarlyFigures:
         except Exception:  # drawn again after the run, which then reports the error
             self.losses_png = None
 
-    def result(self, thread: threading.Thread) -> Path | None:
+    def result(self) -> Path | None:
         """losses.png once the thread has finished (None: not drawn, draw it after the run)."""
-        if thread.ident is None:
+        if self.thread.ident is None:
             return None
-        thread.join()
+        self.thread.join()
         return self.losses_png
 
 

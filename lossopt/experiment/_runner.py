@@ -747,14 +747,14 @@ class _AheadOfTime:
     def add(self, traced: _Traced, compile_id: str, calls: int) -> None:
         """The next program's traced call; it starts compiling at once if the window allows."""
         self.traced.append((traced, compile_id, calls))
-        self._fill(len(self.traced) - 1)
+        self._fill()
 
-    def _fill(self, first: int) -> None:
-        """Start compiling the programs from ``first`` on that have not started, in order,
-        while fewer than ``WINDOW`` are compiling or waiting to run (no pool: none)."""
+    def _fill(self) -> None:
+        """Start compiling the programs that have not started (nor run), in order, while
+        fewer than ``WINDOW`` are compiling or waiting to run (no pool: none)."""
         if self.pool is None:
             return
-        for j in range(first, len(self.traced)):
+        for j in range(len(self.traced)):
             if len(self.pending) + len(self.ready) >= self.WINDOW:
                 return
             if j not in self.pending and j not in self.ready and j not in self.released:
@@ -783,18 +783,18 @@ class _AheadOfTime:
         if i not in self.ready:
             if i not in self.pending:
                 self.pending[i] = self._start(i)
-            self._fill(i)
+            self._fill()
             compiled, seconds, mode = self.pending.pop(i).result()
             _, compile_id, calls = self.traced[i]
             self.ready[i] = _Compiled(compiled, seconds, mode, compile_id, calls)
-        self._fill(i)
+        self._fill()
         return self.ready[i]
 
     def release(self, i: int) -> None:
         """Program ``i`` has run its last group: its executable can go."""
         self.ready.pop(i, None)
         self.released.add(i)
-        self._fill(i)
+        self._fill()
 
     def close(self) -> None:
         if self.pool is not None:  # a compile already running finishes; queued ones are dropped
