@@ -21,15 +21,17 @@ import tempfile
 # Test-time XLA:CPU flags (see _faster_cpu_compiles); tests that need XLA's own defaults
 # (the fast-vs-optimized comparison) strip them from their subprocess's XLA_FLAGS.
 TEST_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_backend_optimization_level=0",
-                  "--xla_cpu_parallel_codegen_split_count=1")
+                  "--xla_cpu_parallel_codegen_split_count=1",
+                  "--xla_disable_hlo_passes=while-loop-invariant-code-motion")
 
 
 def _faster_cpu_compiles() -> None:
     """Compile with XLA:CPU's cheapest settings (before JAX starts its backend).
 
     Compilation is most of this suite's time: XLA:CPU compiles every fusion of a program as
-    its own small module. The classic kernel emitters, LLVM optimisation level 0 and one
-    codegen module -- the options of ``lossopt.minimize(compile="fast")``, here for every program the tests
+    its own small module. The classic kernel emitters, LLVM optimisation level 0, one
+    codegen module and no while-loop invariant code motion -- the options of
+    ``lossopt.minimize(compile="fast")``, here for every program the tests
     compile (losses under jax.jit/jax.hessian, the runner's calls, "optimized" solves) --
     cut that about threefold (measured on 2 cores with jaxlib 0.10.2: the whole suite in
     4m27 instead of 5m25). The compiled programs compute the same operations (results agree

@@ -30,11 +30,15 @@ from lossopt import losses  # noqa: E402
 from lossopt.solvers import LBFGS, GradientDescent, Newton, Optax  # noqa: E402
 
 LEVEL0 = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+ONE_MODULE = {**LEVEL0, "xla_cpu_parallel_codegen_split_count": 1}
+NO_LICM = {"xla_disable_hlo_passes": "while-loop-invariant-code-motion"}
 OPTION_SETS = {
     "level 0 + classic emitters": LEVEL0,
-    "... + one codegen module": {**LEVEL0, "xla_cpu_parallel_codegen_split_count": 1},
+    "... + one codegen module": ONE_MODULE,
+    "... + no while-loop LICM": {**ONE_MODULE, **NO_LICM},  # compile="fast" now
     "XLA defaults (optimized)": {},
     "defaults + one codegen module": {"xla_cpu_parallel_codegen_split_count": 1},
+    "defaults + no while-loop LICM": NO_LICM,
 }
 
 
