@@ -358,13 +358,13 @@ def _lanes_call(group: Group, solve: Callable[..., Any], mapped: bool,
 
 
 def _switched(index: Any, fns: list[Callable[..., Any]]) -> Callable[..., Any]:
-    """``fns[index]`` as one function ``f(params, *data, **kwargs)``: the function itself (under
-    ``jax.jit``) when there is one, else a ``lax.switch`` on the traced ``index``. Only the
-    chosen branch runs.
+    """``fns[index]`` as one function ``f(params, *data, **kwargs)``: the function itself when
+    there is one, else a ``lax.switch`` on the traced ``index``. Only the chosen branch runs.
 
-    Each function is called through a ``jax.jit`` of its own, made once here, with everything
-    it reads passed as arguments (the data and keyword arguments such as a dropout ``key``;
-    nothing traced is closed over). A solver evaluates and differentiates its objective at
+    Each function is a ``jax.jit`` function (the problems' own, made once per problem in
+    :func:`_problem`), called with everything it reads passed as arguments (the data and
+    keyword arguments such as a dropout ``key``; nothing traced is closed over). A solver
+    evaluates and differentiates its objective at
     several places of one trace (the first gradient, the step, its line search's trials, a
     Hessian), and JAX then traces each loss once and reuses that jaxpr, and the jaxprs of its
     derivatives, wherever the shapes are the same: tracing and lowering every program of
@@ -379,7 +379,7 @@ def _switched(index: Any, fns: list[Callable[..., Any]]) -> Callable[..., Any]:
     program slower than the separate ones (bench_shared_programs.py: classification's
     gradient-descent program 1.21x of three separate ones' trace and compile, 0.75x this way).
     Second derivatives (Newton's Hessians) differentiate the branches' JVPs again."""
-    jitted = [jax.jit(f) for f in fns]
+    jitted = fns
     if len(jitted) == 1:
         return jitted[0]
 
@@ -482,20 +482,34 @@ def _lanes_mapped(cfg: ExperimentSpec, problem: GroupProblem) -> bool:
     return _is_stochastic(cfg, problem) or cfg.run.record_every > 1  # metrics: val_metric
 
 
-def _problem(cfg: ExperimentSpec, group: Group, datasets, test_problems) -> GroupProblem:
-    """The group's problem (built once per group, in :func:`_prepare`)."""
+def _problem(cfg: ExperimentSpec, group: Group, datasets, test_problems,
+             built: dict[tuple[Any, ...], Problem]) -> GroupProblem:
+    """The group's problem (built in :func:`_prepare`).
+
+    Groups of the same loss on data of the same task and shapes share one problem (``built``
+    holds them), whose functions are ``jax.jit`` functions made once: JAX then traces each
+    loss once per shape for every program that calls it (optimizers.toml's six solver
+    programs of a dataset, real_data's two per dataset), not once per program. The data are
+    their arguments, so sharing them shares no values."""
     if group.loss_entry is None:
         problem: GroupProblem = test_problems[group.data_index]
     else:
         first = datasets[group.data_index, group.lanes[0].seed]
         # A penalty the solver applies through its prox is not part of the smooth objective.
         smooth_only = prox_penalty(group.solver_name, cfg.regularizer) is not None
-        try:
-            problem = build_problem(group.loss_entry, cfg.model,
-                                    None if smooth_only else cfg.regularizer, first.task,
-                                    first.n_features, first.n_classes)
-        except ConfigError as err:
-            raise ConfigError(f"{err}{_task_hint(cfg, group.data_index, first)}") from None
+        key = (json.dumps(group.loss_entry, sort_keys=True), smooth_only, first.task,
+               first.n_features, first.n_classes)
+        if key not in built:
+            try:
+                plain = build_problem(group.loss_entry, cfg.model,
+                                      None if smooth_only else cfg.regularizer, first.task,
+                                      first.n_features, first.n_classes)
+            except ConfigError as err:
+                raise ConfigError(f"{err}{_task_hint(cfg, group.data_index, first)}") from None
+            built[key] = dataclasses.replace(
+                plain, objective=jax.jit(plain.objective), metric=jax.jit(plain.metric),
+                train_loss=jax.jit(plain.train_loss))
+        problem = built[key]
     _check_newton_budget(cfg, group, problem)
     return problem
 
@@ -726,13 +740,17 @@ class _AheadOfTime:
     a program starts compiling as soon as it is traced, while the later ones are still being
     traced and then while the groups before it run and write their files. At most
     ``WINDOW`` programs are compiling or compiled and waiting for their turn (bounding the
-    executables held); each is kept until its last group has run. Results are unchanged (the
+    executables held); each is kept until its last group has run. No group runs before every
+    program is traced, so a program beyond the window waits for the runs to start: with 8,
+    the last four of optimizers.toml's twelve compiled only after the tracing, with a core
+    idle meanwhile. 32 covers every shipped config; the lowered programs, all held from the
+    tracing on, are of the executables' size. Results are unchanged (the
     same programs run, in the config's order); ``compile_time_s`` is then the compile's wall
     time under that overlap. ``ahead=0`` (or several processes, whose compiles should happen
     in the same order) compiles each program just before its first group runs.
     """
 
-    WINDOW = 8
+    WINDOW = 32
 
     def __init__(self, cfg, ahead: int):
         self.cfg = cfg
@@ -1014,7 +1032,8 @@ def _prepare(cfg: ExperimentSpec, base: Path, out: Path | None = None):
     else:
         groups = plan(cfg, digests=digests)
     # Each group's problem, built once; incompatible combinations rejected before tracing.
-    problems = [_problem(cfg, g, datasets, test_problems) for g in groups]
+    built: dict[tuple[Any, ...], Problem] = {}
+    problems = [_problem(cfg, g, datasets, test_problems, built) for g in groups]
     mesh = device_mesh(cfg.run.devices)
     for i, data in enumerate(cfg.data):  # sizes of loaded data: batch size, device count
         if data.problem is not None:
