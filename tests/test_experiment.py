@@ -514,6 +514,25 @@ def test_programs_start_compiling_when_traced_and_at_most_a_window_ahead(monkeyp
         ahead.close()
 
 
+def test_a_group_whose_program_is_compiled_runs_before_one_still_compiling():
+    import lossopt.experiment._runner as runner
+
+    class Compiler:  # programs 1 and 2 are compiled, program 0 is not
+        def done(self, k):
+            return k in {1, 2}
+
+    program_of = {0: (0, 0), 1: (0, 1), 2: (1, 0), 3: (2, 0)}  # group -> (program, loss index)
+    waiting = [0, 1, 2, 3]
+    order = [runner._next_group(waiting, program_of, Compiler()) for _ in range(2)]
+    assert order == [2, 3] and waiting == [0, 1]  # the ready ones, in the config's order
+    # None ready: the first waiting group (its program is waited for), as without a pool.
+    waiting = [0, 1]
+    assert runner._next_group(waiting, {0: (0, 0), 1: (0, 1)}, Compiler()) == 0
+    no_pool = runner._AheadOfTime(types.SimpleNamespace(run=None), 0)
+    no_pool.add(runner._Traced("p0", 0.0), "id0", 1)
+    assert not no_pool.done(0)  # without a pool nothing is compiled before its turn
+
+
 def test_compiling_ahead_changes_nothing_and_a_later_group_error_comes_first(
         tiny_cfg, tmp_path, monkeypatch):
     import lossopt.experiment._runner as runner
