@@ -13,11 +13,12 @@ to three times slower (1.7-3.4x measured on small solves):
   parallel; at level 0 the pieces' set-up costs more than the parallelism saves (a further
   0.6-0.8x of the fast compile, the same run time; ``experiments/benchmarks/RESULTS.md``).
 - ``xla_disable_hlo_passes="while-loop-invariant-code-motion"``: XLA's HLO pass that hoists
-  loop-invariant work out of ``while`` bodies, the costliest of its HLO passes on solver loops
-  (a quarter of a Newton loop's HLO optimisation). Without it the fast compile of
-  Newton, L-BFGS and optax's L-BFGS takes 0.75-0.85x the time, the shipped configs' programs
-  0.82-0.91x, and the run time is unchanged within noise on 500 x 10 and 5,000 x 50 logistic
-  regressions (the loops' invariants are small: a few scalars and broadcasts).
+  loop-invariant work out of ``while`` bodies, the costliest single HLO pass on solver loops
+  (a quarter of the HLO optimisation of real_data.toml's L-BFGS program). Without it the fast
+  compile of gradient descent, Newton, L-BFGS and optax's L-BFGS takes 0.68-0.82x the time,
+  the shipped configs' programs 0.85x, and the run time is unchanged within noise on 500 x 10
+  and 5,000 x 50 logistic regressions (a solver loop's invariants are a few scalars and
+  broadcasts).
 
 They change how the program is compiled, not what it computes: the same HLO operations run,
 so results agree with the optimised program to floating-point reassociation (tested on the
