@@ -2,7 +2,7 @@
 
 A solve on a small problem runs in about a millisecond once compiled, but XLA:CPU spends one
 to four seconds compiling it at full optimisation: for the problems users start with, the
-compiler is the whole wait. Three per-call XLA options cut that backend time about three-fold
+compiler is the whole wait. Four per-call XLA options cut that backend time about three-fold
 (measured in ``experiments/benchmarks/RESULTS.md``) at the price of code that runs about two
 to three times slower (1.7-3.4x measured on small solves):
 
