@@ -379,19 +379,18 @@ def _switched(index: Any, fns: list[Callable[..., Any]]) -> Callable[..., Any]:
     program slower than the separate ones (bench_shared_programs.py: classification's
     gradient-descent program 1.21x of three separate ones' trace and compile, 0.75x this way).
     Second derivatives (Newton's Hessians) differentiate the branches' JVPs again."""
-    jitted = fns
-    if len(jitted) == 1:
-        return jitted[0]
+    if len(fns) == 1:
+        return fns[0]
 
     def call(params, *data, **kwargs):
         value = jax.custom_jvp(lambda p: jax.lax.switch(
-            index, [lambda q, b=b: b(q, *data, **kwargs) for b in jitted], p))
+            index, [lambda q, b=b: b(q, *data, **kwargs) for b in fns], p))
 
         @value.defjvp
         def _(primals, tangents):
             return jax.lax.switch(
                 index, [lambda p, t, b=b: jax.jvp(lambda q: b(q, *data, **kwargs), (p,), (t,))
-                        for b in jitted], primals[0], tangents[0])
+                        for b in fns], primals[0], tangents[0])
 
         return value(params)
 
