@@ -533,6 +533,32 @@ def test_a_group_whose_program_is_compiled_runs_before_one_still_compiling():
     assert not no_pool.done(0)  # without a pool nothing is compiled before its turn
 
 
+def test_a_failed_compile_is_not_ready_and_raises_in_its_turn(monkeypatch):
+    import lossopt.experiment._runner as runner
+
+    def fake_compile(lowered, mode, max_iters):
+        if lowered == "bad":
+            raise RuntimeError("XLA failed")
+        return f"compiled {lowered}", types.SimpleNamespace(mode="fast")
+
+    monkeypatch.setattr(runner, "compile_lowered", fake_compile)
+    cfg = types.SimpleNamespace(run=types.SimpleNamespace(compile="fast", max_iters=3))
+    ahead = runner._AheadOfTime(cfg, 2)
+    try:
+        for k, name in enumerate(["good", "bad"]):
+            ahead.add(runner._Traced(name, 0.0), f"id{k}", 1)
+        ahead.pool.shutdown(wait=True)  # both compiles have ended
+        assert ahead.done(0) and not ahead.done(1)
+        # The failed program's group is not picked ahead of the config's order ...
+        waiting = [0, 1]
+        assert runner._next_group(waiting, {0: (1, 0), 1: (0, 0)}, ahead) == 1
+        # ... and its error comes out when its turn comes.
+        with pytest.raises(RuntimeError, match="XLA failed"):
+            ahead.get(1)
+    finally:
+        ahead.close()
+
+
 def test_compiling_ahead_changes_nothing_and_a_later_group_error_comes_first(
         tiny_cfg, tmp_path, monkeypatch):
     import lossopt.experiment._runner as runner

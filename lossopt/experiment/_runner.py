@@ -798,8 +798,12 @@ class _AheadOfTime:
 
     def done(self, i: int) -> bool:
         """Whether program ``i`` is compiled (``get`` would not wait). Always False without a
-        pool until ``get``: the groups then run in the config's order."""
-        return i in self.ready or (i in self.pending and self.pending[i].done())
+        pool until ``get`` (the groups then run in the config's order), and for a compile that
+        failed (its error is raised in the config's order, as without a pool)."""
+        if i in self.ready:
+            return True
+        future = self.pending.get(i)
+        return future is not None and future.done() and future.exception() is None
 
     def get(self, i: int) -> _Compiled:
         """Program ``i`` compiled (compiled now, without a pool); the window is filled first."""
