@@ -806,15 +806,15 @@ class _AheadOfTime:
         return future is not None and future.done() and future.exception() is None
 
     def get(self, i: int) -> _Compiled:
-        """Program ``i`` compiled (compiled now, without a pool); the window is filled first."""
+        """Program ``i`` compiled (compiled now, without a pool or when it has not started).
+
+        Moving it from pending to ready frees no room in the window: only :meth:`release`
+        does, and starts the next programs."""
         if i not in self.ready:
-            if i not in self.pending:
-                self.pending[i] = self._start(i)
-            self._fill()
-            compiled, seconds, mode = self.pending.pop(i).result()
+            future = self.pending.pop(i, None) or self._start(i)
+            compiled, seconds, mode = future.result()
             _, compile_id, calls = self.traced[i]
             self.ready[i] = _Compiled(compiled, seconds, mode, compile_id, calls)
-        self._fill()
         return self.ready[i]
 
     def release(self, i: int) -> None:
