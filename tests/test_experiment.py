@@ -411,6 +411,43 @@ def test_the_losses_of_a_solver_setting_share_one_program_and_equal_a_program_ea
                 assert value == other[key], (key, r)
 
 
+@pytest.fixture(scope="module")
+def switched_derivatives():
+    """Value, gradient and Hessian in w of the runner's loss switch over two branches, each
+    jitted once, as a solver differentiates it (index 0 and 1)."""
+    from lossopt.experiment._runner import _switched
+
+    def squares(w, X, *, scale):
+        return scale * 0.5 * jnp.sum((X @ w) ** 2)
+
+    def log_cosh(w, X, *, scale):
+        return scale * jnp.sum(jnp.log(jnp.cosh(X @ w)))
+
+    @jax.jit
+    def derivatives(index, w, X, scale):
+        f = _switched(index, [jax.jit(squares), jax.jit(log_cosh)])
+        return (f(w, X, scale=scale), jax.grad(f)(w, X, scale=scale),
+                jax.hessian(f)(w, X, scale=scale))
+
+    return derivatives
+
+
+def test_the_loss_switch_differentiates_as_its_branches_to_second_order(switched_derivatives):
+    rng = np.random.default_rng(7)
+    X, w, scale = rng.normal(size=(6, 3)), rng.normal(size=3), 1.7
+    z = X @ w
+    # Closed forms, in numpy (float64): 0.5 s |Xw|^2 and s sum log cosh(Xw).
+    expected = {
+        0: (0.5 * scale * z @ z, scale * X.T @ z, scale * X.T @ X),
+        1: (scale * np.sum(np.log(np.cosh(z))), scale * X.T @ np.tanh(z),
+            scale * X.T @ (X / np.cosh(z)[:, None] ** 2)),
+    }
+    for index, reference in expected.items():
+        got = switched_derivatives(jnp.int32(index), jnp.asarray(w), jnp.asarray(X), scale)
+        for name, a, b in zip(("value", "gradient", "Hessian"), got, reference, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=f"{index}: {name}")
+
+
 CLASSIFICATION = """
 name = "binary"
 [data]
