@@ -25,6 +25,12 @@ TEST_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_backend_optimiza
                   "--xla_disable_hlo_passes=while-loop-invariant-code-motion")
 
 
+def xla_flags_without_test_flags() -> str:
+    """This process's XLA_FLAGS without TEST_XLA_FLAGS: for a subprocess that must compile
+    with XLA's own defaults, as a user's script does."""
+    return " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if f not in TEST_XLA_FLAGS)
+
+
 def _faster_cpu_compiles() -> None:
     """Compile with XLA:CPU's cheapest settings (before JAX starts its backend).
 

@@ -110,11 +110,9 @@ TABLE_CHILD = textwrap.dedent("""
 def table_with_xla_defaults():
     """The known-answer table solved fast and optimized in a process with XLA's own defaults
     (the suite's conftest makes every compile of this process a cheap one, "optimized" too)."""
-    from conftest import TEST_XLA_FLAGS
+    from conftest import xla_flags_without_test_flags
 
-    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
-                     if f not in TEST_XLA_FLAGS)
-    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "XLA_FLAGS": xla_flags_without_test_flags(), "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run([sys.executable, "-c", TABLE_CHILD, os.path.dirname(__file__)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -355,13 +353,12 @@ def test_enable_compile_cache_in_a_subprocess(tmp_path):
                                Newton(), compile="optimized")
         print(folder, float(res.params[0]))
     """)
-    from conftest import TEST_XLA_FLAGS
+    from conftest import xla_flags_without_test_flags
 
     # XLA's own defaults, as a user's script has them: the suite's cheap-compile flags can
     # bring the optimized compile of this small loop under the cache's MIN_COMPILE_TIME_S.
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
-    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
-                                if f not in TEST_XLA_FLAGS)
+    env["XLA_FLAGS"] = xla_flags_without_test_flags()
     cache = tmp_path / "cache"
     out = subprocess.run([sys.executable, "-c", script, str(cache)], env=env, check=True,
                          capture_output=True, text=True, timeout=120)
