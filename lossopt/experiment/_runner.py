@@ -364,13 +364,13 @@ def _switched(index: Any, fns: list[Callable[..., Any]]) -> Callable[..., Any]:
     Each function is a ``jax.jit`` function (the problems' own, made once per problem in
     :func:`_problem`), called with everything it reads passed as arguments (the data and
     keyword arguments such as a dropout ``key``; nothing traced is closed over). A solver
-    evaluates and differentiates its objective at
-    several places of one trace (the first gradient, the step, its line search's trials, a
-    Hessian), and JAX then traces each loss once and reuses that jaxpr, and the jaxprs of its
-    derivatives, wherever the shapes are the same: tracing and lowering every program of
-    real_data.toml took 0.60x the time (classification.toml 0.77x; ``--quick`` sizes,
-    ``experiments/benchmarks/RESULTS.md``), and the compiled programs are the same (XLA
-    inlines the calls; the results are bit for bit those of inlined losses).
+    evaluates and differentiates its objective at several places of one trace (the first
+    gradient, the step, its line search's trials, a Hessian), and JAX then traces each loss
+    once and reuses that jaxpr, and the jaxprs of its derivatives, wherever the shapes are
+    the same: tracing and lowering every program of real_data.toml took 0.60x the time
+    (classification.toml 0.77x; ``--quick`` sizes, ``experiments/benchmarks/RESULTS.md``), and
+    the compiled programs are the same (XLA inlines the calls; the results are bit for bit
+    those of inlined losses).
 
     Differentiated in ``params`` only (the data are constants to it, as they are to the
     solvers): its JVP is a switch of the branches' own JVPs (``jax.custom_jvp``), so each
