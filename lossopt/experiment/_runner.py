@@ -72,6 +72,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from lossopt._collector import collector_paused
 from lossopt._io import atomic_write
 from lossopt.experiment._config import ConfigError, check_training_size, dump_toml
 from lossopt.experiment._data import FILES, SYNTHETIC, DataError, Dataset, load_dataset
@@ -678,7 +679,8 @@ def _trace_program(cfg: ExperimentSpec, groups: list[Group], problems: list[Grou
     inputs = _group_inputs(cfg, groups[0], datasets, mesh, problems[0])
     t0 = time.perf_counter()
     try:
-        lowered = _program_call(cfg, groups[0], problems).lower(*inputs)
+        with collector_paused():
+            lowered = _program_call(cfg, groups[0], problems).lower(*inputs)
     except Exception as err:
         if len(groups) == 1:
             _raise_untraceable(groups[0], problems[0], inputs, err)

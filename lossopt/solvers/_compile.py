@@ -65,6 +65,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from lossopt._collector import collector_paused
+
 __all__ = [
     "COMPILE_MODES", "CompileChoice", "Entry", "check_mode", "compile_lowered", "fast_options",
     "iteration_bound",
@@ -276,10 +278,14 @@ class Entry:
         return self._fast_jit(found.platform) if found.mode == "fast" else self.optimized
 
     def __call__(self, mode: str, *args: Any) -> Any:
-        return self.jitted(mode, *args)(*args)
+        # The collector is paused for the whole call: the trace, lowering and compile of a
+        # first call, or a warm call's dispatch (the run itself is asynchronous).
+        with collector_paused():
+            return self.jitted(mode, *args)(*args)
 
     def eval_shape(self, *args: Any) -> Any:
-        return jax.eval_shape(self.optimized, *args)
+        with collector_paused():
+            return jax.eval_shape(self.optimized, *args)
 
     def _cache_size(self) -> int:
         return self.optimized._cache_size() + sum(j._cache_size() for j in self._fast.values())
@@ -293,6 +299,7 @@ def compile_lowered(lowered: Any, mode: str, work_iters: int,
     to compile it ahead in a thread pool). ``work_iters`` bounds the iterations of its loops.
     """
     platform = platform or jax.default_backend()
-    found = choose(check_mode(mode), lambda: lowered, work_iters, platform)
-    options = dict(fast_options(platform)) if found.mode == "fast" else None
-    return lowered.compile(options), found
+    with collector_paused():
+        found = choose(check_mode(mode), lambda: lowered, work_iters, platform)
+        options = dict(fast_options(platform)) if found.mode == "fast" else None
+        return lowered.compile(options), found

@@ -32,6 +32,7 @@ import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
+from lossopt._collector import collector_paused
 from lossopt._validation import check_choice, describe, did_you_mean
 from lossopt.solvers import _loop
 from lossopt.solvers._loop import Loop
@@ -249,14 +250,13 @@ def solve(mode: str, spec: LoopSpec, solver: Any, inputs: LoopInputs,
     traced). Without tracers there is nothing to differentiate, and the loop is called as it
     always was.
     """
-    if isinstance(how, Unroll):
-        if not _has_tracer((solver, inputs)):
-            return _loop.solve(mode, spec, solver, inputs)
-        return _unrolled(spec, solver, inputs)
     if not _has_tracer((solver, inputs)):  # nothing can be differentiated
         return _loop.solve(mode, spec, solver, inputs)
-    layout = _Layout((solver, inputs))
-    return _implicit_solve(mode, spec, how, layout, layout.dynamic_leaves)
+    with collector_paused():  # the loop is traced into the caller's program here
+        if isinstance(how, Unroll):
+            return _unrolled(spec, solver, inputs)
+        layout = _Layout((solver, inputs))
+        return _implicit_solve(mode, spec, how, layout, layout.dynamic_leaves)
 
 
 # --- implicit differentiation ----------------------------------------------------------------
