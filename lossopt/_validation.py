@@ -9,9 +9,10 @@ not known at trace time.
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import jax
@@ -33,6 +34,7 @@ __all__ = [
     "describe",
     "did_you_mean",
     "float_leaves",
+    "when_concrete",
 ]
 
 
@@ -107,10 +109,35 @@ def concrete_value(x: Any) -> np.ndarray | None:
         return None
 
 
-def _check_values(x: Any, name: str, ok, expected: str) -> None:
-    value = concrete_value(x)
-    if value is None:
+# Set by lossopt.losses' compiled eager calls (lossopt/losses/_eager.py) while they trace a
+# loss: a list that value checks of traced arrays are appended to, to run on the call's
+# concrete values once the compiled program has computed them.
+PENDING_CHECKS: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "lossopt_pending_checks", default=None)
+
+
+def when_concrete(check: Callable[..., None], *xs: Any) -> None:
+    """Run ``check(*values)`` on the numpy values of ``xs``: the one way value checks run.
+
+    Concrete ``xs`` are checked now. Traced ones are checked later with their values when a
+    loss called on concrete arrays is being compiled (the loss's program returns them and
+    the check runs on the host after the call: the same error, the same message), and
+    never under a user's ``jit``/``vmap``/``grad``, whose values are not known.
+    """
+    values = [concrete_value(x) for x in xs]
+    if all(v is not None for v in values):
+        check(*values)
         return
+    pending = PENDING_CHECKS.get()
+    if pending is not None:
+        pending.append((check, xs))
+
+
+def _check_values(x: Any, name: str, ok, expected: str) -> None:
+    when_concrete(lambda value: _check_values_now(value, x, name, ok, expected), x)
+
+
+def _check_values_now(value: np.ndarray, x: Any, name: str, ok, expected: str) -> None:
     if value.dtype.kind not in "biuf":
         raise TypeError(f"`{name}` must be a real number; got {describe(x)}")
     if not np.all(ok(value.astype(np.float64))):
@@ -234,8 +261,11 @@ def check_array_values(x: Any, name: str, ok, expected: str) -> None:
     Tracers (under ``jit``/``vmap``/``grad`` of that argument) are not checked: their values are
     not known at trace time.
     """
-    value = concrete_value(x)
-    if value is None or value.size == 0:
+    when_concrete(lambda value: _check_array_values_now(value, name, ok, expected), x)
+
+
+def _check_array_values_now(value: np.ndarray, name: str, ok, expected: str) -> None:
+    if value.size == 0:
         return
     v = value.astype(np.float64) if value.dtype.kind in "biuf" else value
     good = np.asarray(ok(v), dtype=bool)
@@ -267,9 +297,10 @@ def check_probabilities(x: Any, name: str, *, sum_axis: int | None = None) -> No
     and 1 are exact, and every loss here is finite on the closed interval. Tracers are not
     checked.
     """
-    value = concrete_value(x)
-    if value is None:
-        return
+    when_concrete(lambda value: _check_probabilities_now(value, name, sum_axis), x)
+
+
+def _check_probabilities_now(value: np.ndarray, name: str, sum_axis: int | None) -> None:
     check_array_values(value, name, lambda v: (v >= 0) & (v <= 1), "probabilities in [0, 1]")
     if sum_axis is None or value.size == 0:
         return

@@ -14,8 +14,8 @@ from lossopt._validation import (
     check_array_values,
     check_bool,
     check_probabilities,
-    concrete_value,
     describe,
+    when_concrete,
 )
 from lossopt.losses._labels import paired_inputs
 from lossopt.losses._masking import class_mask, reduce_masked
@@ -222,16 +222,19 @@ def kl_divergence(
 
 def _check_kl_argument(x: jax.Array, name: str, log: bool, mask: Any) -> None:
     """Concrete ``x`` must be distributions over the last axis (``exp(x)`` for log-inputs)."""
-    shown, what = x, name
-    if log:
-        value = concrete_value(x)
-        if value is None:  # traced: not checked
-            return
-        shown, what = np.exp(value.astype(np.float64)).astype(value.dtype), f"exp({name})"
+    if not log:
+        _check_distributions(x, name, mask)
+        return
+    # exp(x) of concrete values, in numpy (traced: checked on the call's values, if at all).
+    when_concrete(lambda value: _check_distributions(
+        np.exp(value.astype(np.float64)).astype(value.dtype), f"exp({name})", mask), x)
+
+
+def _check_distributions(x: Any, name: str, mask: Any) -> None:
     if mask is None:
-        check_probabilities(shown, what, sum_axis=-1)
+        check_probabilities(x, name, sum_axis=-1)
     else:
-        mask.check_distributions(shown, what, -1)
+        mask.check_distributions(x, name, -1)
 
 
 @register(

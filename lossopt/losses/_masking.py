@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lossopt._validation import check_probabilities, concrete_value, describe
+from lossopt._validation import check_probabilities, describe, when_concrete
 from lossopt.losses._reduce import reduce_loss
 
 __all__ = ["ClassMask", "class_mask", "reduce_masked"]
@@ -85,27 +85,30 @@ class ClassMask:
         """
         hit = jnp.take_along_axis(self.keep, ids[..., None], axis=-1)[..., 0]
         bad = self.rows & ~hit if among is None else self.rows & ~hit & among
-        concrete = concrete_value(bad)
-        if concrete is not None and concrete.any():
-            first = tuple(int(i) for i in np.argwhere(concrete)[0])
-            shown = np.asarray(labels)[first].item()
-            raise ValueError(
-                f"`labels` must not point at a class that `where` masks out; got "
-                f"labels[{', '.join(map(str, first))}] = {shown!r} with where False there "
-                f"({int(concrete.sum())} of {concrete.size} examples). Keep the target class in "
-                "`where`, or mask the whole example."
-            )
+        when_concrete(_check_no_masked_target, bad, labels)
         return bad
 
     def check_distributions(self, x: jax.Array, name: str, axis: int) -> None:
         """Concrete ``x`` (class axis last) must hold probabilities on the kept entries that
         sum to 1 over them, for every kept example (masked entries are not read)."""
-        v, keep, rows = concrete_value(x), concrete_value(self.keep), concrete_value(self.rows)
-        if v is None or keep is None or rows is None:
-            return
-        dummy = np.eye(v.shape[-1])[0]  # an all-masked example is not read: a valid dummy
-        shown = np.where(rows[..., None], np.where(keep, v, 0.0), dummy)
-        check_probabilities(np.moveaxis(shown, -1, axis), name, sum_axis=axis)
+        def check(v: np.ndarray, keep: np.ndarray, rows: np.ndarray) -> None:
+            dummy = np.eye(v.shape[-1])[0]  # an all-masked example is not read: a valid dummy
+            shown = np.where(rows[..., None], np.where(keep, v, 0.0), dummy)
+            check_probabilities(np.moveaxis(shown, -1, axis), name, sum_axis=axis)
+
+        when_concrete(check, x, self.keep, self.rows)
+
+
+def _check_no_masked_target(concrete: np.ndarray, labels: np.ndarray) -> None:
+    if concrete.any():
+        first = tuple(int(i) for i in np.argwhere(concrete)[0])
+        shown = labels[first].item()
+        raise ValueError(
+            f"`labels` must not point at a class that `where` masks out; got "
+            f"labels[{', '.join(map(str, first))}] = {shown!r} with where False there "
+            f"({int(concrete.sum())} of {concrete.size} examples). Keep the target class in "
+            "`where`, or mask the whole example."
+        )
 
 
 def class_mask(where: Any, shape: tuple[int, ...], axis: int = -1) -> ClassMask | None:

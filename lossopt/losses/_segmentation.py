@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from lossopt._validation import (
@@ -28,8 +29,8 @@ from lossopt._validation import (
     check_nonnegative,
     check_positive,
     check_probabilities,
-    concrete_value,
     describe,
+    when_concrete,
 )
 from lossopt.losses._labels import paired_inputs
 from lossopt.losses._reduce import reduce_loss
@@ -79,10 +80,13 @@ def _class_average(values: jax.Array, class_axis, class_weights) -> jax.Array:
             f"`class_weights` must have shape ({k},), one weight per class; got {describe(w)}"
         )
     check_nonnegative(w, "class_weights")
-    concrete = concrete_value(w)
-    if concrete is not None and not concrete.sum() > 0:
-        raise ValueError(f"`class_weights` must not all be 0; got {concrete.tolist()!r}")
+    when_concrete(_check_not_all_zero, w)
     return jnp.sum(values * w[None, :], axis=-1) / jnp.sum(w)
+
+
+def _check_not_all_zero(concrete: np.ndarray) -> None:
+    if not concrete.sum() > 0:
+        raise ValueError(f"`class_weights` must not all be 0; got {concrete.tolist()!r}")
 
 
 def _drop_background(tp, fp, fn, class_weights):

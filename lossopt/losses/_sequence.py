@@ -19,8 +19,8 @@ from lossopt._validation import (
     as_float_array,
     as_integer_labels,
     check_bool,
-    concrete_value,
     describe,
+    when_concrete,
 )
 from lossopt.losses._numerics import positive_part
 from lossopt.losses._reduce import check_reduction, reduce_loss
@@ -35,15 +35,21 @@ _LOG_ZERO = -1e30
 
 
 def _check_paddings(value, name: str) -> None:
-    v = concrete_value(value)
-    if v is not None and not np.all((v == 0) | (v == 1)):
-        raise ValueError(f"`{name}` must hold only 0 (valid) and 1 (padded); got {describe(v)}")
+    def check(v: np.ndarray) -> None:
+        if not np.all((v == 0) | (v == 1)):
+            raise ValueError(
+                f"`{name}` must hold only 0 (valid) and 1 (padded); got {describe(v)}")
+
+    when_concrete(check, value)
 
 
 def _check_labels(labels, label_valid, num_classes: int, blank_id: int) -> None:
-    lab, valid = concrete_value(labels), concrete_value(label_valid)
-    if lab is None or valid is None:
-        return
+    when_concrete(lambda lab, valid: _check_labels_now(lab, valid, num_classes, blank_id),
+                  labels, label_valid)
+
+
+def _check_labels_now(lab: np.ndarray, valid: np.ndarray, num_classes: int,
+                      blank_id: int) -> None:
     if np.any(valid[:, 1:] & ~valid[:, :-1]):
         raise ValueError("`label_paddings` must be right-padded: rows of 0s followed by 1s")
     bad = valid & ((lab < 0) | (lab >= num_classes) | (lab == blank_id))
