@@ -408,7 +408,8 @@ def _np_generalized_dice(p, t, smooth):
 
 
 def test_generalized_dice_matches_the_numpy_formula_and_sudre_without_smoothing(draws):
-    p, t = _seg(draws["rng"], n=3, c=4)
+    p, t = _seg(np.random.default_rng(20261202), n=3, c=4)
+    t[0, :4] = np.eye(4)  # example 0: every class present (whatever the draw)
     t[1, :, 2] = 0.0  # example 1: class 2 empty (the guard)
     t[1, :, 0] = 1.0 - t[1, :, 1] - t[1, :, 3]
     for s in (1.0, 1e-3, 1e-12):

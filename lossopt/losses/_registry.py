@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from lossopt._validation import did_you_mean
+from lossopt.losses._eager import compiled_eager
 
 __all__ = ["LossInfo", "catalog", "get", "info", "names", "register"]
 
@@ -116,9 +117,10 @@ def register(
         key = name or fn.__name__
         if key in _REGISTRY:
             raise ValueError(f"a loss named {key!r} is already registered")
+        loss = compiled_eager(fn)
         _REGISTRY[key] = LossInfo(
             name=key,
-            fn=fn,
+            fn=loss,
             task=task,
             input_kind=input_kind,
             convex=convex,
@@ -128,7 +130,7 @@ def register(
             reference=reference,
             hyperparameters=_hyperparameters(fn),
         )
-        return fn
+        return loss
 
     return decorator
 

@@ -1,0 +1,119 @@
+"""A loss called on concrete arrays runs as one compiled program (lossopt/losses/_eager.py),
+with every check of an uncompiled call: the same values, the same errors, call after call."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax._src import monitoring
+
+from lossopt import losses
+
+RNG = np.random.default_rng(20261202)
+# Shapes of this file's own (no other test compiles a loss for 37 or 41 entries).
+P = RNG.normal(size=37)
+Y = RNG.normal(size=37)
+LOGITS = RNG.normal(size=(41, 3))
+IDS = RNG.integers(0, 3, size=41)
+
+
+class _Compiles:
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, event, duration, **_):
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.count += 1
+
+
+@pytest.fixture
+def compiles():
+    counter = _Compiles()
+    monitoring.register_event_duration_secs_listener(counter)
+    yield counter
+    monitoring.unregister_event_duration_listener(counter)
+
+
+def _np_huber(p, y, delta):
+    r = np.abs(p - y)
+    return np.mean(np.where(r <= delta, 0.5 * r ** 2, delta * (r - 0.5 * delta)))
+
+
+def test_an_eager_call_compiles_one_program_and_equals_the_closed_form(compiles):
+    got = losses.huber(P, Y, delta=0.7)
+    assert compiles.count == 1  # uncompiled, op by op: eight one-operation programs
+    np.testing.assert_allclose(float(got), _np_huber(P, Y, 0.7), rtol=1e-13)
+    # The same shapes and options again: nothing is compiled; other options: one program.
+    np.testing.assert_allclose(float(losses.huber(P + 1, Y, delta=0.7)),
+                               _np_huber(P + 1, Y, 0.7), rtol=1e-13)
+    assert compiles.count == 1
+    np.testing.assert_allclose(float(losses.huber(P, Y, delta=2.0)), _np_huber(P, Y, 2.0),
+                               rtol=1e-13)
+    assert compiles.count == 2
+    # The uncompiled function gives the same value (the same operations, to rounding).
+    np.testing.assert_allclose(float(losses.huber.__wrapped__(P, Y, delta=0.7)), float(got),
+                               rtol=1e-14)
+
+
+def test_value_checks_run_on_every_call_with_the_uncompiled_message():
+    labels = (Y > 0).astype(float)
+    losses.sigmoid_binary_cross_entropy(P, labels)  # compiled, and cached for these shapes
+    bad = labels.copy()
+    bad[5] = 1.5
+    with pytest.raises(ValueError) as compiled:
+        losses.sigmoid_binary_cross_entropy(P, bad)
+    with pytest.raises(ValueError) as uncompiled:
+        losses.sigmoid_binary_cross_entropy.__wrapped__(P, bad)
+    assert str(compiled.value) == str(uncompiled.value)
+    assert "labels[5] = 1.5" in str(compiled.value)
+    # Probabilities that do not sum to 1, after a valid call of the same shapes.
+    probs = np.full((41, 3), 1 / 3)
+    losses.kl_divergence(probs, probs)
+    with pytest.raises(ValueError, match="sum to 1"):
+        losses.kl_divergence(probs * 1.1, probs)
+    # Integer class ids out of range, after a valid call.
+    losses.softmax_cross_entropy(LOGITS, IDS)
+    with pytest.raises(ValueError, match="labels"):
+        losses.softmax_cross_entropy(LOGITS, np.where(np.arange(41) == 7, 3, IDS))
+
+
+def test_options_are_told_apart_by_type_and_bad_options_raise_after_good_ones():
+    rates, counts = np.abs(P) + 0.1, np.round(np.abs(Y) * 3)
+    losses.poisson_nll(rates, counts, log_input=False)  # True/False compiled...
+    with pytest.raises(TypeError, match="log_input"):  # ...but 0 is not a bool
+        losses.poisson_nll(rates, counts, log_input=0)
+    with pytest.raises(ValueError, match="eps"):
+        losses.poisson_nll(rates, counts, log_input=False, eps=-1.0)
+    with pytest.raises(ValueError, match="same shape"):
+        losses.poisson_nll(rates, counts[:-1], log_input=False)
+
+
+def test_inside_a_users_transformation_the_loss_is_traced_as_written():
+    labels = (Y > 0).astype(float)
+    bad = labels.copy()
+    bad[0] = -1.0
+
+    # Inside jit even closed-over arrays are traced: the values are not known, so not checked
+    # (as without compiled eager calls); the program is the uncompiled function's.
+    inside = jax.jit(lambda: losses.sigmoid_binary_cross_entropy(jnp.asarray(P), bad))()
+    written = jax.jit(lambda: losses.sigmoid_binary_cross_entropy.__wrapped__(
+        jnp.asarray(P), bad))()
+    assert float(inside) == float(written)
+    # Traced arguments: the loss as written, under jit and grad.
+    value = jax.jit(losses.sigmoid_binary_cross_entropy)(P, labels)
+    grad = jax.grad(losses.sigmoid_binary_cross_entropy)(P, labels)
+    sig = 1 / (1 + np.exp(-P))
+    np.testing.assert_allclose(float(value), np.mean(np.logaddexp(0, P) - labels * P),
+                               rtol=1e-13)
+    np.testing.assert_allclose(grad, (sig - labels) / len(P), rtol=1e-12)
+
+
+def test_lists_and_python_numbers_run_uncompiled(compiles, monkeypatch):
+    assert float(losses.mse([1.0, 2.0], [1.0, 4.0])) == 2.0
+    assert float(losses.mse(3.0, 1.0)) == 4.0
+    # LOSSOPT_EAGER_JIT=0: operation by operation, as written.
+    monkeypatch.setenv("LOSSOPT_EAGER_JIT", "0")
+    before = compiles.count
+    np.testing.assert_allclose(float(losses.huber(P[:29], Y[:29], delta=0.3)),
+                               _np_huber(P[:29], Y[:29], 0.3), rtol=1e-13)
+    assert compiles.count - before > 1
