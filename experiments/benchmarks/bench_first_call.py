@@ -11,7 +11,8 @@ earlier run is reused. Each child reports:
 - ``setup`` (JSON only): building the seeded numpy data and putting it on the device (this is
   where JAX starts its backend).
 - ``first``: the first solve, until ``block_until_ready`` returns: tracing, lowering, XLA
-  compilation and the run itself. This is the number a new user feels.
+  compilation and the run itself. This is the number a new user feels. ``of it GC``: the
+  seconds Python's garbage collector ran during it (``gc.callbacks``).
 - ``warm``: the minimum of up to ``--warm`` further identical calls (stopped early once they
   add up to 5 s): the run alone, from the in-memory cache. ``first - warm`` is about the
   compile cost.
@@ -486,9 +487,11 @@ def child_case(spec):
     run, solve, info = build(problem, fun, x0, args, spec.get("compile"))
     record["setup_s"] = time.perf_counter() - t0
 
+    gc_time = _GcTime()
     t0 = time.perf_counter()
     out = run()
     record["first_s"] = time.perf_counter() - t0
+    record["first_gc_s"] = gc_time.stop()
     warm = []
     while len(warm) < spec["warm"] and sum(warm) < WARM_BUDGET_S:
         t0 = time.perf_counter()
@@ -561,6 +564,27 @@ def child_probe(spec):
                   for name in ("lossopt", "optax", "optimistix", "jaxopt", "scipy")},
         env=_environment(),
     )
+
+
+class _GcTime:
+    """Seconds Python's garbage collector runs from now until ``stop()`` (``gc.callbacks``)."""
+
+    def __init__(self):
+        import gc
+
+        self.total, self.started = 0.0, None
+        self.gc = gc
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase, info):
+        if phase == "start":
+            self.started = time.perf_counter()
+        elif self.started is not None:
+            self.total += time.perf_counter() - self.started
+
+    def stop(self):
+        self.gc.callbacks.remove(self._callback)
+        return self.total
 
 
 def _child_main(spec_json):
@@ -698,7 +722,7 @@ def _case_label(key, mode):
 def report_cases(records, problems):
     """Print one table per problem; return the per-case summary (min/median, the last record)."""
     groups = aggregate(records, ("problem", "case", "compile"),
-                       ("import_s", "first_s", "warm_s", "process_s"))
+                       ("import_s", "first_s", "first_gc_s", "warm_s", "process_s"))
     summary = []
     for problem in problems:
         kind, n, d, max_iters, *_ = PROBLEMS[problem]
@@ -714,7 +738,8 @@ def report_cases(records, problems):
             ratio = g["first_s"]["min"] / base["min"] if base and g["first_s"] else None
             summary.append(dict(
                 problem=problem, case=key, compile=mode, label=label, ratio_to_optx=ratio,
-                **{f: g[f] for f in ("import_s", "first_s", "warm_s", "process_s")},
+                **{f: g[f] for f in ("import_s", "first_s", "first_gc_s", "warm_s",
+                                     "process_s")},
                 **{f: last.get(f) for f in ("compile_chosen", "hlo_lines", "hlo_error",
                                             "iterations", "final_loss", "grad_inf",
                                             "status")},
@@ -723,16 +748,18 @@ def report_cases(records, problems):
             if last.get("hlo_error"):
                 notes.append(f"  {label}, HLO: {last['hlo_error'][:300]}")
             if not g["first_s"]:
-                rows.append([label, *["-"] * 9, "FAILED (below)"])
+                rows.append([label, *["-"] * 10, "FAILED (below)"])
                 continue
             rows.append([
-                label, _fmt_time(g["import_s"]), _fmt_time(g["first_s"]), _fmt_time(g["warm_s"]),
+                label, _fmt_time(g["import_s"]), _fmt_time(g["first_s"]),
+                _fmt_time(g["first_gc_s"]) if g.get("first_gc_s") else "-", _fmt_time(g["warm_s"]),
                 "-" if ratio is None else f"{ratio:.2f}", last.get("compile_chosen", "-"),
                 last.get("hlo_lines", "err" if "hlo_error" in last else "-"),
                 last["iterations"], f"{last['final_loss']:.10g}", f"{last['grad_inf']:.1e}",
                 last["status"],
             ])
-        print_table(["case", "import", "first call", "warm", "x optx", "XLA", "HLO lines",
+        print_table(["case", "import", "first call", "of it GC", "warm", "x optx", "XLA",
+                     "HLO lines",
                      "iters", "final loss", "|g|inf", "status"], rows)
         if notes:
             print("errors:\n" + "\n".join(notes))
