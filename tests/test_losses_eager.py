@@ -8,6 +8,15 @@ import pytest
 from jax._src import monitoring
 
 from lossopt import losses
+from lossopt.losses._eager import MAX_OPTION_SETS, compiled_eager
+
+# Fresh compiled wrappers of the public losses' functions, so that what other tests compiled
+# in this worker (up to MAX_OPTION_SETS option sets per loss) does not change what is counted.
+huber = compiled_eager(losses.huber.__wrapped__)
+bce = compiled_eager(losses.sigmoid_binary_cross_entropy.__wrapped__)
+kl_divergence = compiled_eager(losses.kl_divergence.__wrapped__)
+softmax_cross_entropy = compiled_eager(losses.softmax_cross_entropy.__wrapped__)
+poisson_nll = compiled_eager(losses.poisson_nll.__wrapped__)
 
 RNG = np.random.default_rng(20261202)
 # Shapes of this file's own (no other test compiles a loss for 37 or 41 entries).
@@ -40,52 +49,56 @@ def _np_huber(p, y, delta):
 
 
 def test_an_eager_call_compiles_one_program_and_equals_the_closed_form(compiles):
-    got = losses.huber(P, Y, delta=0.7)
+    got = huber(P, Y, delta=0.7)
     assert compiles.count == 1  # uncompiled, op by op: eight one-operation programs
     np.testing.assert_allclose(float(got), _np_huber(P, Y, 0.7), rtol=1e-13)
     # The same shapes and options again: nothing is compiled; other options: one program.
-    np.testing.assert_allclose(float(losses.huber(P + 1, Y, delta=0.7)),
-                               _np_huber(P + 1, Y, 0.7), rtol=1e-13)
-    assert compiles.count == 1
-    np.testing.assert_allclose(float(losses.huber(P, Y, delta=2.0)), _np_huber(P, Y, 2.0),
+    np.testing.assert_allclose(float(huber(P + 1, Y, delta=0.7)), _np_huber(P + 1, Y, 0.7),
                                rtol=1e-13)
+    assert compiles.count == 1
+    np.testing.assert_allclose(float(huber(P, Y, delta=2.0)), _np_huber(P, Y, 2.0), rtol=1e-13)
     assert compiles.count == 2
     # The uncompiled function gives the same value (the same operations, to rounding).
     np.testing.assert_allclose(float(losses.huber.__wrapped__(P, Y, delta=0.7)), float(got),
                                rtol=1e-14)
+    # Every registered loss is wrapped so: mse on a shape of this file's own, one program.
+    before = compiles.count
+    assert float(losses.mse(P, Y)) == pytest.approx(np.mean((P - Y) ** 2), rel=1e-13)
+    assert compiles.count - before == 1
 
 
 def test_value_checks_run_on_every_call_with_the_uncompiled_message():
     labels = (Y > 0).astype(float)
-    losses.sigmoid_binary_cross_entropy(P, labels)  # compiled, and cached for these shapes
+    bce(P, labels)  # compiled, and cached for these shapes
     bad = labels.copy()
     bad[5] = 1.5
     with pytest.raises(ValueError) as compiled:
-        losses.sigmoid_binary_cross_entropy(P, bad)
+        bce(P, bad)
     with pytest.raises(ValueError) as uncompiled:
         losses.sigmoid_binary_cross_entropy.__wrapped__(P, bad)
     assert str(compiled.value) == str(uncompiled.value)
     assert "labels[5] = 1.5" in str(compiled.value)
+    assert bce._compiled.checks and not bce._compiled.uncompiled  # the compiled path ran
     # Probabilities that do not sum to 1, after a valid call of the same shapes.
     probs = np.full((41, 3), 1 / 3)
-    losses.kl_divergence(probs, probs)
+    kl_divergence(probs, probs)
     with pytest.raises(ValueError, match="sum to 1"):
-        losses.kl_divergence(probs * 1.1, probs)
+        kl_divergence(probs * 1.1, probs)
     # Integer class ids out of range, after a valid call.
-    losses.softmax_cross_entropy(LOGITS, IDS)
+    softmax_cross_entropy(LOGITS, IDS)
     with pytest.raises(ValueError, match="labels"):
-        losses.softmax_cross_entropy(LOGITS, np.where(np.arange(41) == 7, 3, IDS))
+        softmax_cross_entropy(LOGITS, np.where(np.arange(41) == 7, 3, IDS))
 
 
 def test_options_are_told_apart_by_type_and_bad_options_raise_after_good_ones():
     rates, counts = np.abs(P) + 0.1, np.round(np.abs(Y) * 3)
-    losses.poisson_nll(rates, counts, log_input=False)  # True/False compiled...
+    poisson_nll(rates, counts, log_input=False)  # False compiled...
     with pytest.raises(TypeError, match="log_input"):  # ...but 0 is not a bool
-        losses.poisson_nll(rates, counts, log_input=0)
+        poisson_nll(rates, counts, log_input=0)
     with pytest.raises(ValueError, match="eps"):
-        losses.poisson_nll(rates, counts, log_input=False, eps=-1.0)
+        poisson_nll(rates, counts, log_input=False, eps=-1.0)
     with pytest.raises(ValueError, match="same shape"):
-        losses.poisson_nll(rates, counts[:-1], log_input=False)
+        poisson_nll(rates, counts[:-1], log_input=False)
 
 
 def test_inside_a_users_transformation_the_loss_is_traced_as_written():
@@ -117,3 +130,20 @@ def test_lists_and_python_numbers_run_uncompiled(compiles, monkeypatch):
     np.testing.assert_allclose(float(losses.huber(P[:29], Y[:29], delta=0.3)),
                                _np_huber(P[:29], Y[:29], 0.3), rtol=1e-13)
     assert compiles.count - before > 1
+
+
+def test_a_loop_over_option_values_compiles_a_bounded_number_of_programs(compiles):
+    fresh = compiled_eager(losses.huber.__wrapped__)
+    x, t = P[:31], Y[:31]
+    # A float option passed as an array is an input: one program serves every value.
+    for delta in (0.3, 0.7, 1.1):
+        np.testing.assert_allclose(float(fresh(x, t, delta=np.asarray(delta))),
+                                   _np_huber(x, t, delta), rtol=1e-13)
+    assert compiles.count == 1
+    # As Python numbers, each value is an option set of its own, up to the cap; the calls
+    # beyond it run op by op, with the same values.
+    for i in range(MAX_OPTION_SETS + 8):
+        delta = 0.1 + 0.05 * i
+        np.testing.assert_allclose(float(fresh(x, t, delta=delta)), _np_huber(x, t, delta),
+                                   rtol=1e-13)
+    assert len(fresh._compiled.jits) == MAX_OPTION_SETS

@@ -18,7 +18,10 @@ Validation keeps its meaning:
   inputs (one that needs a concrete value to choose what to compute) then stays uncompiled.
 
 Arrays (``jax.Array``, ``numpy.ndarray``) are the program's inputs; every other argument
-(strings, Python numbers, ``None``, booleans) is a static option, part of the program's key.
+(strings, Python numbers, ``None``, booleans) is a static option, part of the program's key:
+a new value compiles a new program, up to :data:`MAX_OPTION_SETS` option sets per loss (a
+loop over many values of a float option runs op by op after that; pass the value as an array
+to make it an input instead).
 An argument of another kind (a list, a callable) makes the call run uncompiled, as does a
 call inside any JAX trace: under a user's ``jit``, ``grad`` or ``vmap`` (arrays closed over
 included) the loss is traced into the caller's program exactly as before.
@@ -42,6 +45,10 @@ from lossopt._validation import PENDING_CHECKS
 __all__ = ["compiled_eager"]
 
 _ARRAYS = (jax.Array, np.ndarray)
+# Option sets compiled per loss; calls with further ones run uncompiled. A loop over many
+# values of a float option (Python numbers are static: each value is a program of its own)
+# then compiles at most this many programs, op by op after that, as before.
+MAX_OPTION_SETS = 16
 
 try:  # True outside every JAX trace (a user's jit/grad/vmap, closed-over arrays included)
     from jax._src.core import trace_state_clean as _outside_traces
@@ -113,7 +120,8 @@ class _Compiled:
             else:
                 return self.fn(*args, **kwargs)
         static_key = tuple(static)
-        if not dynamic or static_key in self.uncompiled:
+        if (not dynamic or static_key in self.uncompiled
+                or (static_key not in self.jits and len(self.jits) >= MAX_OPTION_SETS)):
             return self.fn(*args, **kwargs)
         key = (static_key, tuple((n, _signature(v)) for n, v in dynamic.items()))
         self.traced.checks = None
