@@ -58,7 +58,7 @@ except ImportError:  # a JAX without it: losses run uncompiled, as they were wri
 
 
 def _signature(x: Any) -> tuple[Any, ...]:
-    return (tuple(x.shape), str(x.dtype), bool(getattr(x, "weak_type", False)))
+    return (x.shape, x.dtype, getattr(x, "weak_type", False))  # hashable as they are
 
 
 class _Compiled:
