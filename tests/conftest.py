@@ -106,10 +106,11 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_collection_finish(session):
     # What collection built -- every test module, JAX, SciPy, scikit-learn, hypothesis, torch
-    # where installed: ~10^6 objects that live until the session ends -- is frozen, so that
-    # Python's full garbage collections walk only what the tests themselves allocate (each
-    # such walk of the whole heap took 0.1-0.3 s in a worker; objects made later are
-    # collected as before). A test-time setting, like the XLA flags above.
+    # where installed: ~270,000 tracked objects that live until the session ends -- is
+    # frozen, so that Python's full garbage collections walk only what the tests themselves
+    # allocate (a full collection of the collected heap took 0.16 s, measured with
+    # `pytest --collect-only -n 0`; objects made later are collected as before). A test-time
+    # setting, like the XLA flags above.
     gc.freeze()
 
 
