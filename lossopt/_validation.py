@@ -120,9 +120,10 @@ def when_concrete(check: Callable[..., None], *xs: Any) -> None:
     """Run ``check(*values)`` on the numpy values of ``xs``: the one way value checks run.
 
     Concrete ``xs`` are checked now. Traced ones are checked later with their values when a
-    loss called on concrete arrays is being compiled (the loss's program returns them and
-    the check runs on the host after the call: the same error, the same message), and
-    never under a user's ``jit``/``vmap``/``grad``, whose values are not known.
+    loss called on concrete arrays (or under an eager ``grad``/``vmap``) is being compiled:
+    the loss's program returns them and the check runs on the host after the call (the same
+    error, the same message) on those that came back concrete; never on values a user's
+    ``jit``/``vmap``/``grad`` traces, which are not known.
     """
     values = [concrete_value(x) for x in xs]
     if all(v is not None for v in values):

@@ -147,3 +147,62 @@ def test_a_loop_over_option_values_compiles_a_bounded_number_of_programs(compile
         np.testing.assert_allclose(float(fresh(x, t, delta=delta)), _np_huber(x, t, delta),
                                    rtol=1e-13)
     assert len(fresh._compiled.jits) == MAX_OPTION_SETS
+
+
+# A shape of this section's own: 43 entries.
+P43, Y43 = RNG.normal(size=43), RNG.normal(size=43)
+
+
+def test_eager_grad_hessian_and_vmap_run_the_loss_as_one_compiled_call(compiles):
+    fresh = compiled_eager(losses.huber.__wrapped__)
+    delta, n = 0.7, P43.size
+    r = P43 - Y43
+    grad = jax.grad(fresh)(P43, Y43, delta=delta)  # no jit around it: JAX's eager autodiff
+    np.testing.assert_allclose(grad, np.clip(r, -delta, delta) / n, rtol=1e-13)
+    # The loss's program, its linearisation and its transpose: three programs, where the loss
+    # as written compiles each of its operations forward and backward (22 for Huber).
+    assert compiles.count <= 4
+    before = compiles.count
+    np.testing.assert_allclose(jax.grad(fresh)(P43 + 1, Y43, delta=delta),
+                               np.clip(r + 1, -delta, delta) / n, rtol=1e-13)
+    assert compiles.count == before  # the same shapes again: served compiled
+    hess = jax.hessian(fresh)(P43, Y43, delta=delta)
+    np.testing.assert_allclose(hess, np.diag((np.abs(r) <= delta) / n), atol=1e-15)
+    rows = np.stack([P43, P43 - 1])
+    before = compiles.count
+    batched = jax.vmap(lambda x: fresh(x, Y43, delta=delta))(rows)
+    np.testing.assert_allclose(batched, [_np_huber(x, Y43, delta) for x in rows], rtol=1e-13)
+    assert compiles.count - before == 1  # the batched loss, one program
+    assert len(fresh._compiled.jits) == 1 and not fresh._compiled.uncompiled
+
+
+def test_under_eager_transformations_the_known_inputs_are_still_checked():
+    labels = (Y43 > 0).astype(float)
+    bad = labels.copy()
+    bad[3] = 1.5
+    with pytest.raises(ValueError) as written:
+        losses.sigmoid_binary_cross_entropy.__wrapped__(P43, bad)
+    # The labels are not differentiated: their values are known, and checked under grad,
+    # jacfwd, hessian and an unbatched vmap argument, with the uncompiled call's message.
+    for transform in (jax.grad, jax.jacfwd, jax.hessian):
+        bce(P43, labels)
+        with pytest.raises(ValueError) as compiled:
+            transform(bce)(P43, bad)
+        assert str(compiled.value) == str(written.value)
+    with pytest.raises(ValueError, match=r"labels\[3\] = 1.5"):
+        jax.vmap(bce, in_axes=(0, None))(np.stack([P43, P43]), bad)
+    # A differentiated (traced) argument's values are unknown to the loss, as without
+    # compiled calls: not checked; the gradient is that of the formula, KL(t || p) =
+    # mean_i sum_c t (log t - log p): d/dt = (log t - log p + 1) / n.
+    probs = np.full((43, 3), 1 / 3)
+    scaled = jax.grad(kl_divergence, argnums=1)(probs, probs * 1.1)
+    np.testing.assert_allclose(scaled, np.full((43, 3), (np.log(1.1) + 1) / 43), rtol=1e-12)
+    with pytest.raises(ValueError, match="sum to 1"):
+        kl_divergence(probs, probs * 1.1)  # the same values, concrete: checked
+
+
+def test_under_jit_around_grad_the_loss_is_still_traced_as_written():
+    fresh = compiled_eager(losses.huber.__wrapped__)
+    grad = jax.jit(jax.grad(fresh))(P43, Y43)
+    np.testing.assert_allclose(grad, np.clip(P43 - Y43, -1.0, 1.0) / P43.size, rtol=1e-13)
+    assert not fresh._compiled.jits  # a staged trace: the loss is part of the caller's program

@@ -3,10 +3,13 @@
 Each measurement is a FRESH Python process (float64, no persistent compilation cache) that
 calls eight losses one after the other on concrete numpy data (256 examples, 10 classes) and
 times each loss's first call (every compile it needs, plus the run) and the minimum of 20 warm
-calls, each until ``block_until_ready``. Three sides, interleaved round by round:
+calls, each until ``block_until_ready``. With ``--grad`` each call is ``jax.grad`` of the loss
+with respect to its first argument (predictions, logits, probabilities), itself called eagerly
+(no ``jit``), as a user checking a hand-derived gradient does. Three sides, interleaved round
+by round:
 
-- ``lossopt``: the library as it is (a loss on concrete arrays runs as one compiled program,
-  ``lossopt/losses/_eager.py``);
+- ``lossopt``: the library as it is (a loss on concrete arrays, or under eager ``grad``/``vmap``,
+  runs as one compiled program, ``lossopt/losses/_eager.py``);
 - ``lossopt op-by-op``: the same code with ``LOSSOPT_EAGER_JIT=0`` (JAX's eager path: each
   operation compiled and dispatched on its own, as before the seventh round);
 - ``optax``: optax's corresponding losses where it has one (``squared_error``, ``huber_loss``,
@@ -21,7 +24,7 @@ needs was compiled for the losses before it.
 
 Usage::
 
-    python experiments/benchmarks/bench_eager_losses.py [--rounds 3]
+    python experiments/benchmarks/bench_eager_losses.py [--rounds 3] [--grad]
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ CHILD = r"""
 import json, sys, time
 import numpy as np
 import jax, jax.numpy as jnp
-side = sys.argv[1]
+side, mode = sys.argv[1], sys.argv[2]
 rng = np.random.default_rng(0)
 n, k = 256, 10
 pred, y = rng.standard_normal(n), rng.standard_normal(n)
@@ -45,32 +48,34 @@ logits, ids = rng.standard_normal((n, k)), rng.integers(0, k, n)
 probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
 target = np.eye(k)[ids] * 0.9 + 0.01
 lab01 = (y > 0).astype(float)
+# name: (the loss as a function of its first argument -- the one differentiated --, that argument)
 if side == "optax":
     import optax
     calls = {
-        "mse": lambda: jnp.mean(optax.squared_error(pred, y)),
-        "huber": lambda: jnp.mean(optax.huber_loss(pred, y, delta=1.0)),
-        "softmax_cross_entropy": lambda: jnp.mean(
-            optax.softmax_cross_entropy_with_integer_labels(logits, ids)),
-        "sigmoid_bce": lambda: jnp.mean(optax.sigmoid_binary_cross_entropy(pred, lab01)),
-        "kl_divergence": lambda: jnp.mean(optax.kl_divergence(jnp.log(probs), target)),
-        "focal": lambda: jnp.mean(optax.sigmoid_focal_loss(pred, lab01)),
+        "mse": (lambda p: jnp.mean(optax.squared_error(p, y)), pred),
+        "huber": (lambda p: jnp.mean(optax.huber_loss(p, y, delta=1.0)), pred),
+        "softmax_cross_entropy": (lambda z: jnp.mean(
+            optax.softmax_cross_entropy_with_integer_labels(z, ids)), logits),
+        "sigmoid_bce": (lambda p: jnp.mean(optax.sigmoid_binary_cross_entropy(p, lab01)), pred),
+        "kl_divergence": (lambda q: jnp.mean(optax.kl_divergence(jnp.log(q), target)), probs),
+        "focal": (lambda p: jnp.mean(optax.sigmoid_focal_loss(p, lab01)), pred),
     }
 else:
     import lossopt
     L = lossopt.losses
     calls = {
-        "mse": lambda: L.mse(pred, y),
-        "huber": lambda: L.huber(pred, y, delta=1.0),
-        "mae": lambda: L.mae(pred, y),
-        "softmax_cross_entropy": lambda: L.softmax_cross_entropy(logits, ids),
-        "sigmoid_bce": lambda: L.sigmoid_binary_cross_entropy(pred, lab01),
-        "multiclass_hinge": lambda: L.multiclass_hinge(logits, ids),
-        "kl_divergence": lambda: L.kl_divergence(target, probs),
-        "focal": lambda: L.sigmoid_focal(pred, lab01),
+        "mse": (lambda p: L.mse(p, y), pred),
+        "huber": (lambda p: L.huber(p, y, delta=1.0), pred),
+        "mae": (lambda p: L.mae(p, y), pred),
+        "softmax_cross_entropy": (lambda z: L.softmax_cross_entropy(z, ids), logits),
+        "sigmoid_bce": (lambda p: L.sigmoid_binary_cross_entropy(p, lab01), pred),
+        "multiclass_hinge": (lambda z: L.multiclass_hinge(z, ids), logits),
+        "kl_divergence": (lambda q: L.kl_divergence(target, q), probs),
+        "focal": (lambda p: L.sigmoid_focal(p, lab01), pred),
     }
 out = {}
-for name, call in calls.items():
+for name, (fn, x) in calls.items():
+    call = (lambda: fn(x)) if mode == "value" else (lambda: jax.grad(fn)(x))
     t = time.perf_counter(); jax.block_until_ready(call()); first = time.perf_counter() - t
     warm = []
     for _ in range(20):
@@ -82,11 +87,11 @@ print(json.dumps(out))
 SIDES = ("lossopt", "lossopt op-by-op", "optax")
 
 
-def run_child(side: str) -> dict[str, tuple[float, float]]:
+def run_child(side: str, mode: str) -> dict[str, tuple[float, float]]:
     env = {**os.environ, "JAX_ENABLE_X64": "1", "LOSSOPT_CACHE_DIR": "",
            "LOSSOPT_EAGER_JIT": "0" if side == "lossopt op-by-op" else "1"}
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    proc = subprocess.run([sys.executable, "-c", CHILD, side.split()[0]], env=env,
+    proc = subprocess.run([sys.executable, "-c", CHILD, side.split()[0], mode], env=env,
                           capture_output=True, text=True, timeout=600, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -99,11 +104,14 @@ def _mm(values: list[float], scale: float, unit: str, digits: int = 0) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--grad", action="store_true",
+                        help="time jax.grad of each loss (eager, no jit) instead of its value")
     args = parser.parse_args()
+    mode = "grad" if args.grad else "value"
     results: dict[str, list[dict]] = {side: [] for side in SIDES}
     for r in range(args.rounds):
         for side in SIDES:
-            results[side].append(run_child(side))
+            results[side].append(run_child(side, mode))
             print(f"  round {r + 1}/{args.rounds}: {side}", file=sys.stderr)
     names = list(results["lossopt"][0])
     common = list(results["optax"][0])  # the six losses optax has
@@ -111,7 +119,8 @@ def main() -> None:
     def firsts(side: str, which: list[str]) -> list[float]:
         return [sum(run[n][0] for n in which) for run in results[side]]
 
-    print(f"\n## Losses called eagerly in a fresh process, {args.rounds} rounds (min / median)\n")
+    what = "Gradients of losses (jax.grad, no jit)" if args.grad else "Losses called eagerly"
+    print(f"\n## {what} in a fresh process, {args.rounds} rounds (min / median)\n")
     print(f"{'side':18s} {'first calls, 8 losses':>22s} {'the 6 optax has':>18s} "
           f"{'x op-by-op (6, min)':>20s}")
     base = min(firsts("lossopt op-by-op", common))

@@ -22,10 +22,19 @@ Arrays (``jax.Array``, ``numpy.ndarray``) are the program's inputs; every other 
 a new value compiles a new program, up to :data:`MAX_OPTION_SETS` option sets per loss (a
 loop over many values of a float option runs op by op after that; pass the value as an array
 to make it an input instead).
-An argument of another kind (a list, a callable) makes the call run uncompiled, as does a
-call inside any JAX trace: under a user's ``jit``, ``grad`` or ``vmap`` (arrays closed over
-included) the loss is traced into the caller's program exactly as before.
-``LOSSOPT_EAGER_JIT=0`` turns this off.
+An argument of another kind (a list, a callable) makes the call run uncompiled.
+
+Under JAX's eager transformations -- ``grad``, ``jvp``, ``vjp``, ``jacfwd``, ``hessian``,
+``vmap`` and their nestings, called without a ``jit`` around them -- the same compiled call
+is used, with the transformation's tracers as inputs: JAX differentiates and batches a
+``jax.jit`` call as a whole (its linearisation, transpose or batched program compiled once),
+where the loss as written would have each of its operations compiled and dispatched forward
+and backward (Huber's eager ``jax.grad``: 3 compiles instead of 22). A value check whose
+values depend on the transformation's traced inputs is unknown there and skipped, as
+``when_concrete`` skips it in the loss as written; one whose values do not (labels, weights)
+comes back concrete and runs. Inside a trace that stages a program (a user's ``jit``, a
+``lax.while_loop`` body, ``jax.checkpoint``; arrays closed over included) the loss is traced
+into the caller's program exactly as written. ``LOSSOPT_EAGER_JIT=0`` turns all of this off.
 """
 
 from __future__ import annotations
@@ -56,8 +65,31 @@ except ImportError:  # a JAX without it: losses run uncompiled, as they were wri
     def _outside_traces() -> bool:
         return False
 
+try:  # JAX's eager transformations: each operation is computed when it is called
+    from jax._src.core import EvalTrace as _EvalTrace
+    from jax._src.core import trace_ctx as _trace_ctx
+    from jax._src.interpreters.ad import JVPTrace, LinearizeTrace
+    from jax._src.interpreters.batching import BatchTrace
+
+    _EAGER_TRACES: tuple[type, ...] = (JVPTrace, LinearizeTrace, BatchTrace)
+
+    def _only_eager_transforms() -> bool:
+        """True under ``grad``/``jvp``/``vjp``/``jacfwd``/``hessian``/``vmap`` called outside
+        ``jit`` (any nesting of them): no trace between the call and the top level stages a
+        program, so the loss's own ``jax.jit`` would run as one compiled call (these
+        transformations differentiate and batch a ``jax.jit`` call as a whole)."""
+        trace = _trace_ctx.trace
+        while isinstance(trace, _EAGER_TRACES):
+            trace = trace.parent_trace
+        return isinstance(trace, _EvalTrace)
+except (ImportError, AttributeError):  # another JAX: such calls run as written
+    def _only_eager_transforms() -> bool:
+        return False
+
 
 def _signature(x: Any) -> tuple[Any, ...]:
+    if isinstance(x, jax.core.Tracer):
+        x = x.aval
     return (x.shape, x.dtype, getattr(x, "weak_type", False))  # hashable as they are
 
 
@@ -70,7 +102,8 @@ class _Compiled:
         self.jits: dict[tuple, Callable[..., Any]] = {}
         # (static options, input signatures) -> the value checks recorded by its trace
         self.checks: dict[tuple, list[Callable[..., None]]] = {}
-        self.uncompiled: set[tuple] = set()  # static option sets that cannot be traced
+        # (static options, outside every trace) that cannot be traced: run as written
+        self.uncompiled: set[tuple] = set()
         self.traced = threading.local()
         self.lock = threading.Lock()
 
@@ -100,8 +133,9 @@ class _Compiled:
         return jitted
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not _outside_traces():  # traced into the caller's program, as written
-            return self.fn(*args, **kwargs)
+        outside = _outside_traces()
+        if not outside and not _only_eager_transforms():
+            return self.fn(*args, **kwargs)  # traced into the caller's program, as written
         try:
             bound = self.sig.bind(*args, **kwargs)
         except TypeError:
@@ -109,8 +143,10 @@ class _Compiled:
         static, dynamic = [], {}
         for name, value in bound.arguments.items():
             if isinstance(value, jax.core.Tracer):
-                return self.fn(*args, **kwargs)
-            if isinstance(value, _ARRAYS):
+                if outside:  # a tracer that outlived its trace: the loss's own error
+                    return self.fn(*args, **kwargs)
+            if isinstance(value, (jax.core.Tracer, *_ARRAYS)):
+                # An eager transformation's tracer is an input like any array.
                 if value.dtype.kind not in "biuf":  # strings, objects, complex: its own error
                     return self.fn(*args, **kwargs)
                 dynamic[name] = value
@@ -120,7 +156,7 @@ class _Compiled:
             else:
                 return self.fn(*args, **kwargs)
         static_key = tuple(static)
-        if (not dynamic or static_key in self.uncompiled
+        if (not dynamic or (static_key, outside) in self.uncompiled
                 or (static_key not in self.jits and len(self.jits) >= MAX_OPTION_SETS)):
             return self.fn(*args, **kwargs)
         key = (static_key, tuple((n, _signature(v)) for n, v in dynamic.items()))
@@ -129,8 +165,8 @@ class _Compiled:
             out, checked = self._jit(static_key)(dynamic)
         except Exception:
             result = self.fn(*args, **kwargs)  # raises the loss's own error, if it has one
-            with self.lock:  # it has none: these options need concrete values
-                self.uncompiled.add(static_key)
+            with self.lock:  # it has none: these options need concrete values (or, under
+                self.uncompiled.add((static_key, outside))  # a transformation, its own rule)
             return result
         checks = self.traced.checks
         if checks is not None:
@@ -141,7 +177,11 @@ class _Compiled:
             if checks is None:  # served from a cache this key does not describe: be safe
                 return self.fn(*args, **kwargs)
         for check, values in zip(checks, checked, strict=True):
-            check(*(np.asarray(v) for v in values))
+            # Under a transformation a value that depends on its traced inputs is unknown, and
+            # unchecked (as `when_concrete` leaves it in an uncompiled call); one that does not
+            # (labels, weights, options) comes back concrete and is checked.
+            if not any(isinstance(v, jax.core.Tracer) for v in values):
+                check(*(np.asarray(v) for v in values))
         return out
 
 
