@@ -142,11 +142,9 @@ class _Compiled:
             return self.fn(*args, **kwargs)  # the loss's own error for a wrong call
         static, dynamic = [], {}
         for name, value in bound.arguments.items():
-            if isinstance(value, jax.core.Tracer):
-                if outside:  # a tracer that outlived its trace: the loss's own error
-                    return self.fn(*args, **kwargs)
-            if isinstance(value, (jax.core.Tracer, *_ARRAYS)):
-                # An eager transformation's tracer is an input like any array.
+            if outside and isinstance(value, jax.core.Tracer):  # one that outlived its trace
+                return self.fn(*args, **kwargs)  # the loss's own error
+            if isinstance(value, _ARRAYS):  # an eager transformation's tracers are jax.Arrays
                 if value.dtype.kind not in "biuf":  # strings, objects, complex: its own error
                     return self.fn(*args, **kwargs)
                 dynamic[name] = value
