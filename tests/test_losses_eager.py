@@ -206,3 +206,32 @@ def test_under_jit_around_grad_the_loss_is_still_traced_as_written():
     grad = jax.jit(jax.grad(fresh))(P43, Y43)
     np.testing.assert_allclose(grad, np.clip(P43 - Y43, -1.0, 1.0) / P43.size, rtol=1e-13)
     assert not fresh._compiled.jits  # a staged trace: the loss is part of the caller's program
+
+
+def test_nested_and_forward_transformations_equal_the_loss_as_written():
+    # The wrapper must not change what any transformation computes: the loss as written
+    # (`__wrapped__`, op by op) is the reference, on shapes of this test's own.
+    rng = np.random.default_rng(7)
+    logits, ids = rng.normal(size=(11, 4)), rng.integers(0, 4, size=11)
+    p, labels = rng.normal(size=11), (rng.random(11) > 0.5).astype(float)
+    ce = compiled_eager(losses.softmax_cross_entropy.__wrapped__)
+    fresh_bce = compiled_eager(losses.sigmoid_binary_cross_entropy.__wrapped__)
+    written_ce = losses.softmax_cross_entropy.__wrapped__
+    written_bce = losses.sigmoid_binary_cross_entropy.__wrapped__
+    cases = [
+        # vmap over integer labels, batched with the logits
+        (jax.vmap(ce), jax.vmap(written_ce), (np.stack([logits, -logits]), np.stack([ids, 3 - ids]))),
+        # forward mode with a tangent for the labels too
+        (lambda a, b: jax.jvp(fresh_bce, (a, b), (np.ones(11), np.ones(11))),
+         lambda a, b: jax.jvp(written_bce, (a, b), (np.ones(11), np.ones(11))), (p, labels)),
+        # a gradient of a gradient, and a Jacobian of per-example values
+        (jax.grad(lambda a, b: jnp.sum(jax.grad(fresh_bce)(a, b) ** 2)),
+         jax.grad(lambda a, b: jnp.sum(jax.grad(written_bce)(a, b) ** 2)), (p, labels)),
+        (jax.jacrev(lambda a, b: ce(a, b, reduction="none")),
+         jax.jacrev(lambda a, b: written_ce(a, b, reduction="none")), (logits, ids)),
+    ]
+    for got, want, args in cases:
+        for g, w in zip(jax.tree.leaves(got(*args)), jax.tree.leaves(want(*args)), strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
+    assert ce._compiled.jits and fresh_bce._compiled.jits  # the compiled path ran
+    assert not ce._compiled.uncompiled and not fresh_bce._compiled.uncompiled
